@@ -1,0 +1,39 @@
+// Helpers shared by the binding files: checks on arrays handed over by the Python layer
+// (which owns the NumPy semantics) and the conversion to the driver's strided views.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include <string>
+
+#include "kernels/table.h"
+#include "parallel/driver.h"
+#include "runtime/runtime.h"
+
+namespace logitkit::bindings {
+
+namespace py = pybind11;
+
+enum class DType { f32, f64 };
+
+DType dtype_of(const py::array& a, const char* func, const char* arg);
+void require_same_dtype(const py::array& a, const py::array& b, const char* func, const char* arg);
+void require_writeable(const py::array& a, const char* func, const char* arg);
+void require_shape(const py::array& a, const std::vector<py::ssize_t>& shape, const char* func,
+                   const char* arg);
+std::vector<py::ssize_t> shape_of(const py::array& a);
+
+// The view of `a` with its last axis as the reduction axis (`has_axis`) or without one.
+parallel::StridedArray strided(const py::array& a, bool has_axis, bool writeable = false);
+parallel::RowShape row_shape(const py::array& x);
+
+const IsaTable& table_for(int isa);
+
+void register_runtime(py::module_& m);
+void register_reductions(py::module_& m);
+void register_elementwise(py::module_& m);
+
+}  // namespace logitkit::bindings

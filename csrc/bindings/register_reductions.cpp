@@ -1,0 +1,79 @@
+// softmax, log_softmax and logsumexp over the last axis of arrays prepared by the Python layer.
+#include "bindings/common.h"
+
+namespace logitkit::bindings {
+
+namespace {
+
+template <class T>
+const KernelSet<T>& kernels(const IsaTable& t);
+template <>
+const KernelSet<float>& kernels<float>(const IsaTable& t) { return t.f32; }
+template <>
+const KernelSet<double>& kernels<double>(const IsaTable& t) { return t.f64; }
+
+void softmax(py::array x, py::array y, bool log, int isa, int threads) {
+  const char* name = log ? "log_softmax" : "softmax";
+  const DType dt = dtype_of(x, name, "x");
+  require_same_dtype(x, y, name, "out");
+  require_writeable(y, name, "out");
+  if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
+  require_shape(y, shape_of(x), name, "out");
+  const IsaTable& table = table_for(isa);
+  const parallel::RowShape shape = row_shape(x);
+  const parallel::StridedArray xs = strided(x, true), ys = strided(y, true, true);
+  const int nt = runtime::resolve_threads(threads);
+  py::gil_scoped_release release;
+  if (dt == DType::f32) {
+    parallel::softmax(kernels<float>(table), shape, xs, ys, log, nt);
+  } else {
+    parallel::softmax(kernels<double>(table), shape, xs, ys, log, nt);
+  }
+}
+
+void logsumexp(py::array x, std::optional<py::array> b, py::array out,
+               std::optional<py::array> sign, int isa, int threads) {
+  const char* name = "logsumexp";
+  const DType dt = dtype_of(x, name, "x");
+  if (x.ndim() < 1) throw py::value_error("logsumexp(): x must have at least one axis");
+  std::vector<py::ssize_t> outer = shape_of(x);
+  outer.pop_back();
+  require_same_dtype(x, out, name, "out");
+  require_writeable(out, name, "out");
+  require_shape(out, outer, name, "out");
+  parallel::StridedArray bs, ss;
+  if (b) {
+    require_same_dtype(x, *b, name, "b");
+    require_shape(*b, shape_of(x), name, "b");
+    bs = strided(*b, true);
+  }
+  if (sign) {
+    require_same_dtype(x, *sign, name, "sign");
+    require_writeable(*sign, name, "sign");
+    require_shape(*sign, outer, name, "sign");
+    ss = strided(*sign, false, true);
+  }
+  const IsaTable& table = table_for(isa);
+  const parallel::RowShape shape = row_shape(x);
+  const parallel::StridedArray xs = strided(x, true), os = strided(out, false, true);
+  const int nt = runtime::resolve_threads(threads);
+  py::gil_scoped_release release;
+  if (dt == DType::f32) {
+    parallel::logsumexp(kernels<float>(table), shape, xs, bs, os, ss, nt);
+  } else {
+    parallel::logsumexp(kernels<double>(table), shape, xs, bs, os, ss, nt);
+  }
+}
+
+}  // namespace
+
+void register_reductions(py::module_& m) {
+  m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("log"), py::arg("isa"),
+        py::arg("threads"),
+        "softmax (log=False) or log_softmax (log=True) along the last axis of x into out.");
+  m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"),
+        py::arg("isa"), py::arg("threads"),
+        "log|sum(b*exp(x))| along the last axis of x into out (and its sign into sign).");
+}
+
+}  // namespace logitkit::bindings

@@ -1,0 +1,35 @@
+// Fills the kernel table of one ISA. Included by exactly one translation unit per ISA,
+// after it has defined LOGITKIT_ISA_NS and included its simd/ header.
+#pragma once
+#include "rows.h"
+
+namespace logitkit::LOGITKIT_ISA_NS {
+
+template <class V, class VD>
+KernelSet<typename V::T> make_kernel_set() {
+  using T = typename V::T;
+  KernelSet<T> k{};
+  k.softmax_row = &softmax_row<V, VD>;
+  k.log_softmax_row = &log_softmax_row<V, VD>;
+  k.logsumexp_row = &logsumexp_row<V, VD>;
+  k.stats = &row_stats<V, VD>;
+  k.weighted_stats = &weighted_row_stats<V, VD>;
+  k.exp_shift_scale = &exp_shift_scale<V>;
+  k.sub_shift = &sub_shift<V>;
+  k.softmax_special = &softmax_special_row<T>;
+  k.logsumexp_special = &logsumexp_special_row<T>;
+  k.unary[kSigmoid] = &unary_row<V, kSigmoid>;
+  k.unary[kLogSigmoid] = &unary_row<V, kLogSigmoid>;
+  k.unary[kSoftplus] = &unary_row<V, kSoftplus>;
+  k.unary[kLogit] = &unary_row<V, kLogit>;
+  k.unary[kExp] = &unary_row<V, kExp>;
+  k.unary[kLog] = &unary_row<V, kLog>;
+  return k;
+}
+
+template <class VF, class VD>
+IsaTable make_table(const char* name) {
+  return IsaTable{name, make_kernel_set<VF, VD>(), make_kernel_set<VD, VD>()};
+}
+
+}  // namespace logitkit::LOGITKIT_ISA_NS

@@ -1,0 +1,155 @@
+// Vector exp and log built from the simd/ primitives. Included inside an ISA-specific
+// namespace (LOGITKIT_ISA_NS) so that each instruction set gets its own copy.
+#pragma once
+#include <cstdint>
+#include <limits>
+
+namespace logitkit::LOGITKIT_ISA_NS {
+
+template <class T>
+struct MathConsts;
+
+template <>
+struct MathConsts<float> {
+  // exp(x) underflows to 0 below about -103.97 and overflows above about 88.72; the clamp
+  // keeps the exponent arithmetic in range while preserving both limits.
+  static constexpr float exp_lo = -104.0f;
+  static constexpr float exp_hi = 89.0f;
+  static constexpr float log2e = 0x1.715476p+0f;
+  // ln 2 split so that k * ln2_hi is exact for every k the clamp allows (Cody-Waite).
+  static constexpr float ln2_hi = 0x1.62ep-1f;
+  static constexpr float ln2_lo = 0x1.0bfbe8p-15f;
+  static constexpr float round_magic = 0x1.8p23f;
+  static constexpr float min_normal = 0x1p-126f;
+  static constexpr float subnormal_scale = 0x1p25f;
+  static constexpr float subnormal_shift = 25.0f;
+};
+
+template <>
+struct MathConsts<double> {
+  static constexpr double exp_lo = -746.0;
+  static constexpr double exp_hi = 710.0;
+  static constexpr double log2e = 0x1.71547652b82fep+0;
+  static constexpr double ln2_hi = 0x1.62e42ffp-1;
+  static constexpr double ln2_lo = -0x1.718432a1b0e26p-35;
+  static constexpr double round_magic = 0x1.8p52;
+  static constexpr double min_normal = 0x1p-1022;
+  static constexpr double subnormal_scale = 0x1p54;
+  static constexpr double subnormal_shift = 54.0;
+};
+
+template <class V>
+inline V splat(double c) {
+  return V::set1(static_cast<typename V::T>(c));
+}
+
+// exp(r) - 1 - r for |r| <= ln2/2, divided by r^2 and evaluated by Horner's rule.
+// float: degree-4 fit for minimal relative error of the whole exp (about 3e-9, far below
+// float rounding), computed by iteratively reweighted least squares on [-ln2/2, ln2/2].
+// double: Taylor terms to r^13, whose truncation error (< 5e-18) is below double rounding.
+template <class V>
+inline V exp_poly_tail(V r, float) {
+  V q = fma(splat<V>(0.0013814613093567837), r, splat<V>(0.008368709961356245));
+  q = fma(q, r, splat<V>(0.041668387373896165));
+  q = fma(q, r, splat<V>(0.1666652068865668));
+  return fma(q, r, splat<V>(0.4999999345162602));
+}
+
+constexpr double inverse_factorial(int k) {
+  double f = 1.0;
+  for (int i = 2; i <= k; ++i) f *= i;
+  return 1.0 / f;
+}
+
+template <class V>
+inline V exp_poly_tail(V r, double) {
+  V q = splat<V>(inverse_factorial(13));
+  for (int k = 12; k >= 2; --k) q = fma(q, r, splat<V>(inverse_factorial(k)));
+  return q;
+}
+
+// exp(x) with correct overflow to +inf, gradual underflow through the subnormals, and NaN
+// propagation. x = k ln2 + r, exp(x) = 2^k exp(r); 2^k is applied in two halves so that
+// both the subnormal results and those near the overflow threshold stay representable.
+template <class V>
+inline V exp_(V x) {
+  using T = typename V::T;
+  using C = MathConsts<T>;
+  x = clamp_keep_nan(x, V::set1(C::exp_lo), V::set1(C::exp_hi));
+  const V magic = V::set1(C::round_magic);
+  const V k = fma(x, V::set1(C::log2e), magic) - magic;  // round to nearest integer
+  V r = fma(k, V::set1(-C::ln2_hi), x);
+  r = fma(k, V::set1(-C::ln2_lo), r);
+  const V p = fma(exp_poly_tail(r, T()), r * r, r) + V::set1(T(1));
+  const V k1 = fma(k, V::set1(T(0.5)), magic) - magic;
+  const V k2 = k - k1;
+  return p * pow2i(k1) * pow2i(k2);
+}
+
+// 2 atanh(s) - 2s over s^3, for |s| <= (sqrt2 - 1)/(sqrt2 + 1): the odd series of
+// log((1 + s)/(1 - s)), with coefficients 2/(2j + 1), cut where it falls below rounding.
+template <class V>
+inline V atanh_series_tail(V s2, float) {
+  V q = splat<V>(2.0 / 11);
+  for (int j = 4; j >= 1; --j) q = fma(q, s2, splat<V>(2.0 / (2 * j + 1)));
+  return q * s2;
+}
+
+template <class V>
+inline V atanh_series_tail(V s2, double) {
+  V q = splat<V>(2.0 / 23);
+  for (int j = 10; j >= 1; --j) q = fma(q, s2, splat<V>(2.0 / (2 * j + 1)));
+  return q * s2;
+}
+
+// log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1], via s = f / (2 + f).
+template <class V>
+inline V log1p_reduced(V f) {
+  using T = typename V::T;
+  const V s = f / (V::set1(T(2)) + f);
+  return fma(s, atanh_series_tail(s * s, T()), s + s);
+}
+
+template <class V>
+inline V log_(V x) {
+  using T = typename V::T;
+  using C = MathConsts<T>;
+  const V zero = V::zero();
+  const auto tiny = lt(x, V::set1(C::min_normal));
+  const V xs = select(tiny, x * V::set1(C::subnormal_scale), x);
+  V e;
+  V m = split_exponent(xs, e);
+  e = e - select(tiny, V::set1(C::subnormal_shift), zero);
+  const auto high = lt(splat<V>(1.4142135623730951), m);
+  m = select(high, m * V::set1(T(0.5)), m);
+  e = select(high, e + V::set1(T(1)), e);
+  const V logm = log1p_reduced(m - V::set1(T(1)));
+  V result = fma(e, V::set1(C::ln2_hi), fma(e, V::set1(C::ln2_lo), logm));
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  result = select(eq(x, zero), V::set1(-inf), result);
+  result = select(eq(x, V::set1(inf)), V::set1(inf), result);
+  const auto invalid = mask_or(lt(x, zero), ne(x, x));
+  return select(invalid, V::set1(std::numeric_limits<T>::quiet_NaN()), result);
+}
+
+// log(1 + x) for x in [0, 1], the range log-sigmoid and softplus need; one division.
+template <class V>
+inline V log1p_unit_(V x) {
+  using T = typename V::T;
+  const auto high = lt(splat<V>(0.41421356237309503), x);
+  // 1 + x = 2 (1 + (x - 1)/2), and x - 1 is exact for x in [1/2, 1].
+  const V f = select(high, (x - V::set1(T(1))) * V::set1(T(0.5)), x);
+  const V l = log1p_reduced(f);
+  return select(high, l + splat<V>(0.6931471805599453), l);
+}
+
+// log(1 + x) for moderate x: the rounding of u = 1 + x is undone by a first-order term.
+template <class V>
+inline V log1p_(V x) {
+  using T = typename V::T;
+  const V one = V::set1(T(1));
+  const V u = one + x;
+  return log_(u) + (x - (u - one)) / u;
+}
+
+}  // namespace logitkit::LOGITKIT_ISA_NS

@@ -1,0 +1,261 @@
+// Row primitives over one contiguous row, written once over the simd/ vector types and
+// compiled per ISA inside LOGITKIT_ISA_NS. No threads, no allocation, no Python.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "combine.h"
+#include "math.h"
+#include "special.h"
+#include "table.h"
+
+namespace logitkit::LOGITKIT_ISA_NS {
+
+using std::ptrdiff_t;
+
+// Tails shorter than a vector go through a small buffer padded with a neutral value, so
+// every element is processed by the same vector code as the body.
+template <class V>
+inline V load_partial(const typename V::T* p, ptrdiff_t n, typename V::T fill) {
+  alignas(64) typename V::T buf[V::N];
+  for (int j = 0; j < V::N; ++j) buf[j] = j < n ? p[j] : fill;
+  return V::load(buf);
+}
+
+template <class V>
+inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
+  alignas(64) typename V::T buf[V::N];
+  v.store(buf);
+  for (ptrdiff_t j = 0; j < n; ++j) p[j] = buf[j];
+}
+
+// Sum of vectors carried in double lanes (float lanes are widened on the way in).
+template <class VD>
+struct WideSum {
+  VD a0 = VD::zero(), a1 = VD::zero();
+  template <class V>
+  void add(V x) {
+    accumulate_wide(a0, a1, x);
+  }
+  double total() const { return reduce_add(a0 + a1); }
+};
+
+template <class T>
+inline bool has_nan(const T* x, ptrdiff_t n) {
+  for (ptrdiff_t i = 0; i < n; ++i)
+    if (std::isnan(x[i])) return true;
+  return false;
+}
+
+template <class V>
+typename V::T row_max(const typename V::T* x, ptrdiff_t n) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  V m0 = V::set1(ninf), m1 = m0, m2 = m0, m3 = m0;
+  ptrdiff_t i = 0;
+  for (; i + 4 * V::N <= n; i += 4 * V::N) {
+    m0 = max_(m0, V::load(x + i));
+    m1 = max_(m1, V::load(x + i + V::N));
+    m2 = max_(m2, V::load(x + i + 2 * V::N));
+    m3 = max_(m3, V::load(x + i + 3 * V::N));
+  }
+  for (; i + V::N <= n; i += V::N) m0 = max_(m0, V::load(x + i));
+  if (i < n) m0 = max_(m0, load_partial<V>(x + i, n - i, ninf));
+  return reduce_max(max_(max_(m0, m1), max_(m2, m3)));
+}
+
+// y = exp(x - shift), returning the sum of y (in double).
+template <class V, class VD>
+double store_exp_sum(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift) {
+  using T = typename V::T;
+  const V s = V::set1(shift);
+  WideSum<VD> acc0, acc1;
+  ptrdiff_t i = 0;
+  for (; i + 2 * V::N <= n; i += 2 * V::N) {
+    const V e0 = exp_(V::load(x + i) - s);
+    const V e1 = exp_(V::load(x + i + V::N) - s);
+    e0.store(y + i);
+    e1.store(y + i + V::N);
+    acc0.add(e0);
+    acc1.add(e1);
+  }
+  for (; i + V::N <= n; i += V::N) {
+    const V e = exp_(V::load(x + i) - s);
+    e.store(y + i);
+    acc0.add(e);
+  }
+  if (i < n) {
+    const V e = exp_(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity()) - s);
+    store_partial(y + i, n - i, e);
+    acc0.add(e);
+  }
+  return acc0.total() + acc1.total();
+}
+
+template <class V>
+void scale_row(typename V::T* y, ptrdiff_t n, typename V::T factor) {
+  const V f = V::set1(factor);
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) (V::load(y + i) * f).store(y + i);
+  if (i < n) store_partial(y + i, n - i, load_partial<V>(y + i, n - i, 0) * f);
+}
+
+template <class V>
+void exp_shift_scale(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
+                     typename V::T scale) {
+  const V s = V::set1(shift), c = V::set1(scale);
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) (exp_(V::load(x + i) - s) * c).store(y + i);
+  if (i < n) store_partial(y + i, n - i, exp_(load_partial<V>(x + i, n - i, 0) - s) * c);
+}
+
+template <class V>
+void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
+               typename V::T offset) {
+  const V s = V::set1(shift), c = V::set1(offset);
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) ((V::load(x + i) - s) - c).store(y + i);
+  if (i < n) store_partial(y + i, n - i, (load_partial<V>(x + i, n - i, 0) - s) - c);
+}
+
+// Max, then the exponentials split into the entries equal to the max and the rest.
+template <class V, class VD>
+RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const T m = row_max<V>(x, n);
+  if (!std::isfinite(m)) {
+    return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
+  }
+  const V mv = V::set1(m), zero = V::zero(), one = V::set1(T(1));
+  WideSum<VD> rest0, rest1;
+  V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
+  auto step = [&](V xv, WideSum<VD>& rest, V& count) {
+    const auto at_max = eq(xv, mv);
+    rest.add(select(at_max, zero, exp_(xv - mv)));
+    count = count + select(at_max, one, zero);
+  };
+  ptrdiff_t i = 0;
+  for (; i + 2 * V::N <= n; i += 2 * V::N) {
+    step(V::load(x + i), rest0, count0);
+    step(V::load(x + i + V::N), rest1, count1);
+  }
+  for (; i + V::N <= n; i += V::N) step(V::load(x + i), rest0, count0);
+  if (i < n) step(load_partial<V>(x + i, n - i, ninf), rest1, count1);
+  return {m, reduce_add(count0 + count1), rest0.total() + rest1.total()};
+}
+
+// As row_stats with weights b; entries with b == 0 are not counted at all.
+template <class V, class VD>
+RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typename V::T* b,
+                                           ptrdiff_t n) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const V zero = V::zero(), vninf = V::set1(ninf);
+  auto counted = [&](V xv, V bv) { return select(ne(bv, zero), xv, vninf); };
+  V m0 = vninf, m1 = vninf;
+  ptrdiff_t i = 0;
+  for (; i + 2 * V::N <= n; i += 2 * V::N) {
+    m0 = max_(m0, counted(V::load(x + i), V::load(b + i)));
+    m1 = max_(m1, counted(V::load(x + i + V::N), V::load(b + i + V::N)));
+  }
+  for (; i + V::N <= n; i += V::N) m0 = max_(m0, counted(V::load(x + i), V::load(b + i)));
+  if (i < n) {
+    m0 = max_(m0, counted(load_partial<V>(x + i, n - i, ninf), load_partial<V>(b + i, n - i, 0)));
+  }
+  const T m = reduce_max(max_(m0, m1));
+  if (!std::isfinite(m)) return {m, 0.0, 0.0};  // the special path rescans x and b
+
+  const V mv = V::set1(m);
+  WideSum<VD> rest, at_max_weight;
+  auto step = [&](V xv, V bv) {
+    const V xc = counted(xv, bv);
+    const auto at_max = eq(xc, mv);
+    rest.add(select(at_max, zero, exp_(xc - mv) * bv));
+    at_max_weight.add(select(at_max, bv, zero));
+  };
+  for (i = 0; i + V::N <= n; i += V::N) step(V::load(x + i), V::load(b + i));
+  if (i < n) step(load_partial<V>(x + i, n - i, ninf), load_partial<V>(b + i, n - i, 0));
+  return {m, at_max_weight.total(), rest.total()};
+}
+
+// ---- whole-row operations for rows that stay in cache -------------------------------
+
+// Three passes: max; exp(x - max) stored and summed; scale. The row is read from memory
+// once, the later passes hit the cache.
+template <class V, class VD>
+void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+  using T = typename V::T;
+  const T m = row_max<V>(x, n);
+  if (!std::isfinite(m)) return softmax_special_row(x, y, n, false);
+  const double sum = store_exp_sum<V, VD>(x, y, n, m);
+  scale_row<V>(y, n, T(1.0 / sum));
+}
+
+template <class V, class VD>
+void log_softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+  using T = typename V::T;
+  const RowStats<T> s = row_stats<V, VD>(x, n);
+  if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, true);
+  sub_shift<V>(x, y, n, s.max, T(log_abs_sum(s.at_max, s.rest).value));
+}
+
+template <class V, class VD>
+LseResult logsumexp_row(const typename V::T* x, const typename V::T* b, ptrdiff_t n) {
+  using T = typename V::T;
+  const RowStats<T> s = b ? weighted_row_stats<V, VD>(x, b, n) : row_stats<V, VD>(x, n);
+  if (!std::isfinite(s.max)) return logsumexp_special_row(x, b, n);
+  return finish_logsumexp(s);
+}
+
+// ---- elementwise ---------------------------------------------------------------------
+
+template <class V>
+inline V sigmoid_(V x) {
+  using T = typename V::T;
+  const V e = exp_(V::zero() - abs_(x));  // in (0, 1]: never overflows
+  const V r = V::set1(T(1)) / (V::set1(T(1)) + e);
+  return select(lt(x, V::zero()), e * r, r);
+}
+
+template <class V>
+inline V log_sigmoid_(V x) {
+  return min_(x, V::zero()) - log1p_unit_(exp_(V::zero() - abs_(x)));
+}
+
+template <class V>
+inline V softplus_(V x) {
+  return max_(x, V::zero()) + log1p_unit_(exp_(V::zero() - abs_(x)));
+}
+
+// log(p / (1 - p)); near p = 1/2 the ratio is close to 1 and its log loses relative
+// precision, so there it is log1p((2p - 1) / (1 - p)) with 2p - 1 exact.
+template <class V>
+inline V logit_(V p) {
+  using T = typename V::T;
+  const V q = V::set1(T(1)) - p;
+  const auto near_half = lt(abs_(p - V::set1(T(0.5))), V::set1(T(0.2)));
+  return select(near_half, log1p_((p - q) / q), log_(p / q));
+}
+
+template <class V>
+inline V apply_unary(int op, V x) {
+  switch (op) {
+    case kSigmoid: return sigmoid_(x);
+    case kLogSigmoid: return log_sigmoid_(x);
+    case kSoftplus: return softplus_(x);
+    case kLogit: return logit_(x);
+    case kExp: return exp_(x);
+    default: return log_(x);
+  }
+}
+
+template <class V, int Op>
+void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) apply_unary(Op, V::load(x + i)).store(y + i);
+  if (i < n) store_partial(y + i, n - i, apply_unary(Op, load_partial<V>(x + i, n - i, 0)));
+}
+
+}  // namespace logitkit::LOGITKIT_ISA_NS

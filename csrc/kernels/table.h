@@ -1,0 +1,52 @@
+// The contract between the per-ISA kernels and the ISA-independent layers above them:
+// plain data types and one table of function pointers per instruction set.
+#pragma once
+#include <cstddef>
+
+namespace logitkit {
+
+// Partial reduction of a row (or of one fixed-size chunk of it) for the log-sum-exp family.
+// The entries equal to the maximum are kept apart from the rest, so that
+// log(at_max + rest) can be formed as log(at_max) + log1p(rest / at_max): this keeps full
+// relative precision when the maximum dominates, e.g. log_softmax([0, -50])[0] = -1.9e-22.
+template <class T>
+struct RowStats {
+  T max;          // maximum over the counted entries (-inf when there are none)
+  double at_max;  // number of entries equal to max, or the sum of their weights
+  double rest;    // sum of (weight *) exp(x - max) over the entries below max
+};
+
+// log|sum| and the sign of sum (+1, -1, 0, or NaN) of a weighted sum of exponentials.
+struct LseResult {
+  double value;
+  double sign;
+};
+
+enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kNumUnaryOps };
+
+template <class T>
+struct KernelSet {
+  // Whole-row operations for rows short enough to stay in cache; y may alias x.
+  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n);
+  void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n);
+  LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
+
+  // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
+  RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
+  RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
+  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale);  // exp(x-s)*c
+  void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset);       // (x-s)-c
+  // Rows whose maximum is not finite (NaN, +inf, or all -inf): scalar and rare.
+  void (*softmax_special)(const T* x, T* y, std::ptrdiff_t n, bool log);
+  LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
+
+  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
+};
+
+struct IsaTable {
+  const char* name;
+  KernelSet<float> f32;
+  KernelSet<double> f64;
+};
+
+}  // namespace logitkit

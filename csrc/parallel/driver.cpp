@@ -1,0 +1,279 @@
+#include "parallel/driver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+// The driver's own copy of the scalar merge code, compiled for the baseline target.
+#define LOGITKIT_ISA_NS host
+#include "kernels/combine.h"
+
+namespace logitkit::parallel {
+
+namespace {
+
+using std::ptrdiff_t;
+
+int thread_id() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Maps a row number to the element offset of that row in each operand. Adjacent outer axes
+// that are laid out contiguously in every operand are merged first, so the common cases
+// (C-contiguous and simple slices) cost one multiplication per row.
+class RowOffsets {
+ public:
+  RowOffsets(const std::vector<ptrdiff_t>& shape, const std::vector<const StridedArray*>& ops)
+      : strides_(ops.size()) {
+    auto stride = [&](size_t k, size_t d) -> ptrdiff_t {
+      return ops[k]->data ? ops[k]->outer_strides[d] : 0;
+    };
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] == 1) continue;
+      bool mergeable = !dims_.empty();
+      for (size_t k = 0; mergeable && k < ops.size(); ++k) {
+        mergeable = strides_[k].back() == shape[d] * stride(k, d);
+      }
+      if (mergeable) {
+        dims_.back() *= shape[d];
+        for (size_t k = 0; k < ops.size(); ++k) strides_[k].back() = stride(k, d);
+      } else {
+        dims_.push_back(shape[d]);
+        for (size_t k = 0; k < ops.size(); ++k) strides_[k].push_back(stride(k, d));
+      }
+    }
+  }
+
+  ptrdiff_t offset(size_t op, ptrdiff_t row) const {
+    ptrdiff_t off = 0;
+    for (size_t d = dims_.size(); d-- > 0;) {
+      const ptrdiff_t i = row % dims_[d];
+      row /= dims_[d];
+      off += i * strides_[op][d];
+    }
+    return off;
+  }
+
+ private:
+  std::vector<ptrdiff_t> dims_;
+  std::vector<std::vector<ptrdiff_t>> strides_;  // per operand, per merged axis
+};
+
+ptrdiff_t product(const std::vector<ptrdiff_t>& v) {
+  ptrdiff_t p = 1;
+  for (ptrdiff_t s : v) p *= s;
+  return p;
+}
+
+template <class T>
+constexpr ptrdiff_t long_row_elements() {
+  return kLongRowBytes / static_cast<ptrdiff_t>(sizeof(T));
+}
+
+template <class T>
+constexpr ptrdiff_t chunk_elements() {
+  return kChunkBytes / static_cast<ptrdiff_t>(sizeof(T));
+}
+
+template <class T>
+void gather(const T* src, ptrdiff_t stride, ptrdiff_t n, T* dst) {
+  for (ptrdiff_t i = 0; i < n; ++i) dst[i] = src[i * stride];
+}
+
+template <class T>
+void scatter(const T* src, ptrdiff_t n, T* dst, ptrdiff_t stride) {
+  for (ptrdiff_t i = 0; i < n; ++i) dst[i * stride] = src[i];
+}
+
+// Statistics of a long row: fixed chunks, merged in chunk order. The chunking depends only
+// on n, so the result is the same for any number of threads sharing the row.
+template <class T>
+RowStats<T> long_row_stats(const KernelSet<T>& k, const T* x, const T* b, ptrdiff_t n,
+                           int threads) {
+  const ptrdiff_t chunk = chunk_elements<T>();
+  const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
+  std::vector<RowStats<T>> parts(static_cast<size_t>(n_chunks));
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+  for (ptrdiff_t c = 0; c < n_chunks; ++c) {
+    const ptrdiff_t len = std::min(chunk, n - c * chunk);
+    parts[c] = b ? k.weighted_stats(x + c * chunk, b + c * chunk, len) : k.stats(x + c * chunk, len);
+  }
+  return host::merge_stats(parts.data(), n_chunks);
+}
+
+template <class T>
+void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n, bool log,
+                            int threads) {
+  if (n <= long_row_elements<T>()) {
+    (log ? k.log_softmax_row : k.softmax_row)(x, y, n);
+    return;
+  }
+  const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
+  if (!std::isfinite(s.max)) {
+    k.softmax_special(x, y, n, log);
+    return;
+  }
+  const T scale = T(1.0 / (s.at_max + s.rest));
+  const T offset = T(host::log_abs_sum(s.at_max, s.rest).value);
+  const ptrdiff_t chunk = chunk_elements<T>();
+  const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+  for (ptrdiff_t c = 0; c < n_chunks; ++c) {
+    const ptrdiff_t len = std::min(chunk, n - c * chunk);
+    if (log) {
+      k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset);
+    } else {
+      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale);
+    }
+  }
+}
+
+template <class T>
+LseResult logsumexp_contiguous_row(const KernelSet<T>& k, const T* x, const T* b, ptrdiff_t n,
+                                   int threads) {
+  if (n <= long_row_elements<T>()) return k.logsumexp_row(x, b, n);
+  const RowStats<T> s = long_row_stats(k, x, b, n, threads);
+  if (!std::isfinite(s.max)) return k.logsumexp_special(x, b, n);
+  return host::finish_logsumexp(s);
+}
+
+// Threads go to rows when there are enough rows; otherwise to the chunks of each row.
+int threads_for(ptrdiff_t rows, ptrdiff_t n, int threads) {
+  if (rows * n < kSerialWork) return 1;
+  return threads;
+}
+
+}  // namespace
+
+template <class T>
+void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
+             const StridedArray& y, bool log, int threads) {
+  const ptrdiff_t rows = product(shape.outer), n = shape.n;
+  if (rows == 0 || n == 0) return;
+  const RowOffsets offsets(shape.outer, {&x, &y});
+  const bool contiguous = x.axis_stride == 1 && y.axis_stride == 1;
+  const T* xd = static_cast<const T*>(x.data);
+  T* yd = static_cast<T*>(y.data);
+  const int nt = threads_for(rows, n, threads);
+  const bool split_rows = nt > 1 && rows < nt && n > long_row_elements<T>();
+
+  if (split_rows) {
+    std::vector<T> buf(contiguous ? 0 : static_cast<size_t>(n));
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+      const T* xr = xd + offsets.offset(0, r);
+      T* yr = yd + offsets.offset(1, r);
+      if (contiguous) {
+        softmax_contiguous_row(k, xr, yr, n, log, nt);
+      } else {
+        gather(xr, x.axis_stride, n, buf.data());
+        softmax_contiguous_row(k, buf.data(), buf.data(), n, log, nt);
+        scatter(buf.data(), n, yr, y.axis_stride);
+      }
+    }
+    return;
+  }
+
+  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, rows));
+  std::vector<T> bufs(contiguous ? 0 : static_cast<size_t>(n) * team);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    T* buf = contiguous ? nullptr : bufs.data() + static_cast<size_t>(n) * thread_id();
+#pragma omp for schedule(static)
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+      const T* xr = xd + offsets.offset(0, r);
+      T* yr = yd + offsets.offset(1, r);
+      if (contiguous) {
+        softmax_contiguous_row(k, xr, yr, n, log, 1);
+      } else {
+        gather(xr, x.axis_stride, n, buf);
+        softmax_contiguous_row(k, buf, buf, n, log, 1);
+        scatter(buf, n, yr, y.axis_stride);
+      }
+    }
+  }
+}
+
+template <class T>
+void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
+               const StridedArray& b, const StridedArray& out, const StridedArray& sign,
+               int threads) {
+  const ptrdiff_t rows = product(shape.outer), n = shape.n;
+  if (rows == 0) return;
+  const RowOffsets offsets(shape.outer, {&x, &b, &out, &sign});
+  const bool weighted = b.data != nullptr;
+  const bool contiguous = x.axis_stride == 1 && (!weighted || b.axis_stride == 1);
+  const T* xd = static_cast<const T*>(x.data);
+  const T* bd = static_cast<const T*>(b.data);
+  T* od = static_cast<T*>(out.data);
+  T* sd = static_cast<T*>(sign.data);
+  const ptrdiff_t row_buf = contiguous ? 0 : n * (weighted ? 2 : 1);
+  const int nt = threads_for(rows, n, threads);
+  const bool split_rows = nt > 1 && rows < nt && n > long_row_elements<T>();
+
+  auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
+    const T* xr = xd + offsets.offset(0, r);
+    const T* br = weighted ? bd + offsets.offset(1, r) : nullptr;
+    if (!contiguous) {
+      gather(xr, x.axis_stride, n, buf);
+      xr = buf;
+      if (weighted) {
+        gather(br, b.axis_stride, n, buf + n);
+        br = buf + n;
+      }
+    }
+    LseResult res = n == 0 ? LseResult{-std::numeric_limits<double>::infinity(), 0.0}
+                           : logsumexp_contiguous_row(k, xr, br, n, row_threads);
+    if (!sd && res.sign < 0) res.value = std::numeric_limits<double>::quiet_NaN();
+    od[offsets.offset(2, r)] = T(res.value);
+    if (sd) sd[offsets.offset(3, r)] = T(res.sign);
+  };
+
+  if (split_rows) {
+    std::vector<T> buf(static_cast<size_t>(row_buf));
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf.data(), nt);
+    return;
+  }
+  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, rows));
+  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
+#pragma omp for schedule(static)
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf, 1);
+  }
+}
+
+template <class T>
+void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
+  constexpr ptrdiff_t kBlock = 1 << 14;
+  const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
+  const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
+  const auto fn = k.unary[op];
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (ptrdiff_t i = 0; i < blocks; ++i) {
+    fn(x + i * kBlock, y + i * kBlock, std::min(kBlock, count - i * kBlock));
+  }
+}
+
+template void softmax<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
+                             const StridedArray&, bool, int);
+template void softmax<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
+                              const StridedArray&, bool, int);
+template void logsumexp<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
+                               const StridedArray&, const StridedArray&, const StridedArray&, int);
+template void logsumexp<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
+                                const StridedArray&, const StridedArray&, const StridedArray&,
+                                int);
+template void unary<float>(const KernelSet<float>&, UnaryOp, const float*, float*, ptrdiff_t, int);
+template void unary<double>(const KernelSet<double>&, UnaryOp, const double*, double*, ptrdiff_t,
+                            int);
+
+}  // namespace logitkit::parallel

@@ -1,0 +1,48 @@
+// Runs the row kernels over strided N-d arrays with OpenMP. The reduction axis is the last
+// one; every other axis is an "outer" axis enumerating rows. Strides are in elements.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "kernels/table.h"
+
+namespace logitkit::parallel {
+
+struct StridedArray {
+  void* data = nullptr;
+  std::vector<std::ptrdiff_t> outer_strides;  // one per outer axis
+  std::ptrdiff_t axis_stride = 1;             // along the reduction axis (unused for outputs
+                                              // that have no such axis)
+};
+
+struct RowShape {
+  std::vector<std::ptrdiff_t> outer;  // sizes of the outer axes
+  std::ptrdiff_t n = 0;               // length of the reduction axis
+};
+
+// y = softmax(x) or log_softmax(x) along the last axis. y may be x itself.
+template <class T>
+void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
+             const StridedArray& y, bool log, int threads);
+
+// out = log|sum(b * exp(x))| along the last axis; sign (optional) receives the sign of the
+// sum. Without a sign output a negative sum gives NaN. b may have data == nullptr.
+template <class T>
+void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
+               const StridedArray& b, const StridedArray& out, const StridedArray& sign,
+               int threads);
+
+// y = f(x) elementwise over `count` contiguous elements. y may be x itself.
+template <class T>
+void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, std::ptrdiff_t count,
+           int threads);
+
+// Below this many elements a call runs on the calling thread: a fork/join costs more.
+constexpr std::ptrdiff_t kSerialWork = 1 << 15;
+
+// A row longer than this many bytes is processed in fixed-size chunks whose partial
+// statistics are merged in order; one such row may be shared by several threads.
+constexpr std::ptrdiff_t kLongRowBytes = 160 * 1024;
+constexpr std::ptrdiff_t kChunkBytes = 64 * 1024;
+
+}  // namespace logitkit::parallel

@@ -1,0 +1,183 @@
+#include "runtime/runtime.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/tables.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define LOGITKIT_X86 1
+#include <cpuid.h>
+#endif
+
+namespace logitkit::runtime {
+
+namespace {
+
+#if defined(LOGITKIT_X86)
+struct X86Features {
+  bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
+  bool avx512 = false;  // F + BW + DQ + VL, with the OS saving ZMM and mask state
+};
+
+// The OS must enable the register state in XCR0, or the instructions fault even when CPUID
+// advertises them (e.g. AVX-512 disabled by a hypervisor).
+unsigned long long read_xcr0() {
+  unsigned int lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+
+X86Features detect_x86() {
+  X86Features f;
+  unsigned int a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27);
+  const bool avx = c & (1u << 28);
+  const bool fma = c & (1u << 12);
+  const bool f16c = c & (1u << 29);
+  if (!osxsave || !avx) return f;
+  const unsigned long long xcr0 = read_xcr0();
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const bool avx2 = b & (1u << 5);
+  f.avx2 = ymm_state && avx2 && fma && f16c;
+  const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
+  const bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
+  f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  return f;
+}
+
+const X86Features& x86_features() {
+  static const X86Features f = detect_x86();
+  return f;
+}
+#endif
+
+const IsaTable* compiled_table(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return isa_table_scalar();
+#if defined(LOGITKIT_HAVE_SSE2)
+    case Isa::sse2: return isa_table_sse2();
+#endif
+#if defined(LOGITKIT_HAVE_AVX2)
+    case Isa::avx2: return isa_table_avx2();
+#endif
+#if defined(LOGITKIT_HAVE_AVX512)
+    case Isa::avx512: return isa_table_avx512();
+#endif
+#if defined(LOGITKIT_HAVE_NEON)
+    case Isa::neon: return isa_table_neon();
+#endif
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::sse2: return "sse2";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+    default: return "unknown";
+  }
+}
+
+std::vector<Isa> all_isas() {
+  return {Isa::scalar, Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon};
+}
+
+bool is_compiled(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
+#if defined(LOGITKIT_HAVE_SSE2)
+    case Isa::sse2: return true;
+#endif
+#if defined(LOGITKIT_HAVE_AVX2)
+    case Isa::avx2: return true;
+#endif
+#if defined(LOGITKIT_HAVE_AVX512)
+    case Isa::avx512: return true;
+#endif
+#if defined(LOGITKIT_HAVE_NEON)
+    case Isa::neon: return true;
+#endif
+    default: return false;
+  }
+}
+
+bool cpu_supports(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
+#if defined(LOGITKIT_X86)
+    case Isa::sse2: return true;  // part of x86-64
+    case Isa::avx2: return x86_features().avx2;
+    case Isa::avx512: return x86_features().avx512;
+#endif
+#if defined(__aarch64__)
+    case Isa::neon: return true;  // part of AArch64
+#endif
+    default: return false;
+  }
+}
+
+Isa best_isa() {
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon, Isa::sse2}) {
+    if (is_compiled(isa) && cpu_supports(isa)) return isa;
+  }
+  return Isa::scalar;
+}
+
+const IsaTable* usable_table(Isa isa) {
+  if (!is_compiled(isa) || !cpu_supports(isa)) return nullptr;
+  return compiled_table(isa);
+}
+
+bool openmp_enabled() {
+#if defined(_OPENMP)
+  return true;
+#else
+  return false;
+#endif
+}
+
+int hardware_threads() {
+#if defined(_OPENMP)
+  return omp_get_num_procs();
+#else
+  return 1;
+#endif
+}
+
+int default_threads() {
+  if (const char* env = std::getenv("LOGITKIT_NUM_THREADS")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0) return v > 4096 ? 4096 : static_cast<int>(v);
+  }
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int resolve_threads(int requested) {
+  const int t = requested > 0 ? requested : default_threads();
+#if defined(_OPENMP)
+  return t;
+#else
+  (void)t;
+  return 1;
+#endif
+}
+
+}  // namespace logitkit::runtime

@@ -1,0 +1,132 @@
+// AVX2 + FMA (+ F16C for the half-precision paths): 8 floats or 4 doubles per vector.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace logitkit::simd::avx2 {
+
+struct VF32 {
+  using T = float;
+  static constexpr int N = 8;
+  struct Mask {
+    __m256 m;
+  };
+  __m256 v;
+
+  static VF32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static VF32 set1(float x) { return {_mm256_set1_ps(x)}; }
+  static VF32 zero() { return {_mm256_setzero_ps()}; }
+  void store(float* p) const { _mm256_storeu_ps(p, v); }
+
+  friend VF32 operator+(VF32 a, VF32 b) { return {_mm256_add_ps(a.v, b.v)}; }
+  friend VF32 operator-(VF32 a, VF32 b) { return {_mm256_sub_ps(a.v, b.v)}; }
+  friend VF32 operator*(VF32 a, VF32 b) { return {_mm256_mul_ps(a.v, b.v)}; }
+  friend VF32 operator/(VF32 a, VF32 b) { return {_mm256_div_ps(a.v, b.v)}; }
+  friend VF32 fma(VF32 a, VF32 b, VF32 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  friend VF32 max_(VF32 a, VF32 b) { return {_mm256_max_ps(a.v, b.v)}; }
+  friend VF32 min_(VF32 a, VF32 b) { return {_mm256_min_ps(a.v, b.v)}; }
+  // vmaxps/vminps return their second operand when either is NaN: keeping x second keeps NaN.
+  friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
+    return {_mm256_min_ps(hi.v, _mm256_max_ps(lo.v, x.v))};
+  }
+  friend VF32 abs_(VF32 a) {
+    return {_mm256_and_ps(a.v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))};
+  }
+  friend Mask eq(VF32 a, VF32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(VF32 a, VF32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Mask lt(VF32 a, VF32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(VF32 a, VF32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+  friend VF32 select(Mask m, VF32 a, VF32 b) { return {_mm256_blendv_ps(b.v, a.v, m.m)}; }
+  friend Mask mask_or(Mask a, Mask b) { return {_mm256_or_ps(a.m, b.m)}; }
+  friend float reduce_max(VF32 a) {
+    __m128 t = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_max_ss(t, _mm_shuffle_ps(t, t, 1));
+    return _mm_cvtss_f32(t);
+  }
+  friend double reduce_add(VF32 a) {
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a.v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1));
+    const __m256d s = _mm256_add_pd(lo, hi);
+    const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
+  }
+  friend VF32 pow2i(VF32 k) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k.v), _mm256_set1_epi32(127));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
+  }
+  friend VF32 split_exponent(VF32 x, VF32& e) {
+    const __m256i bits = _mm256_castps_si256(x.v);
+    e.v = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127)));
+    const __m256i mant = _mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff));
+    return {_mm256_castsi256_ps(_mm256_or_si256(mant, _mm256_set1_epi32(0x3f800000)))};
+  }
+};
+
+struct VF64 {
+  using T = double;
+  static constexpr int N = 4;
+  struct Mask {
+    __m256d m;
+  };
+  __m256d v;
+
+  static VF64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
+  static VF64 set1(double x) { return {_mm256_set1_pd(x)}; }
+  static VF64 zero() { return {_mm256_setzero_pd()}; }
+  void store(double* p) const { _mm256_storeu_pd(p, v); }
+
+  friend VF64 operator+(VF64 a, VF64 b) { return {_mm256_add_pd(a.v, b.v)}; }
+  friend VF64 operator-(VF64 a, VF64 b) { return {_mm256_sub_pd(a.v, b.v)}; }
+  friend VF64 operator*(VF64 a, VF64 b) { return {_mm256_mul_pd(a.v, b.v)}; }
+  friend VF64 operator/(VF64 a, VF64 b) { return {_mm256_div_pd(a.v, b.v)}; }
+  friend VF64 fma(VF64 a, VF64 b, VF64 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+  friend VF64 max_(VF64 a, VF64 b) { return {_mm256_max_pd(a.v, b.v)}; }
+  friend VF64 min_(VF64 a, VF64 b) { return {_mm256_min_pd(a.v, b.v)}; }
+  friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
+    return {_mm256_min_pd(hi.v, _mm256_max_pd(lo.v, x.v))};
+  }
+  friend VF64 abs_(VF64 a) {
+    return {_mm256_and_pd(a.v, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)))};
+  }
+  friend Mask eq(VF64 a, VF64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(VF64 a, VF64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Mask lt(VF64 a, VF64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(VF64 a, VF64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+  friend VF64 select(Mask m, VF64 a, VF64 b) { return {_mm256_blendv_pd(b.v, a.v, m.m)}; }
+  friend Mask mask_or(Mask a, Mask b) { return {_mm256_or_pd(a.m, b.m)}; }
+  friend double reduce_max(VF64 a) {
+    __m128d t = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(t, _mm_unpackhi_pd(t, t)));
+  }
+  friend double reduce_add(VF64 a) {
+    const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
+  }
+  // See sse2.h: the 1.5 * 2^52 shift trick stands in for a 64-bit integer conversion.
+  friend VF64 pow2i(VF64 k) {
+    const __m256i t = _mm256_castpd_si256(_mm256_add_pd(k.v, _mm256_set1_pd(0x1.8p52)));
+    const __m256i e = _mm256_add_epi64(_mm256_slli_epi64(t, 52), _mm256_set1_epi64x(1023LL << 52));
+    return {_mm256_castsi256_pd(e)};
+  }
+  friend VF64 split_exponent(VF64 x, VF64& e) {
+    const __m256i bits = _mm256_castpd_si256(x.v);
+    const __m256i biased = _mm256_srli_epi64(bits, 52);
+    const __m256d as_double =
+        _mm256_castsi256_pd(_mm256_or_si256(biased, _mm256_castpd_si256(_mm256_set1_pd(0x1p52))));
+    e.v = _mm256_sub_pd(as_double, _mm256_set1_pd(0x1p52 + 1023.0));
+    const __m256i mant = _mm256_and_si256(bits, _mm256_set1_epi64x(0x000fffffffffffffLL));
+    return {_mm256_castsi256_pd(_mm256_or_si256(mant, _mm256_set1_epi64x(0x3ff0000000000000LL)))};
+  }
+};
+
+inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
+  acc0.v = _mm256_add_pd(acc0.v, _mm256_cvtps_pd(_mm256_castps256_ps128(x.v)));
+  acc1.v = _mm256_add_pd(acc1.v, _mm256_cvtps_pd(_mm256_extractf128_ps(x.v, 1)));
+}
+inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
+  acc0.v = _mm256_add_pd(acc0.v, x.v);
+}
+
+}  // namespace logitkit::simd::avx2

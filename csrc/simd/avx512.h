@@ -1,0 +1,120 @@
+// AVX-512 (F, BW, DQ, VL): 16 floats or 8 doubles per vector, with mask registers.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace logitkit::simd::avx512 {
+
+struct VF32 {
+  using T = float;
+  static constexpr int N = 16;
+  struct Mask {
+    __mmask16 m;
+  };
+  __m512 v;
+
+  static VF32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static VF32 set1(float x) { return {_mm512_set1_ps(x)}; }
+  static VF32 zero() { return {_mm512_setzero_ps()}; }
+  void store(float* p) const { _mm512_storeu_ps(p, v); }
+
+  friend VF32 operator+(VF32 a, VF32 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend VF32 operator-(VF32 a, VF32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend VF32 operator*(VF32 a, VF32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  friend VF32 operator/(VF32 a, VF32 b) { return {_mm512_div_ps(a.v, b.v)}; }
+  friend VF32 fma(VF32 a, VF32 b, VF32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  friend VF32 max_(VF32 a, VF32 b) { return {_mm512_max_ps(a.v, b.v)}; }
+  friend VF32 min_(VF32 a, VF32 b) { return {_mm512_min_ps(a.v, b.v)}; }
+  // vmaxps/vminps return their second operand when either is NaN: keeping x second keeps NaN.
+  friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
+    return {_mm512_min_ps(hi.v, _mm512_max_ps(lo.v, x.v))};
+  }
+  friend VF32 abs_(VF32 a) { return {_mm512_abs_ps(a.v)}; }
+  friend Mask eq(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Mask lt(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
+  friend VF32 select(Mask m, VF32 a, VF32 b) { return {_mm512_mask_blend_ps(m.m, b.v, a.v)}; }
+  friend Mask mask_or(Mask a, Mask b) { return {static_cast<__mmask16>(a.m | b.m)}; }
+  friend float reduce_max(VF32 a) {
+    __m256 t = _mm256_max_ps(_mm512_castps512_ps256(a.v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)));
+    __m128 u = _mm_max_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    u = _mm_max_ps(u, _mm_movehl_ps(u, u));
+    u = _mm_max_ss(u, _mm_shuffle_ps(u, u, 1));
+    return _mm_cvtss_f32(u);
+  }
+  friend double reduce_add(VF32 a) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a.v));
+    const __m512d hi = _mm512_cvtps_pd(
+        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+  }
+  friend VF32 pow2i(VF32 k) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(k.v), _mm512_set1_epi32(127));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+  }
+  friend VF32 split_exponent(VF32 x, VF32& e) {
+    const __m512i bits = _mm512_castps_si512(x.v);
+    e.v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127)));
+    const __m512i mant = _mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff));
+    return {_mm512_castsi512_ps(_mm512_or_si512(mant, _mm512_set1_epi32(0x3f800000)))};
+  }
+};
+
+struct VF64 {
+  using T = double;
+  static constexpr int N = 8;
+  struct Mask {
+    __mmask8 m;
+  };
+  __m512d v;
+
+  static VF64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+  static VF64 set1(double x) { return {_mm512_set1_pd(x)}; }
+  static VF64 zero() { return {_mm512_setzero_pd()}; }
+  void store(double* p) const { _mm512_storeu_pd(p, v); }
+
+  friend VF64 operator+(VF64 a, VF64 b) { return {_mm512_add_pd(a.v, b.v)}; }
+  friend VF64 operator-(VF64 a, VF64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
+  friend VF64 operator*(VF64 a, VF64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
+  friend VF64 operator/(VF64 a, VF64 b) { return {_mm512_div_pd(a.v, b.v)}; }
+  friend VF64 fma(VF64 a, VF64 b, VF64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  friend VF64 max_(VF64 a, VF64 b) { return {_mm512_max_pd(a.v, b.v)}; }
+  friend VF64 min_(VF64 a, VF64 b) { return {_mm512_min_pd(a.v, b.v)}; }
+  friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
+    return {_mm512_min_pd(hi.v, _mm512_max_pd(lo.v, x.v))};
+  }
+  friend VF64 abs_(VF64 a) { return {_mm512_abs_pd(a.v)}; }
+  friend Mask eq(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+  friend Mask ne(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
+  friend Mask lt(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ)}; }
+  friend Mask le(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ)}; }
+  friend VF64 select(Mask m, VF64 a, VF64 b) { return {_mm512_mask_blend_pd(m.m, b.v, a.v)}; }
+  friend Mask mask_or(Mask a, Mask b) { return {static_cast<__mmask8>(a.m | b.m)}; }
+  friend double reduce_max(VF64 a) { return _mm512_reduce_max_pd(a.v); }
+  friend double reduce_add(VF64 a) { return _mm512_reduce_add_pd(a.v); }
+  friend VF64 pow2i(VF64 k) {
+    const __m512i e = _mm512_add_epi64(_mm512_cvtpd_epi64(k.v), _mm512_set1_epi64(1023));
+    return {_mm512_castsi512_pd(_mm512_slli_epi64(e, 52))};
+  }
+  friend VF64 split_exponent(VF64 x, VF64& e) {
+    const __m512i bits = _mm512_castpd_si512(x.v);
+    e.v = _mm512_cvtepi64_pd(_mm512_sub_epi64(_mm512_srli_epi64(bits, 52), _mm512_set1_epi64(1023)));
+    const __m512i mant = _mm512_and_si512(bits, _mm512_set1_epi64(0x000fffffffffffffLL));
+    return {_mm512_castsi512_pd(_mm512_or_si512(mant, _mm512_set1_epi64(0x3ff0000000000000LL)))};
+  }
+};
+
+inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
+  acc0.v = _mm512_add_pd(acc0.v, _mm512_cvtps_pd(_mm512_castps512_ps256(x.v)));
+  acc1.v = _mm512_add_pd(
+      acc1.v,
+      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x.v), 1))));
+}
+inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
+  acc0.v = _mm512_add_pd(acc0.v, x.v);
+}
+
+}  // namespace logitkit::simd::avx512

@@ -1,0 +1,31 @@
+"""logitkit: fast, accurate CPU kernels for the softmax family.
+
+``import logitkit as lk``; every function has a pure-NumPy twin in :mod:`logitkit.reference`.
+"""
+
+from __future__ import annotations
+
+from . import _core
+from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
+from ._reductions import log_softmax, logsumexp, softmax
+from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "__version__",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "expit",
+    "log_sigmoid",
+    "log_expit",
+    "softplus",
+    "logit",
+    "runtime_info",
+    "show_runtime",
+    "use_isa",
+    "active_isa",
+    "available_isas",
+]

@@ -1,0 +1,134 @@
+"""The sigmoid family, elementwise: sigmoid, log_sigmoid, softplus, logit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._runtime import current_isa_index
+from ._validation import as_input_array, check_out, check_threads, compute_dtypes
+
+__all__ = ["sigmoid", "expit", "log_sigmoid", "log_expit", "softplus", "logit"]
+
+
+def _flat(a: np.ndarray) -> np.ndarray | None:
+    """A 1-d view of a C- or Fortran-contiguous array in memory order, else None."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if a.flags.f_contiguous:
+        return a.reshape(-1, order="F")
+    return None
+
+
+def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
+    nthreads = check_threads(func, threads)
+    arr = as_input_array(func, "x", x)
+    compute, result_dtype = compute_dtypes(func, "x", arr.dtype)
+    if out is not None:
+        check_out(func, out, arr.shape, result_dtype)
+    isa = current_isa_index()
+
+    src = arr if arr.dtype == compute and arr.flags.aligned else arr.astype(compute)
+    flat_in = _flat(src)
+    if flat_in is None:
+        src = np.ascontiguousarray(src)
+        flat_in = src.reshape(-1)
+
+    # Write straight into out when it has the same memory order as the input (this covers
+    # out=x); a partial overlap or another layout goes through a temporary.
+    if out is not None and out.dtype == compute and out.flags.aligned:
+        flat_out = _flat(out)
+        same_order = flat_out is not None and (
+            out.ndim < 2 or out.flags.c_contiguous == src.flags.c_contiguous
+        )
+        if same_order and flat_out is not None:
+            same_buffer = (
+                flat_out.__array_interface__["data"][0] == flat_in.__array_interface__["data"][0]
+            )
+            if same_buffer or not np.may_share_memory(flat_out, flat_in):
+                _core.unary(op, flat_in, flat_out, isa, nthreads)
+                return out
+
+    res = np.empty_like(src)
+    flat_res = _flat(res)
+    assert flat_res is not None  # empty_like keeps the C or Fortran order of src
+    _core.unary(op, flat_in, flat_res, isa, nthreads)
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    res = res.astype(result_dtype, copy=False)
+    return res[()] if res.ndim == 0 else res
+
+
+def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
+    r"""Logistic sigmoid ``1 / (1 + exp(-x))``, the two-class softmax of ``[x, 0]``.
+
+    Computed as ``1 / (1 + exp(-|x|))`` and, for negative ``x``, ``e / (1 + e)`` with
+    ``e = exp(x)``: no overflow for any input, full relative precision in both tails.
+    ``sigmoid(+inf) = 1``, ``sigmoid(-inf) = 0``, NaN stays NaN. Same as ``scipy.special.expit``.
+
+    Parameters
+    ----------
+    x : array_like
+        Any shape; dtype policy as in :func:`logitkit.softmax`.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype; ``out=x`` works in place.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> lk.sigmoid([-800.0, 0.0, 800.0])
+    array([0. , 0.5, 1. ])
+    """
+    return _unary("sigmoid", _core.OP_SIGMOID, x, out, threads)
+
+
+def log_sigmoid(
+    x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
+) -> Any:
+    r"""``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, finite for every finite input.
+
+    ``log_sigmoid(-1000) = -1000`` (the naive formula gives ``-inf``). Same as
+    ``scipy.special.log_expit`` and ``torch.nn.functional.logsigmoid``.
+
+    >>> import logitkit as lk
+    >>> lk.log_sigmoid([-1000.0, 0.0])
+    array([-1.00000000e+03, -6.93147181e-01])
+    """
+    return _unary("log_sigmoid", _core.OP_LOG_SIGMOID, x, out, threads)
+
+
+def softplus(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
+    r"""``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``, the integral of the sigmoid.
+
+    Exact for any input (``softplus(1000) = 1000``); ``softplus(x) - softplus(-x) = x``.
+    Matches ``torch.nn.functional.softplus`` with ``beta=1`` without its linear cut-off.
+
+    >>> import logitkit as lk
+    >>> lk.softplus([-1000.0, 0.0, 1000.0])
+    array([0.00000000e+00, 6.93147181e-01, 1.00000000e+03])
+    """
+    return _unary("softplus", _core.OP_SOFTPLUS, x, out, threads)
+
+
+def logit(p: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
+    r"""Inverse of the sigmoid: ``log(p / (1 - p))``.
+
+    Near ``p = 1/2`` it is ``log1p((2p - 1) / (1 - p))`` to keep relative precision.
+    ``logit(0) = -inf``, ``logit(1) = +inf``, ``p`` outside ``[0, 1]`` or NaN gives NaN.
+    Same as ``scipy.special.logit``.
+
+    >>> import logitkit as lk
+    >>> lk.logit([0.0, 0.5, 0.75, 1.0])
+    array([      -inf, 0.        , 1.09861229,        inf])
+    """
+    return _unary("logit", _core.OP_LOGIT, p, out, threads)
+
+
+expit = sigmoid
+log_expit = log_sigmoid

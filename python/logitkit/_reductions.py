@@ -1,0 +1,322 @@
+"""softmax, log_softmax and logsumexp: NumPy semantics around the native row kernels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._runtime import current_isa_index
+from ._validation import (
+    as_input_array,
+    check_out,
+    check_threads,
+    compute_dtypes,
+    normalize_axes,
+)
+
+__all__ = ["softmax", "log_softmax", "logsumexp"]
+
+
+def _rows_view(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """x with the reduced axes moved to the end and merged into one (a view when possible)."""
+    if len(axes) == 0:
+        return x[..., np.newaxis]
+    if len(axes) == 1:
+        return np.moveaxis(x, axes[0], -1)
+    k = len(axes)
+    moved = np.moveaxis(x, axes, tuple(range(-k, 0)))
+    return moved.reshape(moved.shape[:-k] + (-1,))
+
+
+def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast to the compute dtype and make sure the data is aligned for the kernels."""
+    if a.dtype != dtype:
+        return a.astype(dtype)
+    if not a.flags.aligned:
+        return a.copy()
+    return a
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def _prepare(
+    func: str, x: Any, axis: Any
+) -> tuple[np.ndarray, tuple[int, ...], np.dtype, np.dtype]:
+    arr = as_input_array(func, "x", x)
+    compute, result = compute_dtypes(func, "x", arr.dtype)
+    if arr.ndim == 0:
+        # A scalar is a one-element row, as in SciPy and PyTorch.
+        arr = arr.reshape(1)
+        axes = normalize_axes(func, 0 if axis is None else axis, 1)
+        return arr, axes, compute, result
+    return arr, normalize_axes(func, axis, arr.ndim), compute, result
+
+
+def _softmax_impl(func: str, x: Any, axis: Any, out: Any, threads: Any, log: bool) -> NDArray[Any]:
+    nthreads = check_threads(func, threads)
+    x_in = x
+    arr, axes, compute, result_dtype = _prepare(func, x, axis)
+    scalar_input = np.ndim(x_in) == 0
+    out_shape = () if scalar_input else arr.shape
+    if out is not None:
+        check_out(func, out, out_shape, result_dtype)
+    isa = current_isa_index()
+
+    xv = _native_ready(_rows_view(arr, axes), compute)
+    direct = (
+        out is not None
+        and len(axes) == 1
+        and not scalar_input
+        and out.dtype == compute
+        and out.flags.aligned
+    )
+    if direct:
+        target = np.moveaxis(out, axes[0], -1)
+        # A partial overlap with the input would be read after being written.
+        if np.may_share_memory(target, xv) and not _same_view(target, xv):
+            target = None
+    else:
+        target = None
+
+    if target is not None:
+        _core.softmax(xv, target, log, isa, nthreads)
+        return out  # type: ignore[no-any-return]
+
+    if len(axes) == 1 and compute == result_dtype and out is None:
+        res = np.empty_like(arr, dtype=compute)  # keeps the input's memory layout
+        _core.softmax(xv, np.moveaxis(res, axes[0], -1), log, isa, nthreads)
+    else:
+        rows = np.empty(xv.shape, dtype=compute)
+        _core.softmax(xv, rows, log, isa, nthreads)
+        res = _unrows(rows, arr.shape, axes)
+    if scalar_input:
+        res = res.reshape(())
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out  # type: ignore[no-any-return]
+    return res.astype(result_dtype, copy=False)
+
+
+def _unrows(rows: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """Inverse of _rows_view for a freshly computed array of rows."""
+    if len(axes) == 0:
+        return rows[..., 0]
+    k = len(axes)
+    kept = [d for d in range(len(shape)) if d not in axes]
+    moved_shape = tuple(shape[d] for d in kept) + tuple(shape[d] for d in axes)
+    return np.moveaxis(rows.reshape(moved_shape), tuple(range(-k, 0)), axes)
+
+
+def softmax(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> NDArray[Any]:
+    r"""Softmax along an axis: ``exp(x - max) / sum(exp(x - max))``.
+
+    .. math:: \sigma(x)_j = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}}, \quad m = \max_k x_k
+
+    Subtracting the row maximum means no finite input overflows:
+    ``softmax([123, 456, 789])`` is ``[0, 0, 1]``, where the textbook formula gives NaN.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits. float32 and float64 are computed natively; float16 (and bfloat16) are computed
+        in float32 and returned in their own dtype; integers and bools give float64.
+    axis : int, tuple of ints or None
+        The axis (or axes, or all with None) the probabilities sum to 1 over. Default -1.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. ``out=x`` works in place.
+    threads : int, optional
+        Threads to use; default ``LOGITKIT_NUM_THREADS`` or all cores. Results are bitwise
+        identical for every thread count.
+
+    Returns
+    -------
+    ndarray of the input's shape.
+
+    Notes
+    -----
+    Special rows: a NaN anywhere makes the whole row NaN. Entries equal to ``+inf`` share
+    the mass (``1/k`` each for ``k`` of them, 0 elsewhere), the limit of softmax as those
+    logits grow; SciPy returns NaN there. A row of only ``-inf`` is NaN (0/0), as in SciPy
+    and PyTorch. An empty axis gives an empty result.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> lk.softmax([1.0, 2.0, 3.0])
+    array([0.09003057, 0.24472847, 0.66524096])
+    >>> lk.softmax([123, 456, 789])
+    array([0., 0., 1.])
+    """
+    return _softmax_impl("softmax", x, axis, out, threads, log=False)
+
+
+def log_softmax(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> NDArray[Any]:
+    r"""Logarithm of the softmax: ``x - logsumexp(x)``, computed without forming softmax.
+
+    .. math:: \log\sigma(x)_j = (x_j - m) - \log\Big(c + \sum_{x_k < m} e^{x_k - m}\Big)
+
+    where ``m`` is the row maximum and ``c`` the number of entries equal to it. The log of
+    the sum is taken as ``log(c) + log1p(rest / c)``, so the largest entry keeps full
+    relative precision: ``log_softmax([0, -50])[0]`` is ``-1.93e-22`` (SciPy returns 0).
+
+    Parameters and dtypes are as in :func:`softmax`.
+
+    Notes
+    -----
+    Special rows: NaN anywhere gives a NaN row; ``k`` entries at ``+inf`` give ``-log(k)``
+    there and ``-inf`` elsewhere (the log of the softmax rule); a row of only ``-inf`` is
+    NaN; an empty axis gives an empty result.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> lk.log_softmax([0.0, -50.0])
+    array([-1.92874985e-22, -5.00000000e+01])
+    """
+    return _softmax_impl("log_softmax", x, axis, out, threads, log=True)
+
+
+def logsumexp(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    out: Any = None,
+    threads: int | None = None,
+) -> Any:
+    r"""``log(sum(b * exp(x)))`` along an axis, without overflow or lost precision.
+
+    .. math:: \operatorname{lse}(x) = m + \log\Big(c + \sum_{x_k < m} b_k e^{x_k - m}\Big)
+
+    with ``m`` the maximum of the counted entries and ``c`` the sum of ``b`` over the entries
+    equal to ``m``; the log is taken as ``log|c| + log1p(rest / c)`` so results stay exact
+    to the last bit when one entry dominates: ``logsumexp([0, -50])`` is ``1.93e-22``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values (dtype policy as in :func:`softmax`).
+    axis : int, tuple of ints or None
+        Axis or axes to reduce; None reduces all. Default -1 (SciPy's default is None).
+    b : array_like, optional
+        Weights broadcast against ``x`` (SciPy semantics): may be negative; an entry with
+        ``b == 0`` is ignored even where ``x`` is ``inf`` or NaN. The result dtype is the
+        floating promotion of ``x`` and ``b``.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    return_sign : bool
+        Also return the sign of the sum; then the value is ``log|sum|``. Without it a
+        negative sum gives NaN.
+    out : ndarray or (ndarray, ndarray), optional
+        Where to write the result (a pair when ``return_sign``).
+    threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    value or (value, sign); a NumPy scalar when the result is 0-d and ``out`` is None.
+
+    Notes
+    -----
+    NaN among the counted entries gives NaN (sign NaN). A ``+inf`` entry gives ``+inf``
+    with the sign of the total weight at ``+inf`` (NaN when those weights cancel). Only
+    ``-inf`` entries, no counted entries, or an empty axis give ``-inf`` with sign 0
+    (SciPy gives sign -1 for an empty input).
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> float(lk.logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    >>> lk.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    (np.float64(1.5413248546129181), np.float64(-1.0))
+    """
+    func = "logsumexp"
+    nthreads = check_threads(func, threads)
+    arr = as_input_array(func, "x", x)
+    compute_dtypes(func, "x", arr.dtype)  # reject bad dtypes before looking at b
+    barr = None
+    if b is not None:
+        barr = as_input_array(func, "b", b)
+        compute_dtypes(func, "b", barr.dtype)
+        try:
+            shape = np.broadcast_shapes(arr.shape, barr.shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): b with shape {barr.shape} cannot be broadcast to x with shape "
+                f"{arr.shape}"
+            ) from None
+        arr = np.broadcast_to(arr, shape)
+        barr = np.broadcast_to(barr, shape)
+        dtype = np.result_type(arr.dtype, barr.dtype)
+    else:
+        dtype = arr.dtype
+    compute, result_dtype = compute_dtypes(func, "x", dtype)
+    scalar_input = arr.ndim == 0
+    if scalar_input:
+        arr = arr.reshape(1)
+        barr = None if barr is None else barr.reshape(1)
+        axes = normalize_axes(func, 0 if axis is None else axis, 1)
+    else:
+        axes = normalize_axes(func, axis, arr.ndim)
+    kept_shape = tuple(s for d, s in enumerate(arr.shape) if d not in axes)
+    if scalar_input:
+        final_shape: tuple[int, ...] = ()
+    elif keepdims:
+        final_shape = tuple(1 if d in axes else s for d, s in enumerate(arr.shape))
+    else:
+        final_shape = kept_shape
+
+    outs: tuple[Any, Any] = (None, None)
+    if out is not None:
+        if return_sign:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"{func}(): with return_sign=True, out must be a pair of arrays")
+            outs = (
+                check_out(func, out[0], final_shape, result_dtype, "out[0]"),
+                check_out(func, out[1], final_shape, result_dtype, "out[1]"),
+            )
+        else:
+            outs = (check_out(func, out, final_shape, result_dtype), None)
+
+    xv = _native_ready(_rows_view(arr, axes), compute)
+    bv = None if barr is None else _native_ready(_rows_view(barr, axes), compute)
+    value = np.empty(xv.shape[:-1], dtype=compute)
+    sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
+    _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
+
+    def finish(res: np.ndarray, target: Any) -> Any:
+        res = res.reshape(final_shape)
+        if target is not None:
+            np.copyto(target, res, casting="unsafe")
+            return target
+        res = res.astype(result_dtype, copy=False)
+        return res[()] if res.ndim == 0 else res
+
+    if return_sign:
+        assert sign is not None
+        return finish(value, outs[0]), finish(sign, outs[1])
+    return finish(value, outs[0])

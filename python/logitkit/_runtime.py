@@ -1,0 +1,125 @@
+"""Which kernel table runs: CPU detection results, ``LOGITKIT_ISA`` and ``use_isa``."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only in a broken install
+    raise ImportError(
+        "logitkit's native module (logitkit._core) could not be imported. Install logitkit "
+        "with `pip install .` from a source checkout (a C++17 compiler and CMake are needed); "
+        "importing it from the source tree without building does not work."
+    ) from exc
+
+__all__ = ["runtime_info", "show_runtime", "use_isa", "active_isa", "available_isas"]
+
+ISA_NAMES: tuple[str, ...] = tuple(_core.isa_names())
+_ISA_ENV = "LOGITKIT_ISA"
+
+# A context variable rather than a process-wide switch: use_isa() in one thread (or task)
+# does not change the kernels another thread is running.
+_isa_override: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "logitkit_isa", default=None
+)
+_env_cache: tuple[str | None, int] = ("", -1)
+
+
+def available_isas() -> list[str]:
+    """ISAs that are both compiled into this build and supported by this CPU, slowest first."""
+    supported = set(_core.supported_isas())
+    return [name for name in _core.compiled_isas() if name in supported]
+
+
+def _isa_index(name: str, where: str) -> int:
+    if not isinstance(name, str) or name.lower() not in ISA_NAMES:
+        raise ValueError(
+            f"{where}: unknown instruction set {name!r}; known: {', '.join(ISA_NAMES)}"
+        )
+    key = name.lower()
+    if key not in _core.compiled_isas():
+        raise ValueError(
+            f"{where}: instruction set {key!r} is not compiled into this build "
+            f"(compiled: {', '.join(_core.compiled_isas())})"
+        )
+    if key not in _core.supported_isas():
+        raise ValueError(
+            f"{where}: instruction set {key!r} is not supported by this CPU "
+            f"(available: {', '.join(available_isas())})"
+        )
+    return ISA_NAMES.index(key)
+
+
+def _default_isa() -> int:
+    global _env_cache
+    env = os.environ.get(_ISA_ENV)
+    if env != _env_cache[0]:
+        index = _core.best_isa() if not env else _isa_index(env, f"{_ISA_ENV}={env}")
+        _env_cache = (env, index)
+    return _env_cache[1]
+
+
+def current_isa_index() -> int:
+    """The ISA the next native call in this context will use."""
+    override = _isa_override.get()
+    return _default_isa() if override is None else override
+
+
+def active_isa() -> str:
+    """Name of the kernel table the next call in this thread/context will use."""
+    return ISA_NAMES[current_isa_index()]
+
+
+@contextlib.contextmanager
+def use_isa(name: str) -> Iterator[str]:
+    """Run the enclosed calls with the kernels of one instruction set.
+
+    ``name`` is one of ``"scalar"``, ``"sse2"``, ``"avx2"``, ``"avx512"``, ``"neon"``.
+    Asking for one this build or this CPU lacks raises ValueError. The choice is local to
+    the current thread (a :mod:`contextvars` variable) and undone when the block exits.
+
+    >>> import logitkit as lk
+    >>> with lk.use_isa("scalar"):
+    ...     lk.softmax([1.0, 2.0])
+    array([0.26894142, 0.73105858])
+    """
+    token = _isa_override.set(_isa_index(name, "use_isa()"))
+    try:
+        yield ISA_NAMES[_isa_override.get()]  # type: ignore[index]
+    finally:
+        _isa_override.reset(token)
+
+
+def runtime_info() -> dict[str, Any]:
+    """What this build carries and what runs here, as a dict.
+
+    Keys: ``version``, ``compiled_isas`` (kernel tables in this build), ``supported_isas``
+    (those this CPU can run), ``best_isa`` (picked by default), ``active_isa`` (after
+    ``LOGITKIT_ISA`` and ``use_isa``), ``openmp``, ``threads`` (the default thread count:
+    ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``.
+    """
+    return {
+        "version": _core.__version__,
+        "compiled_isas": list(_core.compiled_isas()),
+        "supported_isas": available_isas(),
+        "best_isa": ISA_NAMES[_core.best_isa()],
+        "active_isa": active_isa(),
+        "openmp": bool(_core.openmp_enabled()),
+        "threads": int(_core.default_threads()),
+        "hardware_threads": int(_core.hardware_threads()),
+    }
+
+
+def show_runtime() -> None:
+    """Print :func:`runtime_info` as aligned ``key: value`` lines."""
+    info = runtime_info()
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        print(f"{key:<{width}} : {value}")
