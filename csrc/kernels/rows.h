@@ -41,6 +41,24 @@ struct WideSum {
   double total() const { return reduce_add(a0 + a1); }
 };
 
+// exp(x - m) for x <= m, m finite. The difference x - m is rounded when x and m are far
+// apart, and exp turns that absolute error into a relative one of up to |x - m| * 2^-24 in
+// float; the rounding error of the subtraction (recovered exactly by TwoSum) is folded back
+// in with one fma, so the result is as accurate as exp itself. Entries more than `floor`
+// below m underflow anyway; clamping them first keeps -inf out of the error term.
+template <class V>
+inline V exp_diff(V x, V m, V neg_m) {
+  using T = typename V::T;
+  constexpr T floor = sizeof(T) == 4 ? T(128) : T(1536);
+  x = clamp_keep_nan(x, m - V::set1(floor), V::set1(std::numeric_limits<T>::infinity()));
+  const V d = x - m;
+  const V x_part = d + m;     // the part of x that d accounts for
+  const V m_part = d - x_part;  // and of -m
+  const V err = (x - x_part) + (neg_m - m_part);
+  const V e = exp_(d);
+  return fma(e, err, e);
+}
+
 template <class T>
 inline bool has_nan(const T* x, ptrdiff_t n) {
   for (ptrdiff_t i = 0; i < n; ++i)
@@ -69,24 +87,24 @@ typename V::T row_max(const typename V::T* x, ptrdiff_t n) {
 template <class V, class VD>
 double store_exp_sum(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift) {
   using T = typename V::T;
-  const V s = V::set1(shift);
+  const V s = V::set1(shift), neg_s = V::set1(-shift);
   WideSum<VD> acc0, acc1;
   ptrdiff_t i = 0;
   for (; i + 2 * V::N <= n; i += 2 * V::N) {
-    const V e0 = exp_(V::load(x + i) - s);
-    const V e1 = exp_(V::load(x + i + V::N) - s);
+    const V e0 = exp_diff(V::load(x + i), s, neg_s);
+    const V e1 = exp_diff(V::load(x + i + V::N), s, neg_s);
     e0.store(y + i);
     e1.store(y + i + V::N);
     acc0.add(e0);
     acc1.add(e1);
   }
   for (; i + V::N <= n; i += V::N) {
-    const V e = exp_(V::load(x + i) - s);
+    const V e = exp_diff(V::load(x + i), s, neg_s);
     e.store(y + i);
     acc0.add(e);
   }
   if (i < n) {
-    const V e = exp_(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity()) - s);
+    const V e = exp_diff(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity()), s, neg_s);
     store_partial(y + i, n - i, e);
     acc0.add(e);
   }
@@ -104,19 +122,36 @@ void scale_row(typename V::T* y, ptrdiff_t n, typename V::T factor) {
 template <class V>
 void exp_shift_scale(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
                      typename V::T scale) {
-  const V s = V::set1(shift), c = V::set1(scale);
+  const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(scale);
   ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) (exp_(V::load(x + i) - s) * c).store(y + i);
-  if (i < n) store_partial(y + i, n - i, exp_(load_partial<V>(x + i, n - i, 0) - s) * c);
+  for (; i + V::N <= n; i += V::N) (exp_diff(V::load(x + i), s, neg_s) * c).store(y + i);
+  if (i < n) {
+    store_partial(y + i, n - i, exp_diff(load_partial<V>(x + i, n - i, shift), s, neg_s) * c);
+  }
+}
+
+// y = (x - shift) - offset. The rounding error of x - shift (TwoSum) is added back so
+// entries near the maximum, where the result is small, keep their relative precision.
+template <class V>
+inline V sub_shift_exact(V x, V s, V neg_s, V c) {
+  const V d = x - s;
+  const V x_part = d + s;
+  const V s_part = d - x_part;
+  const V err = (x - x_part) + (neg_s - s_part);
+  // x = -inf makes err NaN (inf - inf); it has no rounding error to restore, and a NaN x
+  // still propagates through d.
+  return (d - c) + select(eq(err, err), err, V::zero());
 }
 
 template <class V>
 void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
                typename V::T offset) {
-  const V s = V::set1(shift), c = V::set1(offset);
+  const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(offset);
   ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) ((V::load(x + i) - s) - c).store(y + i);
-  if (i < n) store_partial(y + i, n - i, (load_partial<V>(x + i, n - i, 0) - s) - c);
+  for (; i + V::N <= n; i += V::N) sub_shift_exact(V::load(x + i), s, neg_s, c).store(y + i);
+  if (i < n) {
+    store_partial(y + i, n - i, sub_shift_exact(load_partial<V>(x + i, n - i, shift), s, neg_s, c));
+  }
 }
 
 // Max, then the exponentials split into the entries equal to the max and the rest.
@@ -128,12 +163,12 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   if (!std::isfinite(m)) {
     return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
   }
-  const V mv = V::set1(m), zero = V::zero(), one = V::set1(T(1));
+  const V mv = V::set1(m), neg_m = V::set1(-m), zero = V::zero(), one = V::set1(T(1));
   WideSum<VD> rest0, rest1;
   V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
   auto step = [&](V xv, WideSum<VD>& rest, V& count) {
     const auto at_max = eq(xv, mv);
-    rest.add(select(at_max, zero, exp_(xv - mv)));
+    rest.add(select(at_max, zero, exp_diff(xv, mv, neg_m)));
     count = count + select(at_max, one, zero);
   };
   ptrdiff_t i = 0;
@@ -167,12 +202,12 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
   const T m = reduce_max(max_(m0, m1));
   if (!std::isfinite(m)) return {m, 0.0, 0.0};  // the special path rescans x and b
 
-  const V mv = V::set1(m);
+  const V mv = V::set1(m), neg_m = V::set1(-m);
   WideSum<VD> rest, at_max_weight;
   auto step = [&](V xv, V bv) {
     const V xc = counted(xv, bv);
     const auto at_max = eq(xc, mv);
-    rest.add(select(at_max, zero, exp_(xc - mv) * bv));
+    rest.add(select(at_max, zero, exp_diff(xc, mv, neg_m) * bv));
     at_max_weight.add(select(at_max, bv, zero));
   };
   for (i = 0; i + V::N <= n; i += V::N) step(V::load(x + i), V::load(b + i));
@@ -230,13 +265,15 @@ inline V softplus_(V x) {
 }
 
 // log(p / (1 - p)); near p = 1/2 the ratio is close to 1 and its log loses relative
-// precision, so there it is log1p((2p - 1) / (1 - p)) with 2p - 1 exact.
+// precision, so there it is log1p((2p - 1) / (1 - p)). 2p - 1 is exact for p in [1/4, 1],
+// while 1 - p is not for p < 1/2, which is why the numerator is not written p - (1 - p).
 template <class V>
 inline V logit_(V p) {
   using T = typename V::T;
-  const V q = V::set1(T(1)) - p;
+  const V one = V::set1(T(1));
+  const V q = one - p;
   const auto near_half = lt(abs_(p - V::set1(T(0.5))), V::set1(T(0.2)));
-  return select(near_half, log1p_((p - q) / q), log_(p / q));
+  return select(near_half, log1p_(((p + p) - one) / q), log_(p / q));
 }
 
 template <class V>

@@ -32,17 +32,20 @@ Output
 ------
 ``out=``, when given, must be a ``numpy.ndarray`` (otherwise TypeError) that
 is writeable and has exactly the result shape and dtype (otherwise
-ValueError); the result is written into it and ``out`` is returned.  The input is never modified unless it is ``out``.
-Without ``out``, a 0-d result is returned as a NumPy scalar, as NumPy
-reductions and ufuncs do.
+ValueError); the result is written into it and ``out`` is returned.  The
+input is never modified unless it is ``out``.  Without ``out``, a 0-d result
+of ``logsumexp`` or of an elementwise function is returned as a NumPy scalar,
+as NumPy reductions and ufuncs do; ``softmax`` and ``log_softmax`` always
+return an array of the input's shape.
 
 Axes
 ----
 ``axis`` is an int, a tuple of ints, or None (all axes); a reduction over
 several axes treats them as one flattened row.  An axis out of range raises
-``numpy.exceptions.AxisError`` and a repeated axis raises ValueError.  A 0-d
-input behaves like a 1-element row for ``axis`` in ``-1, 0, None, ()``.
-``axis=()`` reduces over no axes: every element is its own 1-element row.
+``numpy.exceptions.AxisError``, a repeated axis raises ValueError, and a bool
+or non-integer axis raises TypeError.  A 0-d input behaves like a 1-element
+row for ``axis`` in ``-1, 0, None, ()``.  ``axis=()`` reduces over no axes:
+every element is its own 1-element row.
 
 Special values
 --------------
@@ -97,8 +100,8 @@ __all__ = [
     "softplus",
 ]
 
-Axis = int | tuple[int, ...] | None
-Result = Any  # an ndarray, or a NumPy scalar for a 0-d result without out=
+_Axis = int | tuple[int, ...] | None
+_Result = Any  # an ndarray, or a NumPy scalar for a 0-d result without out=
 
 _F64 = np.dtype(np.float64)
 # Keyed by itemsize so that a longdouble that is really a double (MSVC, some
@@ -150,15 +153,21 @@ def _check_out(
         raise ValueError(f"{func}(): {name} must be writeable")
 
 
-def _finish(res64: NDArray[np.float64], dtype: np.dtype[Any], out: Any) -> Result:
-    """Round ``res64`` once to ``dtype`` and deliver it into ``out`` or as a new value."""
+def _finish(
+    res64: NDArray[np.float64], dtype: np.dtype[Any], out: Any, keep_array: bool = False
+) -> _Result:
+    """Round ``res64`` once to ``dtype`` and deliver it into ``out`` or as a new value.
+
+    A 0-d result becomes a NumPy scalar unless ``keep_array`` (softmax and
+    log_softmax always return an array of the input's shape).
+    """
     # Rounding a float64 beyond the float16 range to inf is the intended result.
     with np.errstate(over="ignore"):
         res = res64.astype(dtype)
     if out is not None:
         np.copyto(out, res)
         return out
-    return res[()] if res.ndim == 0 else res
+    return res[()] if res.ndim == 0 and not keep_array else res
 
 
 def _normalize_axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
@@ -169,7 +178,15 @@ def _normalize_axes(axis: Any, ndim: int, func: str) -> tuple[int, ...]:
     items = axis if isinstance(axis, (tuple, list)) else (axis,)
     axes = []
     for item in items:
-        a = operator.index(item)
+        # operator.index would take True for 1, which is almost surely a mistake.
+        if isinstance(item, (bool, np.bool_)):
+            raise TypeError(f"{func}(): axis must be an int, a tuple of ints or None, got bool")
+        try:
+            a = operator.index(item)
+        except TypeError:
+            raise TypeError(
+                f"{func}(): axis must be an int, a tuple of ints or None, got {axis!r}"
+            ) from None
         if not -bound <= a < bound:
             raise AxisError(a, ndim)
         axes.append(a % bound)
@@ -190,7 +207,7 @@ def _row_parts(
 
     Returns ``(nan_row, m, c, r)``, each with the reduced axes kept as size 1:
 
-    * ``nan_row``: the row has a NaN in a counted ``x`` or in ``b``;
+    * ``nan_row``: the row has a NaN in ``b``, or in ``x`` where ``b != 0``;
     * ``m``: the maximum of the counted entries that are not NaN (-inf if none);
     * ``c``: the sum of the weights of the entries equal to ``m`` (their count
       without ``b``); when ``m = +inf`` this is the weight of the ``+inf`` entries;
@@ -226,7 +243,8 @@ def _log_abs_sum(
 
     With ``t = r / c``, ``log|c + r| = log|c| + log1p(t)`` when ``1 + t >= 0``;
     when ``1 + t < 0`` the magnitude is ``-(1 + t) = 1 + (-2 - t)``.  The
-    sign of ``1 + t`` is exact because ``1 + t`` is exact for ``-2 <= t <= 0``.
+    computed sign of ``1 + t`` is always right: ``1 + t`` is exact for
+    ``-2 <= t <= -1/2`` (Sterbenz) and plainly positive or negative elsewhere.
     """
     with np.errstate(all="ignore"):
         t = r / c
@@ -245,35 +263,35 @@ def _log_abs_sum(
 @overload
 def logsumexp(
     x: ArrayLike,
-    axis: Axis = ...,
+    axis: _Axis = ...,
     *,
     b: ArrayLike | None = ...,
     keepdims: bool = ...,
     return_sign: Literal[False] = ...,
     out: NDArray[Any] | None = ...,
     threads: int | None = ...,
-) -> Result: ...
+) -> _Result: ...
 @overload
 def logsumexp(
     x: ArrayLike,
-    axis: Axis = ...,
+    axis: _Axis = ...,
     *,
     b: ArrayLike | None = ...,
     keepdims: bool = ...,
     return_sign: Literal[True],
     out: tuple[NDArray[Any], NDArray[Any]] | None = ...,
     threads: int | None = ...,
-) -> tuple[Result, Result]: ...
+) -> tuple[_Result, _Result]: ...
 def logsumexp(
     x: ArrayLike,
-    axis: Axis = -1,
+    axis: _Axis = -1,
     *,
     b: ArrayLike | None = None,
     keepdims: bool = False,
     return_sign: bool = False,
     out: Any = None,
     threads: int | None = None,
-) -> Result | tuple[Result, Result]:
+) -> _Result | tuple[_Result, _Result]:
     """``log(sum(b * exp(x)))`` over ``axis``, without overflow or underflow.
 
     Let ``m`` be the largest counted entry of a row, ``c`` the sum of the
@@ -383,8 +401,8 @@ def logsumexp(
 
 
 def softmax(
-    x: ArrayLike, axis: Axis = -1, *, out: NDArray[Any] | None = None, threads: int | None = None
-) -> Result:
+    x: ArrayLike, axis: _Axis = -1, *, out: NDArray[Any] | None = None, threads: int | None = None
+) -> _Result:
     """``exp(x - m) / sum(exp(x - m))`` over ``axis``, ``m`` the row maximum.
 
     Subtracting ``m`` makes every ``exp`` at most 1, so nothing overflows and
@@ -423,12 +441,12 @@ def softmax(
             [np.nan, np.where(rows == np.inf, 1.0 / c, 0.0), np.nan],
             default=p,
         )
-    return _finish(res.reshape(x64.shape), dtype, out)
+    return _finish(res.reshape(x64.shape), dtype, out, keep_array=True)
 
 
 def log_softmax(
-    x: ArrayLike, axis: Axis = -1, *, out: NDArray[Any] | None = None, threads: int | None = None
-) -> Result:
+    x: ArrayLike, axis: _Axis = -1, *, out: NDArray[Any] | None = None, threads: int | None = None
+) -> _Result:
     """``x - logsumexp(x)`` over ``axis``, computed as ``(x - m) - log(c + r)``.
 
     With ``m`` the row maximum, ``c`` the number of entries equal to ``m`` and
@@ -465,7 +483,7 @@ def log_softmax(
             [np.nan, np.where(rows == np.inf, 0.0 - np.log(c), -np.inf), np.nan],
             default=shifted - log_norm,
         )
-    return _finish(res.reshape(x64.shape), dtype, out)
+    return _finish(res.reshape(x64.shape), dtype, out, keep_array=True)
 
 
 # ---------------------------------------------------------------------------
@@ -473,7 +491,9 @@ def log_softmax(
 # ---------------------------------------------------------------------------
 
 
-def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Result:
+def sigmoid(
+    x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
+) -> _Result:
     """The logistic function ``1 / (1 + exp(-x))``, elementwise.
 
     With ``e = exp(-|x|)``, which never overflows, the result is
@@ -498,7 +518,7 @@ def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | Non
 
 def log_sigmoid(
     x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
-) -> Result:
+) -> _Result:
     """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, elementwise.
 
     The formula never overflows and keeps relative accuracy for large ``|x|``:
@@ -518,7 +538,7 @@ def log_sigmoid(
 
 def softplus(
     x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
-) -> Result:
+) -> _Result:
     """``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``, elementwise.
 
     The formula never overflows: ``softplus(1000) = 1000``.  It equals
@@ -536,7 +556,7 @@ def softplus(
     return _finish(res, dtype, out)
 
 
-def logit(p: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Result:
+def logit(p: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> _Result:
     """The log-odds ``log(p / (1 - p))``, elementwise; the inverse of ``sigmoid``.
 
     For ``0.3 <= p <= 0.7`` the result is small and ``log`` of a ratio close to

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Compares every ISA's kernel table with the scalar one (tests/native/isa_equivalence.cpp),
+# without Python: the isa/ translation units are compiled directly, each with the flags
+# CMakeLists.txt gives it.
+#
+#   1. native x86-64 build (scalar, sse2, avx2, avx512) and run; the avx512 table is always
+#      compiled, and run only where the CPU has AVX-512.
+#   2. aarch64 cross build (scalar, neon), static so that user-mode qemu needs no sysroot,
+#      run under qemu-aarch64 when it is installed.
+#
+# Needs g++; for step 2 aarch64-linux-gnu-g++ and qemu-aarch64 (Debian: g++-aarch64-linux-gnu,
+# qemu-user). Without the cross compiler step 2 is skipped, unless LOGITKIT_REQUIRE_CROSS=1.
+# Extra arguments are passed to the harness (a seed).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+
+build=$(mktemp -d "${TMPDIR:-/tmp}/logitkit-isa.XXXXXX")
+trap 'rm -rf "$build"' EXIT
+
+# As in CMakeLists.txt (C++17 without GNU extensions, no -ffast-math: the kernels rely on
+# IEEE NaN and infinity), at -O2.
+common=(-std=c++17 -O2 -Wall -Wextra -fno-math-errno -Icsrc)
+harness=tests/native/isa_equivalence.cpp
+status=0
+
+# compile CXX OUT SOURCE FLAGS... ; the objects are built in parallel.
+compile() {
+  local cxx=$1 out=$2 src=$3
+  shift 3
+  "$cxx" "${common[@]}" "$@" -c "$src" -o "$out"
+}
+
+# build_and_link CXX DIR LINKFLAGS -- NAME:FLAGS...  (one entry per isa/ translation unit)
+build_and_link() {
+  local cxx=$1 dir=$2 link=$3
+  shift 4
+  mkdir -p "$dir"
+  local pids=() objs=() defines=() entry name flags
+  for entry in "$@"; do
+    name=${entry%%:*}
+    flags=${entry#*:}
+    # shellcheck disable=SC2086  # flags is a space-separated list by construction
+    compile "$cxx" "$dir/isa_$name.o" "csrc/isa/isa_$name.cpp" $flags &
+    pids+=($!)
+    objs+=("$dir/isa_$name.o")
+    if [[ $name != scalar ]]; then defines+=("-DHAVE_${name^^}"); fi
+  done
+  compile "$cxx" "$dir/harness.o" "$harness" "${defines[@]}" &
+  pids+=($!)
+  local failed=0 pid
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  if ((failed)); then return 1; fi
+  # shellcheck disable=SC2086
+  "$cxx" $link "$dir/harness.o" "${objs[@]}" -o "$dir/isa_equivalence" -lm
+}
+
+elapsed() { echo "$((SECONDS - $1))s"; }
+
+arch=$(uname -m)
+
+echo "== native build ($arch)"
+t0=$SECONDS
+native=()
+# GCC 12's avx512fintrin.h initialises _mm512_undefined_* from itself, which floods the
+# avx512 build with -W(maybe-)uninitialized false positives; warnings only, code unchanged.
+avx512_quiet="-Wno-uninitialized -Wno-maybe-uninitialized"
+case $arch in
+  x86_64 | amd64)
+    native=("scalar:" "sse2:" "avx2:-mavx2 -mfma -mf16c"
+      "avx512:-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c $avx512_quiet")
+    ;;
+  aarch64 | arm64) native=("scalar:" "neon:") ;;
+  *) native=("scalar:") ;;
+esac
+build_and_link "${CXX:-g++}" "$build/native" "" -- "${native[@]}"
+echo "built in $(elapsed "$t0")"
+t0=$SECONDS
+if ! "$build/native/isa_equivalence" "$@"; then status=1; fi
+echo "native run: $(elapsed "$t0")"
+
+if [[ $arch == aarch64 || $arch == arm64 ]]; then
+  echo "== neon ran natively above; no cross build needed"
+  exit "$status"
+fi
+
+echo "== aarch64 cross build (neon)"
+cross=aarch64-linux-gnu-g++
+if ! command -v "$cross" > /dev/null; then
+  if [[ ${LOGITKIT_REQUIRE_CROSS:-0} == 1 ]]; then
+    echo "error: $cross not found and LOGITKIT_REQUIRE_CROSS=1 (apt-get install g++-aarch64-linux-gnu qemu-user)" >&2
+    exit 1
+  fi
+  echo "SKIPPED: $cross not found, the NEON kernels were neither compiled nor run"
+  echo "         (apt-get install g++-aarch64-linux-gnu qemu-user to check them)"
+  exit "$status"
+fi
+t0=$SECONDS
+build_and_link "$cross" "$build/aarch64" "-static" -- "scalar:" "neon:"
+echo "built in $(elapsed "$t0")"
+
+qemu=""
+for candidate in qemu-aarch64 qemu-aarch64-static; do
+  if command -v "$candidate" > /dev/null; then
+    qemu=$candidate
+    break
+  fi
+done
+if [[ -z $qemu ]]; then
+  echo "NOT RUN: no qemu-aarch64 or qemu-aarch64-static, the NEON kernels were only compiled"
+  echo "         (apt-get install qemu-user to run them under emulation)"
+  exit "$status"
+fi
+t0=$SECONDS
+echo "running under $qemu"
+if ! "$qemu" "$build/aarch64/isa_equivalence" "$@"; then status=1; fi
+echo "aarch64 run: $(elapsed "$t0")"
+exit "$status"

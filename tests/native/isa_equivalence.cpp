@@ -1,0 +1,835 @@
+// Equivalence of every vectorised kernel table with the scalar one.
+//
+// Each ISA compiles the same generic kernels with other vector types, lane counts, summation
+// orders and (mostly) fused multiply-adds, so on identical inputs it may differ from the
+// scalar table by rounding only. Finite results are therefore bounded in units in the last
+// place of the element type; anything decided by the special-value rules (NaN, infinities,
+// rows that are all -inf, huge finite values) must come out exactly as in the scalar table.
+//
+// Build: see check_isas.sh. Only the ISA tables named by HAVE_SSE2, HAVE_AVX2, HAVE_AVX512
+// and HAVE_NEON are linked, and each is only run when the CPU can execute it.
+// Usage: isa_equivalence [seed]. Exit status 1 when any check fails.
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "runtime/tables.h"
+
+namespace {
+
+using logitkit::IsaTable;
+using logitkit::KernelSet;
+using logitkit::LseResult;
+using logitkit::RowStats;
+using std::ptrdiff_t;
+
+// ---- tolerances ----------------------------------------------------------------------
+//
+// In ulps of the element type (float ulps for the double-valued results of float rows).
+// About twice the largest difference measured against the scalar table on sse2, avx2 and
+// neon (under emulation) over several seeds, so that other seeds and compilers have room
+// but a real regression does not hide.
+struct Tolerance {
+  const char* func;
+  double f32, f64;
+};
+
+constexpr Tolerance kTolerances[] = {
+    {"softmax_row", 8, 64},
+    {"log_softmax_row", 8, 64},
+    {"logsumexp_row", 8, 64},
+    {"logsumexp_row+b", 8, 64},
+    {"stats", 8, 64},
+    {"weighted_stats", 8, 64},
+    {"exp_shift_scale", 4, 4},
+    {"sub_shift", 4, 4},
+    {"softmax_special", 0, 0},
+    {"logsumexp_special", 0, 0},
+    {"unary:sigmoid", 4, 4},
+    {"unary:log_sigmoid", 4, 4},
+    {"unary:softplus", 4, 4},
+    {"unary:logit", 4, 4},
+    {"unary:exp", 4, 4},
+    {"unary:log", 4, 4},
+};
+
+const char* const kUnaryNames[logitkit::kNumUnaryOps] = {
+    "unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit", "unary:exp", "unary:log"};
+
+// ---- element types -------------------------------------------------------------------
+
+template <class T>
+struct Dtype;
+
+template <>
+struct Dtype<float> {
+  static constexpr const char* name = "f32";
+  static constexpr float huge = 1e30f;
+  static const KernelSet<float>& of(const IsaTable& t) { return t.f32; }
+};
+
+template <>
+struct Dtype<double> {
+  static constexpr const char* name = "f64";
+  static constexpr double huge = 1e300;
+  static const KernelSet<double>& of(const IsaTable& t) { return t.f64; }
+};
+
+template <class T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+template <class T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// Spacing of T's numbers at magnitude mag; below the normal range it is the subnormal step.
+template <class T>
+double ulp_at(double mag) {
+  if (!(mag >= double(std::numeric_limits<T>::min()))) {
+    return double(std::numeric_limits<T>::denorm_min());
+  }
+  return std::ldexp(double(std::numeric_limits<T>::epsilon()), std::ilogb(mag));
+}
+
+// Difference in ulps of T at the larger of the two magnitudes (or at mag, when the quantity
+// is known to be computed relative to something larger). NaN and infinities admit no
+// rounding difference: a mismatch there is infinitely many ulps.
+template <class T>
+double ulp_diff(double got, double want, double mag = 0) {
+  if (std::isnan(got) || std::isnan(want)) return std::isnan(got) && std::isnan(want) ? 0 : kInf<double>;
+  if (std::isinf(got) || std::isinf(want)) return got == want ? 0 : kInf<double>;
+  if (got == want) return 0;
+  mag = std::max({mag, std::fabs(got), std::fabs(want)});
+  return std::fabs(got - want) / ulp_at<T>(mag);
+}
+
+template <class T>
+bool same_bits(T a, T b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+bool same_value(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+
+std::string fmt(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g (%a)", v, v);
+  return buf;
+}
+
+// ---- bookkeeping ---------------------------------------------------------------------
+
+// One output line: one function of one ISA for one element type.
+struct Check {
+  std::string func;
+  double tol = 0;
+  double max_ulp = 0;
+  long compared = 0;
+  long failed = 0;
+  long nan_rows = 0, nan_row_max_differs = 0;  // see compare_stats
+  long unmeasured = 0;                        // see compare_lse
+  std::vector<std::string> examples;
+
+  // The description is built only for failures, which keeps the passing run cheap.
+  template <class Describe>
+  void record(double ulps, double allowed, const Describe& describe) {
+    ++compared;
+    if (std::isfinite(ulps)) max_ulp = std::max(max_ulp, ulps);
+    if (!(ulps <= allowed)) fail(describe() + "  ulp=" + (std::isfinite(ulps) ? std::to_string(ulps) : "mismatch"));
+  }
+  void fail(const std::string& what) {
+    ++failed;
+    if (examples.size() < 6) examples.push_back(what);
+  }
+};
+
+class Checks {
+ public:
+  template <class T>
+  Check& get(const char* func) {
+    for (Check& c : checks_) {
+      if (c.func == func) return c;
+    }
+    Check c;
+    c.func = func;
+    for (const Tolerance& t : kTolerances) {
+      if (c.func == t.func) c.tol = std::is_same<T, float>::value ? t.f32 : t.f64;
+    }
+    checks_.push_back(c);
+    return checks_.back();
+  }
+  std::deque<Check>& all() { return checks_; }
+
+ private:
+  std::deque<Check> checks_;  // references handed out stay valid as checks are added
+};
+
+// ---- inputs --------------------------------------------------------------------------
+
+// Every tail length up to several vectors for every lane count (1..16), then tails around
+// the larger block sizes, then rows long enough for summation order to matter.
+std::vector<ptrdiff_t> test_sizes() {
+  std::vector<ptrdiff_t> s;
+  for (ptrdiff_t n = 0; n <= 70; ++n) s.push_back(n);
+  for (ptrdiff_t n : {127, 128, 129, 255, 256, 257, 1000, 4099}) s.push_back(n);
+  return s;
+}
+
+// Each (dtype, function group, size, pattern, repetition) gets its own stream, so every
+// ISA sees the same inputs and a failing case can be regenerated on its own.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : gen_(splitmix(seed)) {}
+  static std::uint64_t mix(std::uint64_t a, std::uint64_t b) { return splitmix(a ^ splitmix(b)); }
+  double normal() { return normal_(gen_); }
+  double uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(gen_); }
+  ptrdiff_t index(ptrdiff_t n) { return static_cast<ptrdiff_t>(gen_() % std::uint64_t(n)); }
+  long integer(long lo, long hi) { return lo + static_cast<long>(gen_() % std::uint64_t(hi - lo + 1)); }
+
+ private:
+  static std::uint64_t splitmix(std::uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  std::mt19937_64 gen_;
+  std::normal_distribution<double> normal_;
+};
+
+enum class Pattern {
+  kNormal1,
+  kNormal30,
+  kNormal300,
+  kTies,       // small integers: many entries equal to the maximum
+  kSomeNegInf, // -inf entries in an otherwise finite row
+  kHuge,       // +-1e30 (f32) / +-1e300 (f64) and +-max among ordinary values
+  kNaN,
+  kPosInf1,
+  kPosInf2,
+  kAllNegInf,
+  kNaNPosInf,
+  kNaNAllNegInf,
+};
+
+// exact: the unweighted results follow from the special-value rules alone (for huge rows:
+// each entry is at the max or exp underflows to 0, so there is nothing to round). Weighted
+// rows are never exact as such: the weights decide which special entries count, and tied
+// huge maxima sum their weights in lane order; compare_lse and compare_stats still demand
+// exact agreement wherever a counted entry is NaN or the counted max is not finite.
+struct PatternInfo {
+  Pattern pattern;
+  const char* name;
+  ptrdiff_t min_n;
+  bool exact;
+};
+
+constexpr PatternInfo kPatterns[] = {
+    {Pattern::kNormal1, "normal*1", 0, false},
+    {Pattern::kNormal30, "normal*30", 1, false},
+    {Pattern::kNormal300, "normal*300", 1, false},
+    {Pattern::kTies, "ties", 1, false},
+    {Pattern::kSomeNegInf, "some -inf", 2, false},
+    {Pattern::kHuge, "huge", 1, true},
+    {Pattern::kNaN, "one NaN", 1, true},
+    {Pattern::kPosInf1, "+inf once", 1, true},
+    {Pattern::kPosInf2, "+inf twice", 2, true},
+    {Pattern::kAllNegInf, "all -inf", 1, true},
+    {Pattern::kNaNPosInf, "NaN and +inf", 2, true},
+    {Pattern::kNaNAllNegInf, "NaN among -inf", 1, true},
+};
+
+// Fills x; returns the positions holding a non-finite or huge value.
+template <class T>
+std::vector<ptrdiff_t> fill_row(Pattern p, Rng& rng, std::vector<T>& x) {
+  const ptrdiff_t n = static_cast<ptrdiff_t>(x.size());
+  std::vector<ptrdiff_t> special;
+  auto normals = [&](double scale) {
+    for (T& v : x) v = T(rng.normal() * scale);
+  };
+  // Distinct random positions, so that "twice" really means two entries.
+  auto put = [&](T value, int count) {
+    for (int k = 0; k < count; ++k) {
+      ptrdiff_t i;
+      do i = rng.index(n);
+      while (std::find(special.begin(), special.end(), i) != special.end());
+      x[i] = value;
+      special.push_back(i);
+    }
+  };
+  switch (p) {
+    case Pattern::kNormal1: normals(1); break;
+    case Pattern::kNormal30: normals(30); break;
+    case Pattern::kNormal300: normals(300); break;
+    case Pattern::kTies:
+      for (T& v : x) v = T(rng.integer(-3, 3));
+      break;
+    case Pattern::kSomeNegInf: {
+      normals(30);
+      const ptrdiff_t keep = rng.index(n);  // at least one finite entry
+      for (ptrdiff_t i = 0; i < n; ++i) {
+        if (i != keep && rng.uniform() < 0.3) {
+          x[i] = -kInf<T>;
+          special.push_back(i);
+        }
+      }
+      break;
+    }
+    case Pattern::kHuge: {
+      normals(1);
+      const T values[] = {Dtype<T>::huge, -Dtype<T>::huge, std::numeric_limits<T>::max(),
+                          -std::numeric_limits<T>::max()};
+      put(Dtype<T>::huge, 1);
+      for (ptrdiff_t i = 0; i < n; ++i) {
+        if (rng.uniform() < 0.25 && std::find(special.begin(), special.end(), i) == special.end()) {
+          // +max only now and then, so that most huge rows have +1e30 as their maximum
+          const T v = values[rng.index(rng.uniform() < 0.1 ? 4 : 2)];
+          x[i] = v;
+          special.push_back(i);
+        }
+      }
+      break;
+    }
+    case Pattern::kNaN: normals(1); put(kNaN<T>, 1); break;
+    case Pattern::kPosInf1: normals(1); put(kInf<T>, 1); break;
+    case Pattern::kPosInf2: normals(1); put(kInf<T>, 2); break;
+    case Pattern::kAllNegInf:
+      std::fill(x.begin(), x.end(), -kInf<T>);
+      for (ptrdiff_t i = 0; i < n; ++i) special.push_back(i);
+      break;
+    case Pattern::kNaNPosInf: normals(1); put(kNaN<T>, 1); put(kInf<T>, 1); break;
+    case Pattern::kNaNAllNegInf:
+      std::fill(x.begin(), x.end(), -kInf<T>);
+      put(kNaN<T>, 1);
+      break;
+  }
+  return special;
+}
+
+enum class Weights { kMixed, kMasked, kAllZero, kOneNaN };
+
+struct WeightsInfo {
+  Weights kind;
+  const char* name;
+};
+
+constexpr WeightsInfo kWeightKinds[] = {
+    {Weights::kMixed, "weights normal, 20% zero"},
+    {Weights::kMasked, "weights zero at the special entries"},
+    {Weights::kAllZero, "weights all zero"},
+    {Weights::kOneNaN, "one NaN weight"},
+};
+
+template <class T>
+void fill_weights(Weights kind, Rng& rng, const std::vector<ptrdiff_t>& special, std::vector<T>& b) {
+  for (T& w : b) w = rng.uniform() < 0.2 ? T(0) : T(rng.normal());
+  if (kind == Weights::kMasked) {
+    for (ptrdiff_t i : special) b[i] = T(0);
+  } else if (kind == Weights::kAllZero) {
+    std::fill(b.begin(), b.end(), T(0));
+  } else if (kind == Weights::kOneNaN && !b.empty()) {
+    b[rng.index(static_cast<ptrdiff_t>(b.size()))] = kNaN<T>;
+  }
+}
+
+// ---- what the kernels should be compared against -------------------------------------
+
+// Magnitudes of the sums a (weighted) row reduces to, relative to its counted maximum m:
+// the reductions' rounding is relative to these sums of absolute values, not to the
+// (possibly cancelling) signed results.
+struct RowSums {
+  bool counted_nan = false;
+  double m = -kInf<double>;
+  long double sum = 0;      // sum of b exp(x - m), to judge cancellation
+  long double sum_abs = 0;  // sum of |b| exp(x - m)
+  double at_max_abs = 0;    // sum of |b| over the entries equal to m
+  double rest_abs = 0;      // sum of |b| exp(x - m) over the others
+};
+
+template <class T>
+RowSums row_sums(const T* x, const T* b, ptrdiff_t n) {
+  RowSums s;
+  for (ptrdiff_t i = 0; i < n; ++i) {
+    const double w = b ? double(b[i]) : 1.0;
+    if (w == 0) continue;
+    if (std::isnan(x[i]) || std::isnan(w)) {
+      s.counted_nan = true;
+    } else {
+      s.m = std::max(s.m, double(x[i]));
+    }
+  }
+  if (s.counted_nan || !std::isfinite(s.m)) return s;
+  for (ptrdiff_t i = 0; i < n; ++i) {
+    const double w = b ? double(b[i]) : 1.0;
+    if (w == 0) continue;
+    if (double(x[i]) == s.m) {
+      s.sum += w;
+      s.sum_abs += std::fabs(w);
+      s.at_max_abs += std::fabs(w);
+    } else {
+      const long double t = std::exp(static_cast<long double>(x[i]) - s.m) * w;
+      s.sum += t;
+      s.sum_abs += std::fabs(t);
+      s.rest_abs += double(std::fabs(t));
+    }
+  }
+  return s;
+}
+
+struct Case {
+  std::string what;  // size and input pattern, for failure messages
+};
+
+template <class T>
+void compare_rows(Check& c, const std::vector<T>& got, const std::vector<T>& want, bool exact,
+                  const Case& cs, const std::vector<T>* input = nullptr) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    c.record(ulp_diff<T>(got[i], want[i]), exact ? 0.0 : c.tol, [&] {
+      std::string s = cs.what + " i=" + std::to_string(i);
+      if (input) s += " x=" + fmt(double((*input)[i]));
+      return s + " got=" + fmt(double(got[i])) + " scalar=" + fmt(double(want[i]));
+    });
+  }
+}
+
+// y may alias x: the kernel run in place must give the bits it gives out of place.
+template <class T>
+void compare_in_place(Check& c, const std::vector<T>& in_place, const std::vector<T>& out_of_place,
+                      const Case& cs) {
+  for (size_t i = 0; i < in_place.size(); ++i) {
+    if (!same_bits(in_place[i], out_of_place[i])) {
+      c.fail(cs.what + " i=" + std::to_string(i) + " in place " + fmt(double(in_place[i])) +
+             " != out of place " + fmt(double(out_of_place[i])));
+      return;
+    }
+  }
+}
+
+// log-sum-exp = m + log|S|. The final addition can cancel (m < 0 < log|S|), and S itself
+// cancels with weights of both signs, where its error is relative to sum |terms| and so is
+// the error of log|S| relative to kappa = sum|terms| / |S|: the magnitude the ulps are
+// measured at is the largest of |result|, |m| and kappa. A sum that cancels to within the
+// tolerance is zero for all that floating point can tell, and its sign and log are noise.
+template <class T>
+void compare_lse(Check& c, LseResult got, LseResult want, const T* x, const T* b, ptrdiff_t n,
+                 bool exact, const Case& cs) {
+  auto describe = [&] {
+    return cs.what + " got=(" + fmt(got.value) + ", sign " + fmt(got.sign) + ") scalar=(" +
+           fmt(want.value) + ", sign " + fmt(want.sign) + ")";
+  };
+  const RowSums s = row_sums(x, b, n);
+  if (exact || s.counted_nan || !std::isfinite(s.m)) {
+    const bool same = same_value(got.value, want.value) && same_value(got.sign, want.sign);
+    c.record(same ? 0.0 : kInf<double>, 0.0, describe);
+    return;
+  }
+  const long double eps = std::numeric_limits<T>::epsilon();
+  if (std::fabs(s.sum) <= c.tol * eps * s.sum_abs) {
+    ++c.unmeasured;
+    const bool nan_agrees = std::isnan(got.value) == std::isnan(want.value);
+    c.record(nan_agrees ? 0.0 : kInf<double>, 0.0, describe);
+    return;
+  }
+  if (!same_value(got.sign, want.sign)) {
+    c.record(kInf<double>, 0.0, describe);
+    return;
+  }
+  const double kappa = double(s.sum_abs / std::fabs(s.sum));
+  c.record(ulp_diff<T>(got.value, want.value, std::max(std::fabs(s.m), kappa)), c.tol, describe);
+}
+
+// The max must be identical and the sums close relative to their sums of absolute values.
+// A row with a counted NaN is the exception: which lane's max() sees the NaN depends on the
+// lane count and on the max instruction (x86 max returns its second operand on NaN, NEON
+// returns NaN), so the partial max may legitimately be NaN on one ISA and a number on
+// another. What the callers rely on is that such a row never looks ordinary: either the max
+// is not finite (they take the special path, which rescans the row) or a sum is NaN.
+template <class T>
+void compare_stats(Check& c, const RowStats<T>& got, const RowStats<T>& want, const T* x, const T* b,
+                   ptrdiff_t n, bool exact, const Case& cs) {
+  auto describe = [&] {
+    return cs.what + " got=(max " + fmt(double(got.max)) + ", at_max " + fmt(got.at_max) + ", rest " +
+           fmt(got.rest) + ") scalar=(max " + fmt(double(want.max)) + ", at_max " + fmt(want.at_max) +
+           ", rest " + fmt(want.rest) + ")";
+  };
+  auto looks_ordinary = [](const RowStats<T>& r) {
+    return std::isfinite(r.max) && !std::isnan(r.at_max) && !std::isnan(r.rest);
+  };
+  const RowSums s = row_sums(x, b, n);
+  if (s.counted_nan) {
+    ++c.nan_rows;
+    if (!same_value(double(got.max), double(want.max))) ++c.nan_row_max_differs;
+    c.record(looks_ordinary(got) || looks_ordinary(want) ? kInf<double> : 0.0, 0.0, describe);
+    return;
+  }
+  if (!same_value(double(got.max), double(want.max))) {
+    c.record(kInf<double>, 0.0, describe);
+    return;
+  }
+  if (!std::isfinite(want.max)) {
+    const bool same = same_value(got.at_max, want.at_max) && same_value(got.rest, want.rest);
+    c.record(same ? 0.0 : kInf<double>, 0.0, describe);
+    return;
+  }
+  const double u = std::max(ulp_diff<T>(got.at_max, want.at_max, s.at_max_abs),
+                            ulp_diff<T>(got.rest, want.rest, s.rest_abs));
+  c.record(u, exact ? 0.0 : c.tol, describe);
+}
+
+// ---- the row functions ---------------------------------------------------------------
+
+template <class T>
+void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  for (ptrdiff_t n : test_sizes()) {
+    for (const PatternInfo& pi : kPatterns) {
+      if (n < pi.min_n) continue;
+      const int reps = pi.exact ? 1 : (n <= 70 ? 3 : 2);
+      for (int rep = 0; rep < reps; ++rep) {
+        Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 1 : 2), Rng::mix(std::uint64_t(n) * 131 + int(pi.pattern), rep)));
+        std::vector<T> x(static_cast<size_t>(n));
+        const std::vector<ptrdiff_t> special = fill_row(pi.pattern, rng, x);
+        const Case cs{std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " pattern=" + pi.name +
+                      " rep=" + std::to_string(rep)};
+        std::vector<T> y_ref(x.size()), y(x.size()), y_in(x.size());
+
+        {
+          Check& c = checks.get<T>("softmax_row");
+          ref.softmax_row(x.data(), y_ref.data(), n);
+          k.softmax_row(x.data(), y.data(), n);
+          compare_rows(c, y, y_ref, pi.exact, cs);
+          y_in = x;
+          k.softmax_row(y_in.data(), y_in.data(), n);
+          compare_in_place(c, y_in, y, cs);
+        }
+        {
+          Check& c = checks.get<T>("log_softmax_row");
+          ref.log_softmax_row(x.data(), y_ref.data(), n);
+          k.log_softmax_row(x.data(), y.data(), n);
+          compare_rows(c, y, y_ref, pi.exact, cs);
+          y_in = x;
+          k.log_softmax_row(y_in.data(), y_in.data(), n);
+          compare_in_place(c, y_in, y, cs);
+        }
+        compare_lse(checks.get<T>("logsumexp_row"), k.logsumexp_row(x.data(), nullptr, n),
+                    ref.logsumexp_row(x.data(), nullptr, n), x.data(), static_cast<const T*>(nullptr), n,
+                    pi.exact, cs);
+        compare_stats(checks.get<T>("stats"), k.stats(x.data(), n), ref.stats(x.data(), n), x.data(),
+                      static_cast<const T*>(nullptr), n, pi.exact, cs);
+
+        // The chunk kernels get the shift the driver would pass (the row's max) and also a
+        // shift of 0, which sends positive arguments into exp and overflows to +inf.
+        T finite_max = -kInf<T>;
+        for (T v : x) {
+          if (std::isfinite(v)) finite_max = std::max(finite_max, v);
+        }
+        const T shifts[] = {std::isfinite(finite_max) ? finite_max : T(1.5), T(0)};
+        for (T shift : shifts) {
+          const T scale = T(1.0 / (1.0 + rng.uniform() * double(n)));
+          const T offset = T(std::log(1.0 + rng.uniform() * double(n)));
+          const Case sc{cs.what + " shift=" + fmt(double(shift))};
+          {
+            Check& c = checks.get<T>("exp_shift_scale");
+            ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale);
+            k.exp_shift_scale(x.data(), y.data(), n, shift, scale);
+            compare_rows(c, y, y_ref, false, Case{sc.what + " scale=" + fmt(double(scale))}, &x);
+            y_in = x;
+            k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale);
+            compare_in_place(c, y_in, y, sc);
+          }
+          {
+            Check& c = checks.get<T>("sub_shift");
+            ref.sub_shift(x.data(), y_ref.data(), n, shift, offset);
+            k.sub_shift(x.data(), y.data(), n, shift, offset);
+            compare_rows(c, y, y_ref, false, Case{sc.what + " offset=" + fmt(double(offset))}, &x);
+            y_in = x;
+            k.sub_shift(y_in.data(), y_in.data(), n, shift, offset);
+            compare_in_place(c, y_in, y, sc);
+          }
+        }
+
+        // The special-row kernels are scalar code in every ISA; they must agree bit for bit
+        // on any row, not only on the rows that reach them.
+        for (bool log : {false, true}) {
+          Check& c = checks.get<T>("softmax_special");
+          ref.softmax_special(x.data(), y_ref.data(), n, log);
+          k.softmax_special(x.data(), y.data(), n, log);
+          compare_rows(c, y, y_ref, true, Case{cs.what + (log ? " log" : "")});
+        }
+        compare_lse(checks.get<T>("logsumexp_special"), k.logsumexp_special(x.data(), nullptr, n),
+                    ref.logsumexp_special(x.data(), nullptr, n), x.data(), static_cast<const T*>(nullptr), n,
+                    true, cs);
+
+        for (const WeightsInfo& wi : kWeightKinds) {
+          const bool has_special = !special.empty();
+          if (wi.kind == Weights::kMasked && !has_special) continue;
+          if ((wi.kind == Weights::kAllZero || wi.kind == Weights::kOneNaN) &&
+              !(pi.pattern == Pattern::kNormal1 || pi.pattern == Pattern::kNaN)) {
+            continue;
+          }
+          std::vector<T> b(x.size());
+          fill_weights(wi.kind, rng, special, b);
+          const Case wc{cs.what + " " + wi.name};
+          compare_lse(checks.get<T>("logsumexp_row+b"), k.logsumexp_row(x.data(), b.data(), n),
+                      ref.logsumexp_row(x.data(), b.data(), n), x.data(), b.data(), n, false, wc);
+          compare_stats(checks.get<T>("weighted_stats"), k.weighted_stats(x.data(), b.data(), n),
+                        ref.weighted_stats(x.data(), b.data(), n), x.data(), b.data(), n, false, wc);
+          compare_lse(checks.get<T>("logsumexp_special"), k.logsumexp_special(x.data(), b.data(), n),
+                      ref.logsumexp_special(x.data(), b.data(), n), x.data(), b.data(), n, true, wc);
+        }
+      }
+    }
+  }
+}
+
+// ---- the elementwise functions -------------------------------------------------------
+
+// Values on and next to the boundaries of the kernels' ranges and branches, plus the
+// special values; rows of them are drawn at random so that each sits in many lanes.
+template <class T>
+std::vector<T> around(std::initializer_list<double> centres, int steps) {
+  std::vector<T> v;
+  for (double c : centres) {
+    T lo = T(c), hi = T(c);
+    v.push_back(T(c));
+    for (int s = 0; s < steps; ++s) {
+      lo = std::nextafter(lo, -kInf<T>);
+      hi = std::nextafter(hi, kInf<T>);
+      v.push_back(lo);
+      v.push_back(hi);
+    }
+  }
+  return v;
+}
+
+template <class T>
+std::vector<T> specials() {
+  using L = std::numeric_limits<T>;
+  return {kNaN<T>, -kNaN<T>, kInf<T>, -kInf<T>, T(0), T(-0.0), L::denorm_min(), -L::denorm_min(),
+          L::min(), -L::min(), L::max(), -L::max(), L::epsilon(), -L::epsilon()};
+}
+
+template <class T>
+std::vector<T> general_edges() {
+  using L = std::numeric_limits<T>;
+  const double log_max = std::log(double(L::max()));
+  const double log_min = std::log(double(L::min()));
+  const double log_tiny = std::log(double(L::denorm_min()));
+  // the clamp limits of exp_ in kernels/math.h
+  const double clamp_lo = std::is_same<T, float>::value ? -104.0 : -746.0;
+  const double clamp_hi = std::is_same<T, float>::value ? 89.0 : 710.0;
+  std::vector<T> v = around<T>({log_max, -log_max, log_min, -log_min, log_tiny, -log_tiny, clamp_lo,
+                                -clamp_lo, clamp_hi, -clamp_hi, 0.5, -0.5, 1.0, -1.0, 20.0, -20.0, 40.0,
+                                -40.0, 1e-8, -1e-8, 0.34657359027997264, -0.34657359027997264},
+                               3);
+  for (T s : specials<T>()) v.push_back(s);
+  return v;
+}
+
+template <class T>
+std::vector<T> logit_edges() {
+  using L = std::numeric_limits<T>;
+  // 0.3 and 0.7 bound the |p - 1/2| < 0.2 branch; 0 and 1 bound the domain.
+  std::vector<T> v = around<T>({0.0, 1.0, 0.5, 0.3, 0.7, 0.25, 0.75, 1e-30, 1e-7, 1.0 - 1e-7}, 3);
+  for (T s : {T(-1), T(2), T(1.5), T(-0.5), T(1) + L::epsilon() * 16, -L::epsilon(), T(1) - L::epsilon() / 2}) {
+    v.push_back(s);
+  }
+  for (T s : specials<T>()) v.push_back(s);
+  return v;
+}
+
+template <class T>
+std::vector<T> log_edges() {
+  std::vector<T> v = around<T>({1.0, 2.0, 0.5, 1.4142135623730951, 0.70710678118654757,
+                                double(std::numeric_limits<T>::min()), 2.0 * double(std::numeric_limits<T>::denorm_min())},
+                               3);
+  for (T s : {T(-1), T(-2.5), T(3), T(1e-3)}) v.push_back(s);
+  for (T s : specials<T>()) v.push_back(s);
+  return v;
+}
+
+enum class UnaryInput { kNormal1, kNormal30, kNormal300, kEdges, kUnit, kUnitTails, kLogitEdges, kPositive, kLogEdges };
+
+struct UnaryInputInfo {
+  UnaryInput input;
+  const char* name;
+};
+
+std::vector<UnaryInputInfo> unary_inputs(int op) {
+  switch (op) {
+    case logitkit::kLogit:
+      return {{UnaryInput::kUnit, "uniform(0,1)"},
+              {UnaryInput::kUnitTails, "near 0 and near 1"},
+              {UnaryInput::kLogitEdges, "logit edges"}};
+    case logitkit::kLog:
+      return {{UnaryInput::kPositive, "positive, all exponents incl. subnormal"},
+              {UnaryInput::kLogEdges, "log edges"}};
+    default:
+      return {{UnaryInput::kNormal1, "normal*1"},
+              {UnaryInput::kNormal30, "normal*30"},
+              {UnaryInput::kNormal300, "normal*300"},
+              {UnaryInput::kEdges, "edges"}};
+  }
+}
+
+template <class T>
+void fill_unary(UnaryInput in, Rng& rng, std::vector<T>& x) {
+  using L = std::numeric_limits<T>;
+  auto from = [&](const std::vector<T>& pool) {
+    for (T& v : x) v = pool[size_t(rng.index(ptrdiff_t(pool.size())))];
+  };
+  // 2^e (1 + u) with e over T's whole exponent range, subnormals included.
+  auto log_uniform = [&](int e_lo, int e_hi) {
+    return T(std::ldexp(1.0 + rng.uniform(), int(rng.integer(e_lo, e_hi))));
+  };
+  const int e_tiny = L::min_exponent - L::digits;
+  switch (in) {
+    case UnaryInput::kNormal1: for (T& v : x) v = T(rng.normal()); break;
+    case UnaryInput::kNormal30: for (T& v : x) v = T(rng.normal() * 30); break;
+    case UnaryInput::kNormal300: for (T& v : x) v = T(rng.normal() * 300); break;
+    case UnaryInput::kEdges: from(general_edges<T>()); break;
+    case UnaryInput::kUnit:
+      for (T& v : x) {
+        v = T(rng.uniform());
+        if (v == T(0)) v = L::min();
+      }
+      break;
+    case UnaryInput::kUnitTails:
+      for (T& v : x) {
+        const T t = log_uniform(e_tiny, -3);
+        v = rng.uniform() < 0.5 ? t : T(1) - std::max(t, L::epsilon() / 2);
+      }
+      break;
+    case UnaryInput::kLogitEdges: from(logit_edges<T>()); break;
+    case UnaryInput::kPositive:
+      for (T& v : x) {
+        // a quarter near 1, where log's reduction and its sqrt(2) split matter most
+        v = rng.uniform() < 0.25 ? log_uniform(-1, 0) : log_uniform(e_tiny, L::max_exponent - 1);
+      }
+      break;
+    case UnaryInput::kLogEdges: from(log_edges<T>()); break;
+  }
+}
+
+template <class T>
+void run_unary(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  for (int op = 0; op < logitkit::kNumUnaryOps; ++op) {
+    Check& c = checks.get<T>(kUnaryNames[op]);
+    for (ptrdiff_t n : test_sizes()) {
+      for (const UnaryInputInfo& ui : unary_inputs(op)) {
+        const int reps = n <= 70 ? 3 : 2;
+        for (int rep = 0; rep < reps; ++rep) {
+          Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 3 : 4),
+                           Rng::mix((std::uint64_t(n) * 131 + int(ui.input)) * 16 + std::uint64_t(op), rep)));
+          std::vector<T> x(static_cast<size_t>(n)), y_ref(x.size()), y(x.size()), y_in;
+          fill_unary(ui.input, rng, x);
+          const Case cs{std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " input=" + ui.name +
+                        " rep=" + std::to_string(rep)};
+          ref.unary[op](x.data(), y_ref.data(), n);
+          k.unary[op](x.data(), y.data(), n);
+          compare_rows(c, y, y_ref, false, cs, &x);
+          y_in = x;
+          k.unary[op](y_in.data(), y_in.data(), n);
+          compare_in_place(c, y_in, y, cs);
+        }
+      }
+    }
+  }
+}
+
+// ---- driver --------------------------------------------------------------------------
+
+struct Totals {
+  int passed = 0, failed = 0;
+};
+
+template <class T>
+void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, std::uint64_t seed,
+               Totals& totals) {
+  Checks checks;
+  run_row_functions(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_unary(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  for (Check& c : checks.all()) {
+    const bool ok = c.failed == 0;
+    std::printf("%-7s %s  %-18s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
+                c.func.c_str(), c.max_ulp, c.tol, c.compared, ok ? "ok" : "FAIL");
+    if (c.nan_rows) {
+      std::printf("  [NaN rows: max differs from scalar in %ld of %ld]", c.nan_row_max_differs, c.nan_rows);
+    }
+    if (c.unmeasured) std::printf("  [%ld sums cancelling to noise not measured]", c.unmeasured);
+    std::printf("\n");
+    if (!ok) {
+      std::printf("        %ld failing values, e.g.\n", c.failed);
+      for (const std::string& e : c.examples) std::printf("          %s %s\n", isa, e.c_str());
+    }
+    (ok ? totals.passed : totals.failed) += 1;
+  }
+}
+
+struct Isa {
+  const char* name;
+  const IsaTable* (*table)();
+  bool supported;
+  const char* requirement;
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_HAS(feature) __builtin_cpu_supports(feature)
+#endif
+
+std::vector<Isa> compiled_isas() {
+  std::vector<Isa> isas;
+#if defined(HAVE_SSE2)
+  isas.push_back({"sse2", &logitkit::isa_table_sse2, bool(CPU_HAS("sse2")), "sse2"});
+#endif
+#if defined(HAVE_AVX2)
+  isas.push_back({"avx2", &logitkit::isa_table_avx2, CPU_HAS("avx2") && CPU_HAS("fma"), "avx2, fma"});
+#endif
+#if defined(HAVE_AVX512)
+  isas.push_back({"avx512", &logitkit::isa_table_avx512,
+                  CPU_HAS("avx512f") && CPU_HAS("avx512bw") && CPU_HAS("avx512dq") && CPU_HAS("avx512vl"),
+                  "avx512f, avx512bw, avx512dq, avx512vl"});
+#endif
+#if defined(HAVE_NEON)
+#if !defined(__aarch64__)
+#error "HAVE_NEON needs an aarch64 target"
+#endif
+  isas.push_back({"neon", &logitkit::isa_table_neon, true, "aarch64"});
+#endif
+  return isas;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t seed = 20240611;
+  if (argc > 1) seed = std::strtoull(argv[1], nullptr, 0);
+  std::printf("isa_equivalence: every kernel table against the scalar table, seed %" PRIu64 "\n", seed);
+
+  // Only a table the CPU can execute may be built: its static initialiser is compiled with
+  // that ISA's flags too.
+  const IsaTable& scalar = *logitkit::isa_table_scalar();
+  Totals totals;
+  const std::vector<Isa> isas = compiled_isas();
+  if (isas.empty()) std::printf("no vector ISA compiled in: nothing to compare\n");
+  for (const Isa& isa : isas) {
+    if (!isa.supported) {
+      std::printf("%-7s compiled but skipped: this CPU lacks %s\n", isa.name, isa.requirement);
+      continue;
+    }
+    const IsaTable& table = *isa.table();
+    run_dtype<float>(isa.name, scalar, table, seed, totals);
+    run_dtype<double>(isa.name, scalar, table, seed, totals);
+  }
+  std::printf("%d passed, %d failed\n", totals.passed, totals.failed);
+  return totals.failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,133 @@
+"""Special values and dtype policy of the native functions, on every ISA."""
+
+from __future__ import annotations
+
+import math
+
+import logitkit as lk
+import numpy as np
+import pytest
+from conftest import assert_ulp_close
+from logitkit import reference as ref
+
+INF, NAN = np.inf, np.nan
+
+
+def test_seed_overflow_example(isa):
+    # The textbook exp(x)/sum(exp(x)) overflows here and gives NaN.
+    np.testing.assert_array_equal(lk.softmax(np.float32([123, 456, 789])), [0, 0, 1])
+    np.testing.assert_array_equal(lk.softmax([0.0, 1000.0, 2000.0]), [0, 0, 1])
+    assert lk.logsumexp([1000.0, 1000.0]) == 1000 + math.log(2)
+
+
+def test_dominant_entry_keeps_precision(isa, dtype):
+    x = np.array([0.0, -50.0], dtype=dtype)
+    tiny = math.log1p(math.exp(-50))
+    assert lk.logsumexp(x) == np.asarray(tiny, dtype=dtype)
+    assert lk.log_softmax(x)[0] == np.asarray(-tiny, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [1.0, NAN, 2.0],
+        [INF, 1.0, -2.0],
+        [INF, 3.0, INF, -INF],
+        [-INF, -INF, -INF],
+        [NAN, INF, 1.0],
+        [NAN, -INF],
+        [-INF, 0.0, -INF],
+        [5.0],
+        [-INF],
+    ],
+)
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
+def test_special_rows_match_reference(isa, dtype, row, func):
+    for pad in (0, 5, 40):  # the special value in the vector body and in the tail
+        x = np.array([-1.0] * pad + row, dtype=dtype)
+        got = getattr(lk, func)(x)
+        expected = getattr(ref, func)(x)
+        assert_ulp_close(got, expected, dtype, 4, abs_scale=8.0)
+
+
+def test_special_rows_in_long_rows(isa):
+    n = lk._core.long_row_bytes // 8 * 3
+    for special in (NAN, INF, -INF):
+        x = np.zeros((2, n))
+        x[0, n // 2] = special
+        x[1, -1] = special
+        for func in ("softmax", "log_softmax", "logsumexp"):
+            assert_ulp_close(getattr(lk, func)(x), getattr(ref, func)(x), np.float64, 64, 8.0)
+    x = np.full((1, n), -INF)
+    assert lk.logsumexp(x)[0] == -INF
+    assert np.isnan(lk.softmax(x)).all()
+
+
+def test_empty(isa, dtype):
+    assert lk.softmax(np.zeros((3, 0), dtype)).shape == (3, 0)
+    np.testing.assert_array_equal(lk.logsumexp(np.zeros((3, 0), dtype)), [-INF] * 3)
+    np.testing.assert_array_equal(lk.logsumexp(np.zeros((0, 4), dtype), axis=0), [-INF] * 4)
+    assert lk.logsumexp(np.zeros((0, 4), dtype)).shape == (0,)
+    value, sign = lk.logsumexp(np.zeros(0, dtype), return_sign=True)
+    assert value == -INF and sign == 0
+
+
+def test_weights_zero_mask_inf_and_nan(isa):
+    x = np.array([INF, NAN, 1.0, 2.0])
+    b = np.array([0.0, 0.0, 1.0, 1.0])
+    assert lk.logsumexp(x, b=b) == pytest.approx(np.logaddexp(1.0, 2.0), rel=1e-15)
+    value, sign = lk.logsumexp([1.0, 1.0], b=[1.0, -1.0], return_sign=True)
+    assert value == -INF and sign == 0
+    assert np.isnan(lk.logsumexp([1.0, 2.0], b=[1.0, -1.0]))
+    assert lk.logsumexp([INF, 2.0], b=[-1.0, 1.0], return_sign=True) == (INF, -1.0)
+    assert np.isnan(lk.logsumexp([INF, INF], b=[1.0, -1.0]))
+
+
+def test_elementwise_extremes(isa, dtype):
+    assert list(lk.sigmoid(np.array([-INF, 0, INF], dtype))) == [0.0, 0.5, 1.0]
+    big = 80.0 if dtype == np.float32 else 700.0
+    assert lk.log_sigmoid(np.array([-1000.0], dtype))[0] == -1000.0
+    assert lk.softplus(np.array([1000.0], dtype))[0] == 1000.0
+    # Both tails keep full relative precision (not 0 or 1 - eps).
+    assert_ulp_close(lk.sigmoid(np.array([-big], dtype)), [math.exp(-big)], dtype, 4)
+    assert_ulp_close(lk.softplus(np.array([-big], dtype)), [math.exp(-big)], dtype, 4)
+    assert list(lk.logit(np.array([0.0, 1.0], dtype))) == [-INF, INF]
+    assert np.isnan(lk.logit(np.array([-0.5, 1.5, NAN], dtype))).all()
+    # Subnormal outputs are produced, not flushed to zero.
+    sub = -100.0 if dtype == np.float32 else -740.0
+    assert_ulp_close(
+        lk.sigmoid(np.array([sub], dtype)), ref.sigmoid(np.array([sub], dtype)), dtype, 4
+    )
+    assert lk.sigmoid(np.array([sub], dtype))[0] > 0
+
+
+@pytest.mark.parametrize("src", [np.float16, np.int8, np.int64, np.uint16, np.bool_])
+def test_dtype_policy(src):
+    x = (np.arange(12).reshape(3, 4) % 3).astype(src)
+    want = np.float16 if src == np.float16 else np.float64
+    for func in ("softmax", "log_softmax", "logsumexp", "sigmoid", "softplus"):
+        got = getattr(lk, func)(x)
+        assert got.dtype == want, func
+        # float16 is computed in float32 and rounded once: within one float16 ulp.
+        assert_ulp_close(got, getattr(ref, func)(x), want, 1)
+
+
+def test_bfloat16():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.linspace(-4, 4, 24).reshape(4, 6).astype(ml_dtypes.bfloat16)
+    for func in ("softmax", "log_softmax", "logsumexp", "sigmoid", "log_sigmoid"):
+        got = getattr(lk, func)(x)
+        assert got.dtype == x.dtype, func
+        expected = getattr(ref, func)(x)
+        np.testing.assert_allclose(
+            got.astype(np.float64), expected.astype(np.float64), rtol=2**-7, atol=2**-7
+        )
+
+
+def test_scalars_and_0d():
+    assert lk.softmax(np.array(3.0)).shape == ()
+    assert lk.softmax(np.array(3.0)) == 1.0
+    assert isinstance(lk.logsumexp(np.array(2.0)), np.float64)
+    assert lk.logsumexp(2.0) == 2.0
+    assert isinstance(lk.sigmoid(0.0), np.float64)
+    assert isinstance(lk.logsumexp(np.ones((2, 3)), axis=None), np.float64)

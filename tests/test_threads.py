@@ -1,0 +1,73 @@
+"""Results are bitwise identical for every thread count, and the GIL is released safely."""
+
+from __future__ import annotations
+
+import threading
+
+import logitkit as lk
+import numpy as np
+import pytest
+from logitkit import reference as ref
+
+THREADS = [1, 2, 3, 5]
+
+
+def shapes(dtype):
+    long_row = lk._core.long_row_bytes // np.dtype(dtype).itemsize * 3 + 17
+    # many short rows (threads take rows), few long rows (threads share each row's chunks),
+    # and an elementwise-sized array
+    return [(1000, 37), (3, long_row), (1, long_row), (64, 1031)]
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
+def test_reductions_bitwise_identical(isa, dtype, func):
+    rng = np.random.default_rng(11)
+    for shape in shapes(dtype):
+        x = (rng.standard_normal(shape) * 6).astype(dtype)
+        results = [getattr(lk, func)(x, threads=t) for t in THREADS]
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
+        strided = np.asfortranarray(x)
+        np.testing.assert_array_equal(getattr(lk, func)(strided, threads=2), results[0])
+
+
+def test_weighted_and_elementwise_bitwise_identical(isa, dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 200_003)).astype(dtype)
+    b = rng.uniform(-1, 1, x.shape).astype(dtype)
+    base = lk.logsumexp(x, b=b, return_sign=True, threads=1)
+    for t in THREADS[1:]:
+        got = lk.logsumexp(x, b=b, return_sign=True, threads=t)
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+    for func in ("sigmoid", "log_sigmoid", "softplus"):
+        one = getattr(lk, func)(x, threads=1)
+        for t in THREADS[1:]:
+            np.testing.assert_array_equal(getattr(lk, func)(x, threads=t), one)
+
+
+def test_env_default_threads(monkeypatch):
+    monkeypatch.setenv("LOGITKIT_NUM_THREADS", "3")
+    assert lk.runtime_info()["threads"] == 3
+    monkeypatch.setenv("LOGITKIT_NUM_THREADS", "not a number")
+    assert lk.runtime_info()["threads"] >= 1
+
+
+def test_concurrent_python_threads():
+    # The native work runs without the GIL; concurrent calls must not interfere.
+    rng = np.random.default_rng(13)
+    inputs = [rng.standard_normal((200, 501)) for _ in range(8)]
+    expected = [ref.softmax(x) for x in inputs]
+    results: list = [None] * len(inputs)
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            results[i] = lk.softmax(inputs[i], threads=2)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for got, exp in zip(results, expected, strict=True):
+        np.testing.assert_allclose(got, exp, rtol=1e-13, atol=1e-300)
