@@ -7,10 +7,11 @@ Fortran order, negative strides, a non-last axis and several axes at once.
 
 from __future__ import annotations
 
-import logitkit as lk
 import numpy as np
 import pytest
 from conftest import assert_ulp_close
+
+import logitkit as lk
 from logitkit import reference as ref
 
 SIZES = [*range(1, 18), 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000, 4099]
@@ -186,3 +187,11 @@ def test_elementwise_layouts(isa):
     y = x.copy()
     lk.log_sigmoid(y, out=y)
     assert_ulp_close(y, ref.log_sigmoid(x), np.float64, 4)
+
+
+def test_logsumexp_x_broadcast_against_b(isa):
+    x = np.array([0.5, -1.0, 2.0])
+    b = np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]])
+    got = lk.logsumexp(x, b=b)
+    assert got.shape == (2,)
+    assert_ulp_close(got, ref.logsumexp(x, b=b), np.float64, 4)

@@ -155,6 +155,8 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
 }
 
 // Max, then the exponentials split into the entries equal to the max and the rest.
+// Plain exp(x - m) suffices here: the rounding of x - m scales a term's error by the term
+// itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
 template <class V, class VD>
 RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   using T = typename V::T;
@@ -163,12 +165,12 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   if (!std::isfinite(m)) {
     return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
   }
-  const V mv = V::set1(m), neg_m = V::set1(-m), zero = V::zero(), one = V::set1(T(1));
+  const V mv = V::set1(m), zero = V::zero(), one = V::set1(T(1));
   WideSum<VD> rest0, rest1;
   V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
   auto step = [&](V xv, WideSum<VD>& rest, V& count) {
     const auto at_max = eq(xv, mv);
-    rest.add(select(at_max, zero, exp_diff(xv, mv, neg_m)));
+    rest.add(select(at_max, zero, exp_(xv - mv)));
     count = count + select(at_max, one, zero);
   };
   ptrdiff_t i = 0;
@@ -202,12 +204,12 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
   const T m = reduce_max(max_(m0, m1));
   if (!std::isfinite(m)) return {m, 0.0, 0.0};  // the special path rescans x and b
 
-  const V mv = V::set1(m), neg_m = V::set1(-m);
+  const V mv = V::set1(m);
   WideSum<VD> rest, at_max_weight;
   auto step = [&](V xv, V bv) {
     const V xc = counted(xv, bv);
     const auto at_max = eq(xc, mv);
-    rest.add(select(at_max, zero, exp_diff(xc, mv, neg_m) * bv));
+    rest.add(select(at_max, zero, exp_(xc - mv) * bv));
     at_max_weight.add(select(at_max, bv, zero));
   };
   for (i = 0; i + V::N <= n; i += V::N) step(V::load(x + i), V::load(b + i));

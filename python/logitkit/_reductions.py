@@ -156,11 +156,12 @@ def softmax(
 
     Examples
     --------
+    >>> import numpy as np
     >>> import logitkit as lk
     >>> lk.softmax([1.0, 2.0, 3.0])
     array([0.09003057, 0.24472847, 0.66524096])
-    >>> lk.softmax([123, 456, 789])
-    array([0., 0., 1.])
+    >>> lk.softmax(np.float32([123, 456, 789]))
+    array([0., 0., 1.], dtype=float32)
     """
     return _softmax_impl("softmax", x, axis, out, threads, log=False)
 
@@ -294,7 +295,10 @@ def logsumexp(
     if out is not None:
         if return_sign:
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"{func}(): with return_sign=True, out must be a pair of arrays")
+                raise TypeError(
+                    f"{func}(): with return_sign=True, out must be a pair of arrays "
+                    "(value_out, sign_out)"
+                )
             outs = (
                 check_out(func, out[0], final_shape, result_dtype, "out[0]"),
                 check_out(func, out[1], final_shape, result_dtype, "out[1]"),

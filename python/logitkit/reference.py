@@ -309,7 +309,7 @@ def logsumexp(
     x : array_like
     axis : int, tuple of ints or None, default -1
     b : array_like, optional
-        Weights, broadcast to the shape of ``x``; they may be negative.  Entries
+        Weights, broadcast against ``x`` (both ways, as in SciPy); they may be negative.  Entries
         with ``b == 0`` are ignored, even where ``x`` is inf or NaN.
     keepdims : bool
         Keep the reduced axes with size 1.
@@ -351,12 +351,15 @@ def logsumexp(
                 f"{func}(): x ({xa.dtype}) and b ({ba.dtype}) have no common dtype"
             ) from None
         dtype = _result_dtype(joint, func, "x and b")
+        # As in SciPy, x and b broadcast against each other.
         try:
-            b64 = np.broadcast_to(ba.astype(np.float64), x64.shape)
+            joint_shape = np.broadcast_shapes(x64.shape, ba.shape)
         except ValueError:
             raise ValueError(
                 f"{func}(): b with shape {ba.shape} cannot be broadcast to x with shape {x64.shape}"
             ) from None
+        x64 = np.broadcast_to(x64, joint_shape)
+        b64 = np.broadcast_to(ba.astype(np.float64), joint_shape)
 
     axes = _normalize_axes(axis, x64.ndim, func)
     if x64.ndim == 0:
@@ -369,8 +372,9 @@ def logsumexp(
     if return_sign:
         if out is not None:
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise ValueError(
-                    f"{func}(): out must be a pair (value_out, sign_out) when return_sign=True"
+                raise TypeError(
+                    f"{func}(): with return_sign=True, out must be a pair of arrays "
+                    "(value_out, sign_out)"
                 )
             _check_out(out[0], out_shape, dtype, func, "out[0]")
             _check_out(out[1], out_shape, dtype, func, "out[1]")
