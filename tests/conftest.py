@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import logitkit as lk
 import numpy as np
 import pytest
+
+import logitkit as lk
 
 ISAS = lk.available_isas()
 FLOAT_DTYPES = [np.float32, np.float64]

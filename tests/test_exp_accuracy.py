@@ -6,9 +6,10 @@ takes every 61st float so it runs in seconds.
 
 from __future__ import annotations
 
-import logitkit as lk
 import numpy as np
 from conftest import ulp_error
+
+import logitkit as lk
 
 
 def float32_range(lo: float, hi: float, step: int) -> np.ndarray:

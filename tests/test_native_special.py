@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-import logitkit as lk
 import numpy as np
 import pytest
 from conftest import assert_ulp_close
+
+import logitkit as lk
 from logitkit import reference as ref
 
 INF, NAN = np.inf, np.nan

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logitkit as lk
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
+import logitkit as lk
 
 finite = st.floats(-80, 80, allow_nan=False, width=64)
 rows = arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 70)), elements=finite)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import threading
 
-import logitkit as lk
 import numpy as np
 import pytest
+
+import logitkit as lk
 
 
 def test_runtime_info_contents():

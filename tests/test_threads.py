@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import logitkit as lk
 import numpy as np
 import pytest
+
+import logitkit as lk
 from logitkit import reference as ref
 
 THREADS = [1, 2, 3, 5]
