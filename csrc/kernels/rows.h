@@ -44,17 +44,17 @@ struct WideSum {
 // exp(x - m) for x <= m, m finite. The difference x - m is rounded when x and m are far
 // apart, and exp turns that absolute error into a relative one of up to |x - m| * 2^-24 in
 // float; the rounding error of the subtraction (recovered exactly by TwoSum) is folded back
-// in with one fma, so the result is as accurate as exp itself. Entries more than `floor`
-// below m underflow anyway; clamping them first keeps -inf out of the error term.
+// in with one fma, so the result is as accurate as exp itself. Where x - m lies below
+// -`floor` the result underflows anyway and the error term (NaN for x = -inf) is dropped.
+// No clamp on x: for |m| beyond 2^32 (float) m - floor would round back to m.
 template <class V>
 inline V exp_diff(V x, V m, V neg_m) {
   using T = typename V::T;
   constexpr T floor = sizeof(T) == 4 ? T(128) : T(1536);
-  x = clamp_keep_nan(x, m - V::set1(floor), V::set1(std::numeric_limits<T>::infinity()));
   const V d = x - m;
-  const V x_part = d + m;     // the part of x that d accounts for
+  const V x_part = d + m;       // the part of x that d accounts for
   const V m_part = d - x_part;  // and of -m
-  const V err = (x - x_part) + (neg_m - m_part);
+  const V err = select(lt(d, V::set1(-floor)), V::zero(), (x - x_part) + (neg_m - m_part));
   const V e = exp_(d);
   return fma(e, err, e);
 }
