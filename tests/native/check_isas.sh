@@ -8,9 +8,10 @@
 #   2. aarch64 cross build (scalar, neon), static so that user-mode qemu needs no sysroot,
 #      run under qemu-aarch64 when it is installed.
 #
-# Needs g++; for step 2 aarch64-linux-gnu-g++ and qemu-aarch64 (Debian: g++-aarch64-linux-gnu,
-# qemu-user). Without the cross compiler step 2 is skipped, unless LOGITKIT_REQUIRE_CROSS=1.
-# Extra arguments are passed to the harness (a seed).
+# Needs g++ (or $CXX); for step 2 aarch64-linux-gnu-g++ (or $AARCH64_CXX) and qemu-aarch64
+# or qemu-aarch64-static (Debian: g++-aarch64-linux-gnu, qemu-user). Without the cross
+# compiler step 2 is skipped, unless LOGITKIT_REQUIRE_CROSS=1. Arguments go to the harness
+# ([-v] [seed]). The last line totals both runs; the exit status is non-zero on any failure.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,18 +22,18 @@ trap 'rm -rf "$build"' EXIT
 
 # As in CMakeLists.txt (C++17 without GNU extensions, no -ffast-math: the kernels rely on
 # IEEE NaN and infinity), at -O2.
-common=(-std=c++17 -O2 -Wall -Wextra -fno-math-errno -Icsrc)
+common=(-std=c++17 -O2 -Wall -Wextra -fno-math-errno -ffp-contract=off -Icsrc)
 harness=tests/native/isa_equivalence.cpp
-status=0
+status=0 passed=0 failed=0
 
-# compile CXX OUT SOURCE FLAGS... ; the objects are built in parallel.
 compile() {
   local cxx=$1 out=$2 src=$3
   shift 3
   "$cxx" "${common[@]}" "$@" -c "$src" -o "$out"
 }
 
-# build_and_link CXX DIR LINKFLAGS -- NAME:FLAGS...  (one entry per isa/ translation unit)
+# build_and_link CXX DIR LINKFLAGS -- NAME:FLAGS...  (one entry per csrc/isa/ unit). The
+# units compile in parallel: the avx512 one alone takes most of the build time.
 build_and_link() {
   local cxx=$1 dir=$2 link=$3
   shift 4
@@ -47,13 +48,40 @@ build_and_link() {
     objs+=("$dir/isa_$name.o")
     if [[ $name != scalar ]]; then defines+=("-DHAVE_${name^^}"); fi
   done
-  compile "$cxx" "$dir/harness.o" "$harness" "${defines[@]}" &
+  compile "$cxx" "$dir/harness.o" "$harness" ${defines[@]+"${defines[@]}"} &
   pids+=($!)
-  local failed=0 pid
-  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-  if ((failed)); then return 1; fi
+  local failed_jobs=0 pid
+  for pid in "${pids[@]}"; do wait "$pid" || failed_jobs=1; done
+  if ((failed_jobs)); then
+    echo "error: build failed ($cxx)" >&2
+    return 1
+  fi
   # shellcheck disable=SC2086
   "$cxx" $link "$dir/harness.o" "${objs[@]}" -o "$dir/isa_equivalence" -lm
+}
+
+# run_harness NAME COMMAND...: runs it and adds its closing "N passed, M failed" to the
+# totals; a run that ends without one (a crash) counts as one failure.
+run_harness() {
+  local log="$build/$1.log" rc=0 line p f
+  shift
+  "$@" 2>&1 | tee "$log" || rc=$?
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+  if [[ -z $line ]]; then
+    echo "error: the harness stopped without a summary (exit status $rc)" >&2
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
+  read -r p _ f _ <<< "$line"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if ((rc != 0)); then status=1; fi
+}
+
+finish() {
+  echo "total: $passed passed, $failed failed"
+  exit "$status"
 }
 
 elapsed() { echo "$((SECONDS - $1))s"; }
@@ -77,24 +105,26 @@ esac
 build_and_link "${CXX:-g++}" "$build/native" "" -- "${native[@]}"
 echo "built in $(elapsed "$t0")"
 t0=$SECONDS
-if ! "$build/native/isa_equivalence" "$@"; then status=1; fi
+run_harness native "$build/native/isa_equivalence" "$@"
 echo "native run: $(elapsed "$t0")"
 
 if [[ $arch == aarch64 || $arch == arm64 ]]; then
   echo "== neon ran natively above; no cross build needed"
-  exit "$status"
+  finish
 fi
 
 echo "== aarch64 cross build (neon)"
-cross=aarch64-linux-gnu-g++
+cross=${AARCH64_CXX:-aarch64-linux-gnu-g++}
 if ! command -v "$cross" > /dev/null; then
   if [[ ${LOGITKIT_REQUIRE_CROSS:-0} == 1 ]]; then
-    echo "error: $cross not found and LOGITKIT_REQUIRE_CROSS=1 (apt-get install g++-aarch64-linux-gnu qemu-user)" >&2
-    exit 1
+    echo "error: $cross not found and LOGITKIT_REQUIRE_CROSS=1" \
+      "(apt-get install g++-aarch64-linux-gnu qemu-user)" >&2
+    status=1
+    finish
   fi
   echo "SKIPPED: $cross not found, the NEON kernels were neither compiled nor run"
   echo "         (apt-get install g++-aarch64-linux-gnu qemu-user to check them)"
-  exit "$status"
+  finish
 fi
 t0=$SECONDS
 build_and_link "$cross" "$build/aarch64" "-static" -- "scalar:" "neon:"
@@ -110,10 +140,10 @@ done
 if [[ -z $qemu ]]; then
   echo "NOT RUN: no qemu-aarch64 or qemu-aarch64-static, the NEON kernels were only compiled"
   echo "         (apt-get install qemu-user to run them under emulation)"
-  exit "$status"
+  finish
 fi
 t0=$SECONDS
 echo "running under $qemu"
-if ! "$qemu" "$build/aarch64/isa_equivalence" "$@"; then status=1; fi
+run_harness aarch64 "$qemu" "$build/aarch64/isa_equivalence" "$@"
 echo "aarch64 run: $(elapsed "$t0")"
-exit "$status"
+finish

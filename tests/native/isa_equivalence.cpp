@@ -8,7 +8,8 @@
 //
 // Build: see check_isas.sh. Only the ISA tables named by HAVE_SSE2, HAVE_AVX2, HAVE_AVX512
 // and HAVE_NEON are linked, and each is only run when the CPU can execute it.
-// Usage: isa_equivalence [seed]. Exit status 1 when any check fails.
+// Usage: isa_equivalence [-v] [seed]; -v shows the worst case of each line. Exit status 1
+// when any check fails.
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -36,32 +37,36 @@ using std::ptrdiff_t;
 
 // ---- tolerances ----------------------------------------------------------------------
 //
-// In ulps of the element type (float ulps for the double-valued results of float rows).
-// About twice the largest difference measured against the scalar table on sse2, avx2 and
-// neon (under emulation) over several seeds, so that other seeds and compilers have room
-// but a real regression does not hide.
+// In ulps of the element type (float ulps for the double-valued results of float rows),
+// about twice the largest difference from the scalar table measured on sse2 and avx2 over
+// about a hundred seeds and on neon (under qemu) over a few, so that other seeds and
+// compilers have room while a real regression does not hide. The f64 sums stand out: the
+// scalar table adds a long row strictly in order, the vector tables in lanes, and over 4099
+// entries of a few tied values (the "ties" rows) the two orders drift apart by up to 76
+// ulps of the sum. sub_shift is additions and subtractions only: every ISA must give the
+// same bits.
 struct Tolerance {
   const char* func;
   double f32, f64;
 };
 
 constexpr Tolerance kTolerances[] = {
-    {"softmax_row", 8, 64},
-    {"log_softmax_row", 8, 64},
-    {"logsumexp_row", 8, 64},
-    {"logsumexp_row+b", 8, 64},
-    {"stats", 8, 64},
-    {"weighted_stats", 8, 64},
-    {"exp_shift_scale", 4, 4},
-    {"sub_shift", 4, 4},
+    {"softmax_row", 8, 160},
+    {"log_softmax_row", 4, 16},
+    {"logsumexp_row", 0.6, 6},
+    {"logsumexp_row+b", 3, 8},
+    {"stats", 2, 128},
+    {"weighted_stats", 4, 12},
+    {"exp_shift_scale", 8, 4},
+    {"sub_shift", 0, 0},
     {"softmax_special", 0, 0},
     {"logsumexp_special", 0, 0},
     {"unary:sigmoid", 4, 4},
-    {"unary:log_sigmoid", 4, 4},
-    {"unary:softplus", 4, 4},
-    {"unary:logit", 4, 4},
-    {"unary:exp", 4, 4},
-    {"unary:log", 4, 4},
+    {"unary:log_sigmoid", 6, 6},
+    {"unary:softplus", 6, 6},
+    {"unary:logit", 2, 2},
+    {"unary:exp", 2, 2},
+    {"unary:log", 2, 2},
 };
 
 const char* const kUnaryNames[logitkit::kNumUnaryOps] = {
@@ -137,12 +142,16 @@ struct Check {
   long nan_rows = 0, nan_row_max_differs = 0;  // see compare_stats
   long unmeasured = 0;                        // see compare_lse
   std::vector<std::string> examples;
+  std::string worst;  // the case behind max_ulp
 
-  // The description is built only for failures, which keeps the passing run cheap.
+  // Descriptions are built only for failures and new maxima, which keeps the run cheap.
   template <class Describe>
   void record(double ulps, double allowed, const Describe& describe) {
     ++compared;
-    if (std::isfinite(ulps)) max_ulp = std::max(max_ulp, ulps);
+    if (std::isfinite(ulps) && ulps > max_ulp) {
+      max_ulp = ulps;
+      worst = describe();
+    }
     if (!(ulps <= allowed)) fail(describe() + "  ulp=" + (std::isfinite(ulps) ? std::to_string(ulps) : "mismatch"));
   }
   void fail(const std::string& what) {
@@ -224,7 +233,8 @@ enum class Pattern {
 // each entry is at the max or exp underflows to 0, so there is nothing to round). Weighted
 // rows are never exact as such: the weights decide which special entries count, and tied
 // huge maxima sum their weights in lane order; compare_lse and compare_stats still demand
-// exact agreement wherever a counted entry is NaN or the counted max is not finite.
+// exact agreement wherever a counted entry is NaN, the counted max is not finite, or every
+// exponential below the max underflows.
 struct PatternInfo {
   Pattern pattern;
   const char* name;
@@ -352,7 +362,18 @@ struct RowSums {
   long double sum_abs = 0;  // sum of |b| exp(x - m)
   double at_max_abs = 0;    // sum of |b| over the entries equal to m
   double rest_abs = 0;      // sum of |b| exp(x - m) over the others
+  // exp(x - m) underflows for every entry under m, so any correct kernel's rest is exactly
+  // 0 (rows of huge values, or all entries tied).
+  bool rest_underflows = true;
 };
+
+// exp(d) is below half the smallest subnormal of T (with a margin for the rounding of d),
+// so every correct exp returns exactly 0: a fact that needs no scalar table to check.
+template <class T>
+bool exp_underflows(long double d) {
+  static const long double limit = std::log(static_cast<long double>(std::numeric_limits<T>::denorm_min())) - 1;
+  return d < limit;
+}
 
 template <class T>
 RowSums row_sums(const T* x, const T* b, ptrdiff_t n) {
@@ -375,7 +396,9 @@ RowSums row_sums(const T* x, const T* b, ptrdiff_t n) {
       s.sum_abs += std::fabs(w);
       s.at_max_abs += std::fabs(w);
     } else {
-      const long double t = std::exp(static_cast<long double>(x[i]) - s.m) * w;
+      const long double d = static_cast<long double>(x[i]) - s.m;
+      if (!exp_underflows<T>(d)) s.rest_underflows = false;
+      const long double t = std::exp(d) * w;
       s.sum += t;
       s.sum_abs += std::fabs(t);
       s.rest_abs += double(std::fabs(t));
@@ -416,8 +439,11 @@ void compare_in_place(Check& c, const std::vector<T>& in_place, const std::vecto
 // log-sum-exp = m + log|S|. The final addition can cancel (m < 0 < log|S|), and S itself
 // cancels with weights of both signs, where its error is relative to sum |terms| and so is
 // the error of log|S| relative to kappa = sum|terms| / |S|: the magnitude the ulps are
-// measured at is the largest of |result|, |m| and kappa. A sum that cancels to within the
-// tolerance is zero for all that floating point can tell, and its sign and log are noise.
+// measured at is the largest of |result|, |m| and kappa. A sum that cancels to within a few
+// roundings of its terms is zero for all that floating point can tell, and its sign and log
+// are noise.
+constexpr long double kCancelled = 16;  // in ulps of sum |terms|
+
 template <class T>
 void compare_lse(Check& c, LseResult got, LseResult want, const T* x, const T* b, ptrdiff_t n,
                  bool exact, const Case& cs) {
@@ -432,7 +458,7 @@ void compare_lse(Check& c, LseResult got, LseResult want, const T* x, const T* b
     return;
   }
   const long double eps = std::numeric_limits<T>::epsilon();
-  if (std::fabs(s.sum) <= c.tol * eps * s.sum_abs) {
+  if (std::fabs(s.sum) <= kCancelled * eps * s.sum_abs) {
     ++c.unmeasured;
     const bool nan_agrees = std::isnan(got.value) == std::isnan(want.value);
     c.record(nan_agrees ? 0.0 : kInf<double>, 0.0, describe);
@@ -477,6 +503,10 @@ void compare_stats(Check& c, const RowStats<T>& got, const RowStats<T>& want, co
   if (!std::isfinite(want.max)) {
     const bool same = same_value(got.at_max, want.at_max) && same_value(got.rest, want.rest);
     c.record(same ? 0.0 : kInf<double>, 0.0, describe);
+    return;
+  }
+  if (s.rest_underflows && !(got.rest == 0 && want.rest == 0)) {
+    c.fail(describe() + "  every exp(x - max) underflows: rest must be 0 in both");
     return;
   }
   const double u = std::max(ulp_diff<T>(got.at_max, want.at_max, s.at_max_abs),
@@ -541,6 +571,13 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
             ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale);
             k.exp_shift_scale(x.data(), y.data(), n, shift, scale);
             compare_rows(c, y, y_ref, false, Case{sc.what + " scale=" + fmt(double(scale))}, &x);
+            for (ptrdiff_t i = 0; i < n; ++i) {
+              if (exp_underflows<T>(static_cast<long double>(x[i]) - shift) && !(y[i] == 0 && y_ref[i] == 0)) {
+                c.fail(sc.what + " i=" + std::to_string(i) + " x=" + fmt(double(x[i])) + " got=" +
+                       fmt(double(y[i])) + " scalar=" + fmt(double(y_ref[i])) +
+                       "  exp(x - shift) underflows: must be 0 in both");
+              }
+            }
             y_in = x;
             k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale);
             compare_in_place(c, y_in, y, sc);
@@ -626,9 +663,11 @@ std::vector<T> general_edges() {
   // the clamp limits of exp_ in kernels/math.h
   const double clamp_lo = std::is_same<T, float>::value ? -104.0 : -746.0;
   const double clamp_hi = std::is_same<T, float>::value ? 89.0 : 710.0;
+  const double half_ln2 = 0.34657359027997264;  // bound of exp's reduced argument
+  const double split = 0.88137358701954280;     // exp(-x) = sqrt(2) - 1, log1p_unit_'s branch
   std::vector<T> v = around<T>({log_max, -log_max, log_min, -log_min, log_tiny, -log_tiny, clamp_lo,
                                 -clamp_lo, clamp_hi, -clamp_hi, 0.5, -0.5, 1.0, -1.0, 20.0, -20.0, 40.0,
-                                -40.0, 1e-8, -1e-8, 0.34657359027997264, -0.34657359027997264},
+                                -40.0, 1e-8, -1e-8, half_ln2, -half_ln2, split, -split},
                                3);
   for (T s : specials<T>()) v.push_back(s);
   return v;
@@ -754,7 +793,7 @@ struct Totals {
 
 template <class T>
 void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, std::uint64_t seed,
-               Totals& totals) {
+               bool verbose, Totals& totals) {
   Checks checks;
   run_row_functions(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   run_unary(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
@@ -767,6 +806,7 @@ void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, s
     }
     if (c.unmeasured) std::printf("  [%ld sums cancelling to noise not measured]", c.unmeasured);
     std::printf("\n");
+    if (verbose && !c.worst.empty()) std::printf("          worst: %s %s\n", isa, c.worst.c_str());
     if (!ok) {
       std::printf("        %ld failing values, e.g.\n", c.failed);
       for (const std::string& e : c.examples) std::printf("          %s %s\n", isa, e.c_str());
@@ -812,7 +852,14 @@ std::vector<Isa> compiled_isas() {
 
 int main(int argc, char** argv) {
   std::uint64_t seed = 20240611;
-  if (argc > 1) seed = std::strtoull(argv[1], nullptr, 0);
+  bool verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "-v") == 0) {
+      verbose = true;
+    } else {
+      seed = std::strtoull(argv[i], nullptr, 0);
+    }
+  }
   std::printf("isa_equivalence: every kernel table against the scalar table, seed %" PRIu64 "\n", seed);
 
   // Only a table the CPU can execute may be built: its static initialiser is compiled with
@@ -827,8 +874,8 @@ int main(int argc, char** argv) {
       continue;
     }
     const IsaTable& table = *isa.table();
-    run_dtype<float>(isa.name, scalar, table, seed, totals);
-    run_dtype<double>(isa.name, scalar, table, seed, totals);
+    run_dtype<float>(isa.name, scalar, table, seed, verbose, totals);
+    run_dtype<double>(isa.name, scalar, table, seed, verbose, totals);
   }
   std::printf("%d passed, %d failed\n", totals.passed, totals.failed);
   return totals.failed == 0 ? 0 : 1;
