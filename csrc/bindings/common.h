@@ -35,5 +35,6 @@ const IsaTable& table_for(int isa);
 void register_runtime(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);
+void register_losses(py::module_& m);
 
 }  // namespace logitkit::bindings

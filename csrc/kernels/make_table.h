@@ -1,6 +1,7 @@
 // Fills the kernel table of one ISA. Included by exactly one translation unit per ISA,
 // after it has defined LOGITKIT_ISA_NS and included its simd/ header.
 #pragma once
+#include "cross_entropy.h"
 #include "rows.h"
 
 namespace logitkit::LOGITKIT_ISA_NS {
@@ -24,6 +25,7 @@ KernelSet<typename V::T> make_kernel_set() {
   k.unary[kLogit] = &unary_row<V, kLogit>;
   k.unary[kExp] = &unary_row<V, kExp>;
   k.unary[kLog] = &unary_row<V, kLog>;
+  k.cross_entropy_row = &cross_entropy_row<V, VD>;
   return k;
 }
 

@@ -86,6 +86,27 @@ inline V exp_(V x) {
   return p * pow2i(k1) * pow2i(k2);
 }
 
+// exp(x) - 1 without cancellation near 0: for |x| <= ln2/2 the reduced argument is x itself
+// (k = 0) and the polynomial gives exp(x) - 1 - x directly; farther out exp(x) - 1 loses
+// nothing.
+template <class V>
+inline V expm1_(V x) {
+  using T = typename V::T;
+  const V near_zero = fma(exp_poly_tail(x, T()), x * x, x);
+  const auto small = lt(abs_(x), splat<V>(0.34657359027997264));
+  return select(small, near_zero, exp_(x) - V::set1(T(1)));
+}
+
+// tanh(u) = -expm1(-2|u|) / (2 + expm1(-2|u|)), with the sign of u restored; exact limits
+// +-1 at +-inf, NaN propagates.
+template <class V>
+inline V tanh_(V u) {
+  using T = typename V::T;
+  const V em = expm1_(V::set1(T(-2)) * abs_(u));
+  const V t = (V::zero() - em) / (V::set1(T(2)) + em);
+  return select(lt(u, V::zero()), V::zero() - t, t);
+}
+
 // 2 atanh(s) - 2s over s^3, for |s| <= (sqrt2 - 1)/(sqrt2 + 1): the odd series of
 // log((1 + s)/(1 - s)), with coefficients 2/(2j + 1), cut where it falls below rounding.
 template <class V>

@@ -22,6 +22,22 @@ struct LseResult {
   double sign;
 };
 
+// Options of the fused cross-entropy that are the same for every row.
+template <class T>
+struct CrossEntropyParams {
+  const T* class_weight = nullptr;  // length C, or null for weight 1
+  double weight_sum = 0;            // sum of the class weights (C without weights)
+  double smoothing = 0;             // effective label smoothing alpha (already Megatron-scaled)
+  double z_loss = 0;                // coefficient of lse^2
+  T softcap = 0;                    // logits become softcap * tanh(z / softcap); 0: off
+};
+
+struct CrossEntropyRow {
+  double loss;  // 0 for a row that does not count
+  double lse;   // logsumexp of the (capped) logits
+  long long argmax;
+};
+
 enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kNumUnaryOps };
 
 template <class T>
@@ -41,6 +57,16 @@ struct KernelSet {
   LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
 
   void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
+
+  // One row of the fused cross-entropy: loss, lse and argmax from one read of the logits and,
+  // when grad is not null, grad = grad_scale * d(loss)/d(logits) written in a second sweep
+  // over the (cached) row. target is a class index, or soft points at a row of target
+  // probabilities. A row with counted == false gets loss 0 and a zero gradient. grad may
+  // alias z (the gradient then overwrites the logits).
+  CrossEntropyRow (*cross_entropy_row)(const T* z, std::ptrdiff_t n, long long target,
+                                       const T* soft, bool counted,
+                                       const CrossEntropyParams<T>& params, double grad_scale,
+                                       T* grad);
 };
 
 struct IsaTable {

@@ -252,6 +252,54 @@ void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray&
 }
 
 template <class T>
+void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedArray& z,
+                   const StridedArray& soft, const StridedArray& grad,
+                   const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
+                   int threads) {
+  const ptrdiff_t n_rows = product(shape.outer), n = shape.n;
+  if (n_rows == 0) return;
+  const RowOffsets offsets(shape.outer, {&z, &soft, &grad});
+  const bool has_soft = soft.data != nullptr, has_grad = grad.data != nullptr;
+  const bool contiguous = z.axis_stride == 1 && (!has_soft || soft.axis_stride == 1) &&
+                          (!has_grad || grad.axis_stride == 1);
+  const T* zd = static_cast<const T*>(z.data);
+  const T* sd = static_cast<const T*>(soft.data);
+  T* gd = static_cast<T*>(grad.data);
+  const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
+  const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(n_rows, n, threads), n_rows));
+  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
+#pragma omp for schedule(static)
+    for (ptrdiff_t r = 0; r < n_rows; ++r) {
+      const T* zr = zd + offsets.offset(0, r);
+      const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
+      T* gr = has_grad ? gd + offsets.offset(2, r) : nullptr;
+      T* g_target = gr;
+      if (!contiguous) {
+        gather(zr, z.axis_stride, n, buf);
+        zr = buf;
+        if (has_soft) {
+          gather(sr, soft.axis_stride, n, buf + n);
+          sr = buf + n;
+        }
+        if (has_grad) g_target = buf + 2 * n;
+      }
+      const bool counted = rows.counted[r] != 0;
+      const long long target = (has_soft || !counted) ? -1 : rows.target[r];
+      const double scale = has_grad ? rows.grad_scale[r] : 0.0;
+      const CrossEntropyRow res =
+          k.cross_entropy_row(zr, n, target, sr, counted, params, scale, g_target);
+      if (has_grad && !contiguous) scatter(g_target, n, gr, grad.axis_stride);
+      rows.loss[r] = res.loss;
+      rows.lse[r] = res.lse;
+      rows.argmax[r] = res.argmax;
+    }
+  }
+}
+
+template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   constexpr ptrdiff_t kBlock = 1 << 14;
   const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
@@ -272,6 +320,13 @@ template void logsumexp<float>(const KernelSet<float>&, const RowShape&, const S
 template void logsumexp<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
                                 const StridedArray&, const StridedArray&, const StridedArray&,
                                 int);
+template void cross_entropy<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
+                                   const StridedArray&, const StridedArray&,
+                                   const CrossEntropyRows&, const CrossEntropyParams<float>&, int);
+template void cross_entropy<double>(const KernelSet<double>&, const RowShape&,
+                                    const StridedArray&, const StridedArray&, const StridedArray&,
+                                    const CrossEntropyRows&, const CrossEntropyParams<double>&,
+                                    int);
 template void unary<float>(const KernelSet<float>&, UnaryOp, const float*, float*, ptrdiff_t, int);
 template void unary<double>(const KernelSet<double>&, UnaryOp, const double*, double*, ptrdiff_t,
                             int);

@@ -32,6 +32,24 @@ void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray&
                const StridedArray& b, const StridedArray& out, const StridedArray& sign,
                int threads);
 
+// Per-row inputs and outputs of the cross-entropy, contiguous in row order.
+struct CrossEntropyRows {
+  const long long* target = nullptr;     // class index per row (index targets)
+  const unsigned char* counted = nullptr;  // 0: the row is ignored or masked out
+  const double* grad_scale = nullptr;     // d(reduced loss)/d(row loss), when a gradient is wanted
+  double* loss = nullptr;
+  double* lse = nullptr;
+  long long* argmax = nullptr;
+};
+
+// Fused cross-entropy along the last axis of z, with class-probability targets in `soft`
+// (data == nullptr for index targets) and the gradient into `grad` (data == nullptr: none).
+template <class T>
+void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedArray& z,
+                   const StridedArray& soft, const StridedArray& grad,
+                   const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
+                   int threads);
+
 // y = f(x) elementwise over `count` contiguous elements. y may be x itself.
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, std::ptrdiff_t count,

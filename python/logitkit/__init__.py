@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import _core
 from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
+from ._losses import CrossEntropyStats, cross_entropy, cross_entropy_with_grad
 from ._reductions import log_softmax, logsumexp, softmax
 from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
 
@@ -23,6 +24,9 @@ __all__ = [
     "log_expit",
     "softplus",
     "logit",
+    "cross_entropy",
+    "cross_entropy_with_grad",
+    "CrossEntropyStats",
     "runtime_info",
     "show_runtime",
     "use_isa",

@@ -34,3 +34,11 @@ def logsumexp(
 def unary(
     op: int, x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int
 ) -> None: ...
+def cross_entropy(
+    logits: NDArray[np.floating], target: NDArray[np.int64] | None,
+    soft: NDArray[np.floating] | None, counted: NDArray[np.uint8],
+    grad_scale: NDArray[np.float64] | None, weight: NDArray[np.floating] | None,
+    weight_sum: float, smoothing: float, z_loss: float, softcap: float,
+    grad: NDArray[np.floating] | None, loss: NDArray[np.float64], lse: NDArray[np.float64],
+    argmax: NDArray[np.int64], isa: int, threads: int,
+) -> None: ...

@@ -1,0 +1,98 @@
+// The fused cross-entropy over rows prepared by the Python layer (class axis last; per-row
+// targets, masks and gradient scales already resolved).
+#include "bindings/common.h"
+
+namespace logitkit::bindings {
+
+namespace {
+
+template <class T>
+void run(const KernelSet<T>& k, const py::array& z, const std::optional<py::array>& soft,
+         const std::optional<py::array>& grad, const parallel::CrossEntropyRows& rows,
+         std::optional<py::array> weight, double weight_sum, double smoothing, double z_loss,
+         double softcap, int threads) {
+  CrossEntropyParams<T> p;
+  p.class_weight = weight ? static_cast<const T*>(weight->data()) : nullptr;
+  p.weight_sum = weight_sum;
+  p.smoothing = smoothing;
+  p.z_loss = z_loss;
+  p.softcap = static_cast<T>(softcap);
+  const parallel::RowShape shape = row_shape(z);
+  const parallel::StridedArray zs = strided(z, true);
+  const parallel::StridedArray ss = soft ? strided(*soft, true) : parallel::StridedArray{};
+  const parallel::StridedArray gs = grad ? strided(*grad, true, true) : parallel::StridedArray{};
+  py::gil_scoped_release release;
+  parallel::cross_entropy(k, shape, zs, ss, gs, rows, p, threads);
+}
+
+void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
+                   std::optional<py::array> soft, py::array_t<unsigned char> counted,
+                   std::optional<py::array_t<double>> grad_scale, std::optional<py::array> weight,
+                   double weight_sum, double smoothing, double z_loss, double softcap,
+                   std::optional<py::array> grad, py::array_t<double> loss,
+                   py::array_t<double> lse, py::array_t<long long> argmax, int isa, int threads) {
+  const char* name = "cross_entropy";
+  const DType dt = dtype_of(z, name, "logits");
+  if (z.ndim() < 1) throw py::value_error("cross_entropy(): logits must have a class axis");
+  std::vector<py::ssize_t> rows_shape = shape_of(z);
+  rows_shape.pop_back();
+  py::ssize_t n_rows = 1;
+  for (auto s : rows_shape) n_rows *= s;
+  auto require_rows = [&](const py::array& a, const char* arg) {
+    if (a.ndim() != 1 || a.shape(0) != n_rows || !(a.flags() & py::array::c_style)) {
+      throw py::value_error(std::string("cross_entropy(): ") + arg +
+                            " must be contiguous with one entry per row");
+    }
+  };
+  require_rows(counted, "counted");
+  require_rows(loss, "loss");
+  require_rows(lse, "lse");
+  require_rows(argmax, "argmax");
+  if (target) require_rows(*target, "target");
+  if (grad_scale) require_rows(*grad_scale, "grad_scale");
+  if (!target && !soft) throw py::value_error("cross_entropy(): a target is required");
+  if (soft) {
+    require_same_dtype(z, *soft, name, "target");
+    require_shape(*soft, shape_of(z), name, "target");
+  }
+  if (grad) {
+    require_same_dtype(z, *grad, name, "grad_out");
+    require_writeable(*grad, name, "grad_out");
+    require_shape(*grad, shape_of(z), name, "grad_out");
+    if (!grad_scale) throw py::value_error("cross_entropy(): grad_scale is required with grad");
+  }
+  if (weight) {
+    require_same_dtype(z, *weight, name, "weight");
+    if (weight->ndim() != 1 || weight->shape(0) != z.shape(z.ndim() - 1) ||
+        !(weight->flags() & py::array::c_style)) {
+      throw py::value_error("cross_entropy(): weight must be contiguous with one entry per class");
+    }
+  }
+  parallel::CrossEntropyRows rows;
+  rows.target = target ? target->data() : nullptr;
+  rows.counted = counted.data();
+  rows.grad_scale = grad_scale ? grad_scale->data() : nullptr;
+  rows.loss = loss.mutable_data();
+  rows.lse = lse.mutable_data();
+  rows.argmax = argmax.mutable_data();
+  const IsaTable& table = table_for(isa);
+  const int nt = runtime::resolve_threads(threads);
+  if (dt == DType::f32) {
+    run(table.f32, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap, nt);
+  } else {
+    run(table.f64, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap, nt);
+  }
+}
+
+}  // namespace
+
+void register_losses(py::module_& m) {
+  m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("target"), py::arg("soft"),
+        py::arg("counted"), py::arg("grad_scale"), py::arg("weight"), py::arg("weight_sum"),
+        py::arg("smoothing"), py::arg("z_loss"), py::arg("softcap"), py::arg("grad"),
+        py::arg("loss"), py::arg("lse"), py::arg("argmax"), py::arg("isa"), py::arg("threads"),
+        "Fused cross-entropy rows along the last axis: per-row loss, lse, argmax, and the "
+        "gradient scaled per row into grad.");
+}
+
+}  // namespace logitkit::bindings

@@ -1,0 +1,224 @@
+// Fused cross-entropy over one row of logits: statistics in one read, the gradient in one
+// more sweep while the row is still in cache. Compiled per ISA inside LOGITKIT_ISA_NS.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "rows.h"
+
+namespace logitkit::LOGITKIT_ISA_NS {
+
+// Max and index of its first occurrence. Indices ride along as values of T (exact below
+// 2^24 for float); longer rows take the scalar loop.
+template <class V>
+void row_max_argmax(const typename V::T* x, ptrdiff_t n, typename V::T& max_out,
+                    ptrdiff_t& arg_out) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  if (n > (ptrdiff_t(1) << (sizeof(T) == 4 ? 24 : 52))) {
+    T m = ninf;
+    ptrdiff_t a = 0;
+    for (ptrdiff_t i = 0; i < n; ++i)
+      if (x[i] > m) m = x[i], a = i;
+    max_out = m, arg_out = a;
+    return;
+  }
+  alignas(64) T lanes[2 * V::N];
+  for (int j = 0; j < 2 * V::N; ++j) lanes[j] = T(j);
+  V m0 = V::set1(ninf), m1 = m0, best0 = V::zero(), best1 = V::zero();
+  V idx0 = V::load(lanes), idx1 = V::load(lanes + V::N);
+  const V step = V::set1(T(2 * V::N));
+  auto take = [](V v, V idx, V& m, V& best) {
+    const auto gt = lt(m, v);  // strictly greater: each lane keeps its first maximum
+    m = select(gt, v, m);
+    best = select(gt, idx, best);
+  };
+  ptrdiff_t i = 0;
+  for (; i + 2 * V::N <= n; i += 2 * V::N) {
+    take(V::load(x + i), idx0, m0, best0);
+    take(V::load(x + i + V::N), idx1, m1, best1);
+    idx0 = idx0 + step;
+    idx1 = idx1 + step;
+  }
+  if (i < n) take(load_partial<V>(x + i, n - i, ninf), idx0, m0, best0);
+  if (i + V::N < n) take(load_partial<V>(x + i + V::N, n - i - V::N, ninf), idx1, m1, best1);
+  alignas(64) T mv[2 * V::N], bv[2 * V::N];
+  m0.store(mv), m1.store(mv + V::N), best0.store(bv), best1.store(bv + V::N);
+  T m = ninf;
+  T a = 0;
+  for (int j = 0; j < 2 * V::N; ++j) {
+    if (mv[j] > m || (mv[j] == m && bv[j] < a)) m = mv[j], a = bv[j];
+  }
+  max_out = m;
+  arg_out = static_cast<ptrdiff_t>(a);
+}
+
+template <class T>
+inline double softcap_scalar(double z, T cap) {
+  return cap > 0 ? double(cap) * std::tanh(z / double(cap)) : z;
+}
+
+template <class V>
+struct CrossEntropyKernel {
+  using T = typename V::T;
+  using Mask = typename V::Mask;
+
+  const CrossEntropyParams<T>& p;
+  const bool capped = p.softcap > 0;
+  const V cap = V::set1(p.softcap);
+  const V inv_cap = V::set1(capped ? T(1) / p.softcap : T(0));
+  const V one = V::set1(T(1));
+
+  V capped_logits(V z) const { return capped ? cap * tanh_(z * inv_cap) : z; }
+  // d(capped)/dz = 1 - tanh^2
+  V cap_slope(V zc) const {
+    if (!capped) return one;
+    const V t = zc * inv_cap;
+    return one - t * t;
+  }
+  // Lanes at and past `count` are not part of the row.
+  static Mask tail_mask(ptrdiff_t count) {
+    alignas(64) T lanes[V::N];
+    for (int j = 0; j < V::N; ++j) lanes[j] = T(j);
+    return lt(V::load(lanes), V::set1(T(count)));
+  }
+};
+
+template <class V, class VD>
+CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long target,
+                                  const typename V::T* soft, bool counted,
+                                  const CrossEntropyParams<typename V::T>& params,
+                                  double grad_scale, typename V::T* grad) {
+  using T = typename V::T;
+  using Mask = typename V::Mask;
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  const CrossEntropyKernel<V> k{params};
+  const T* w = params.class_weight;
+  const double a = params.smoothing, C = double(n);
+
+  CrossEntropyRow out{0.0, 0.0, 0};
+  T m_raw;
+  ptrdiff_t arg;
+  row_max_argmax<V>(z, n, m_raw, arg);
+  out.argmax = arg;
+  const T m = k.capped ? T(softcap_scalar(double(m_raw), params.softcap)) : m_raw;
+
+  if (!std::isfinite(m)) {
+    // +inf, or only -inf (and maybe NaN): the loss over all classes has no limit here, so the
+    // row's loss and gradient are NaN; lse follows logsumexp's rules.
+    out.lse = logsumexp_special_row<T>(z, nullptr, n).value;
+    out.loss = counted ? nan : 0.0;
+    if (grad) {
+      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = counted ? T(nan) : T(0);
+    }
+    return out;
+  }
+
+  // Sweep 1: exp(z - m) split into the entries at the max and the rest, and the sums the
+  // label smoothing (index targets) or the soft targets need.
+  const V mv = V::set1(m), zero = V::zero();
+  const V spread = V::set1(T(a / C)), keep = V::set1(T(1.0 - a));
+  const bool need_smooth = soft == nullptr && a > 0;
+  V count = zero;
+  WideSum<VD> rest, smooth, target_weight, target_dist;
+  auto sweep = [&](V zv, V wv, V yv, Mask valid) {
+    V zc = k.capped_logits(zv);
+    zc = select(valid, zc, V::set1(-std::numeric_limits<T>::infinity()));
+    const auto at_max = eq(zc, mv);
+    rest.add(select(at_max, zero, exp_(zc - mv)));
+    count = count + select(at_max, V::set1(T(1)), zero);
+    const V gap = select(valid, mv - zc, zero);  // >= 0: sums below never cancel
+    // A zero coefficient times an infinite gap (a -inf logit) counts as 0, as 0 log 0 does.
+    auto weighted_gap = [&](V coeff) { return select(eq(coeff, zero), zero, coeff * gap); };
+    if (need_smooth) smooth.add(weighted_gap(wv));
+    if (soft) {
+      const V yw = select(valid, fma(keep, yv, spread) * wv, zero);
+      target_weight.add(yw);
+      target_dist.add(weighted_gap(yw));
+    }
+  };
+  const Mask all = eq(zero, zero);
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) {
+    sweep(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero, all);
+  }
+  if (i < n) {
+    const ptrdiff_t r = n - i;
+    sweep(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
+          soft ? load_partial<V>(soft + i, r, 0) : zero, CrossEntropyKernel<V>::tail_mask(r));
+  }
+  const double at_max = reduce_add(count), rest_sum = rest.total();
+  const double log_sum = log_abs_sum(at_max, rest_sum).value;  // log(sum exp(z - m))
+  const double lse = double(m) + log_sum;
+  out.lse = lse;
+  if (std::isnan(lse)) {  // the max skipped a NaN; report it as the argmax, as NumPy does
+    for (ptrdiff_t j = 0; j < n; ++j) {
+      if (std::isnan(z[j])) {
+        out.argmax = j;
+        break;
+      }
+    }
+  }
+  if (!counted) {
+    if (grad) {
+      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = T(0);
+    }
+    return out;
+  }
+
+  // Loss. Every term is a sum of non-negative gaps (m - z_c) plus log_sum, so it keeps its
+  // relative precision when the loss is tiny (a confident, correct prediction).
+  const double z_loss_term = params.z_loss * lse * lse;
+  double z_target = 0, w_target = 1, target_coeff = 0;
+  if (soft) {
+    const double wy = target_weight.total();
+    out.loss = wy * log_sum + target_dist.total() + z_loss_term;
+    target_coeff = wy;
+  } else {
+    z_target = softcap_scalar(double(z[target]), params.softcap);
+    w_target = w ? double(w[target]) : 1.0;
+    const double nll = (double(m) - z_target) + log_sum;
+    const double smooth_loss = params.weight_sum * log_sum + smooth.total();
+    out.loss = (1.0 - a) * w_target * nll + (a / C) * smooth_loss + z_loss_term;
+    target_coeff = (1.0 - a) * w_target + (a / C) * params.weight_sum;
+  }
+  if (!grad) return out;
+
+  // Sweep 2: grad_j = s * (coeff * p_j - q_j) * cap'(z_j), where q is the smoothed target
+  // distribution times the class weights, and p_j = exp(z_j - m) / sum.
+  const double sum = at_max + rest_sum;
+  const V p_scale = V::set1(T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
+  const V q_scale = V::set1(T(grad_scale));
+  const V neg_m = V::set1(-m);
+  auto write = [&](V zv, V wv, V yv) {
+    const V zc = k.capped_logits(zv);
+    V q = soft ? fma(keep, yv, spread) * wv : (need_smooth ? spread * wv : zero);
+    return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zc);
+  };
+  for (i = 0; i + V::N <= n; i += V::N) {
+    write(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero)
+        .store(grad + i);
+  }
+  if (i < n) {
+    const ptrdiff_t r = n - i;
+    store_partial(grad + i, r,
+                  write(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
+                        soft ? load_partial<V>(soft + i, r, 0) : zero));
+  }
+  if (!soft) {
+    // The target's entry holds p_t - 1, which cancels when p_t is near 1: form it in double
+    // as expm1(z_t - lse).
+    const double pt_minus_1 = std::expm1((z_target - double(m)) - log_sum);
+    const double pt = 1.0 + pt_minus_1;
+    const double t_cap = double(params.softcap);
+    const double slope = k.capped ? 1.0 - (z_target / t_cap) * (z_target / t_cap) : 1.0;
+    const double g = (1.0 - a) * w_target * pt_minus_1 +
+                     (a / C) * (pt * params.weight_sum - w_target) +
+                     2.0 * params.z_loss * lse * pt;
+    grad[target] = T(grad_scale * g * slope);
+  }
+  return out;
+}
+
+}  // namespace logitkit::LOGITKIT_ISA_NS

@@ -1,0 +1,469 @@
+"""Cross-entropy on logits, fused with its gradient: NumPy semantics around the native rows."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._runtime import current_isa_index
+from ._validation import (
+    as_input_array,
+    check_out,
+    check_threads,
+    compute_dtypes,
+    normalize_axes,
+)
+
+__all__ = ["cross_entropy", "cross_entropy_with_grad", "CrossEntropyStats"]
+
+_REDUCTIONS = ("none", "sum", "mean")
+_SMOOTHING = ("pytorch", "megatron")
+
+
+class CrossEntropyStats(NamedTuple):
+    """Per-row by-products of the cross-entropy, computed in the same pass.
+
+    ``lse``: logsumexp of each row's (capped) logits; ``argmax``: index of each row's first
+    largest logit (int64); ``correct``: ``argmax == target`` (for probability targets, the
+    target's argmax), False for rows that do not count; ``accuracy``: the mean of ``correct``
+    over the rows that count (NaN when none do).
+    """
+
+    lse: NDArray[Any]
+    argmax: NDArray[np.int64]
+    correct: NDArray[np.bool_]
+    accuracy: float
+
+
+class _Prepared(NamedTuple):
+    logits: np.ndarray  # class axis last, compute dtype, aligned
+    rows_shape: tuple[int, ...]
+    axis: int
+    index_target: np.ndarray | None  # int64, C-contiguous, rows_shape
+    soft_target: np.ndarray | None  # like logits
+    counted: np.ndarray  # bool, rows_shape
+    weight: np.ndarray | None
+    weight_sum: float
+    denominator: float
+    smoothing: float
+    compute: np.dtype
+    result: np.dtype
+
+
+def _prepare(
+    func: str,
+    logits: Any,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    smoothing: Any,
+    softcap: Any,
+    where: Any,
+) -> _Prepared:
+    z = as_input_array(func, "logits", logits)
+    compute, result = compute_dtypes(func, "logits", z.dtype)
+    if z.ndim == 0:
+        raise ValueError(f"{func}(): logits must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    (ax,) = normalize_axes(func, axis, z.ndim)
+    n_classes = z.shape[ax]
+    if n_classes == 0:
+        raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
+    rows_shape = z.shape[:ax] + z.shape[ax + 1 :]
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if smoothing not in _SMOOTHING:
+        raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
+    alpha = float(label_smoothing)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
+    if smoothing == "megatron" and alpha > 0:
+        if n_classes < 2:
+            raise ValueError(f"{func}(): smoothing='megatron' needs at least 2 classes")
+        alpha = alpha * n_classes / (n_classes - 1)
+    if softcap is not None and not float(softcap) > 0:
+        raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+
+    t = as_input_array(func, "target", target)
+    counted = np.ones(rows_shape, dtype=bool)
+    index_target = soft_target = None
+    if t.dtype.kind in "iu":
+        if t.shape != rows_shape:
+            raise ValueError(
+                f"{func}(): class-index target must have shape {rows_shape} (logits without "
+                f"the class axis), got {t.shape}"
+            )
+        counted &= t != ignore_index
+        bad = counted & ((t < 0) | (t >= n_classes))
+        if bad.any():
+            pos = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise IndexError(
+                f"{func}(): target[{pos if len(pos) != 1 else pos[0]}] = {t[pos]} is out of "
+                f"range for {n_classes} classes"
+            )
+        index_target = np.where(counted, t, 0).astype(np.int64).reshape(-1)
+    elif t.dtype.kind == "f" or t.dtype.name == "bfloat16":
+        if t.shape != z.shape:
+            raise ValueError(
+                f"{func}(): probability target must have the shape of logits {z.shape}, "
+                f"got {t.shape}"
+            )
+        if np.isnan(t).any():
+            raise ValueError(f"{func}(): probability target contains NaN")
+        soft_target = np.moveaxis(t, ax, -1).astype(compute, copy=False)
+        if not soft_target.flags.aligned:
+            soft_target = soft_target.copy()
+    else:
+        raise TypeError(
+            f"{func}(): target must be integer class indices or floating probabilities, "
+            f"got {t.dtype}"
+        )
+
+    if where is not None:
+        mask = as_input_array(func, "where", where)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+        try:
+            counted &= np.broadcast_to(mask, rows_shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows "
+                f"{rows_shape}"
+            ) from None
+
+    w = None
+    weight_sum = float(n_classes)
+    if weight is not None:
+        w_arr = as_input_array(func, "weight", weight)
+        compute_dtypes(func, "weight", w_arr.dtype)
+        if w_arr.shape != (n_classes,):
+            raise ValueError(
+                f"{func}(): weight must have shape ({n_classes},) (one per class), "
+                f"got {w_arr.shape}"
+            )
+        w = np.ascontiguousarray(w_arr, dtype=compute)
+        weight_sum = float(w.sum(dtype=np.float64))
+
+    counted_flat = counted.reshape(-1)
+    if index_target is not None:
+        if w is None:
+            denominator = float(np.count_nonzero(counted_flat))
+        else:
+            denominator = float(w[index_target[counted_flat]].sum(dtype=np.float64))
+    else:
+        denominator = float(np.count_nonzero(counted_flat))
+
+    zv = np.moveaxis(z, ax, -1)
+    if zv.dtype != compute:
+        zv = zv.astype(compute)
+    elif not zv.flags.aligned:
+        zv = zv.copy()
+    return _Prepared(
+        zv,
+        rows_shape,
+        ax,
+        index_target,
+        soft_target,
+        counted,
+        w,
+        weight_sum,
+        denominator,
+        alpha,
+        compute,
+        result,
+    )
+
+
+def _run(
+    func: str,
+    prep: _Prepared,
+    z_loss: float,
+    softcap: Any,
+    reduction: str,
+    threads: Any,
+    grad_view: np.ndarray | None,
+    grad_output: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
+    counted = np.ascontiguousarray(prep.counted.reshape(-1), dtype=np.uint8)
+    grad_scale = None
+    if grad_view is not None:
+        if reduction == "none":
+            g = np.ones(prep.rows_shape) if grad_output is None else np.asarray(grad_output)
+            try:
+                g = np.broadcast_to(g, prep.rows_shape)
+            except ValueError:
+                raise ValueError(
+                    f"{func}(): grad_output must have the loss's shape {prep.rows_shape}, "
+                    f"got {np.shape(grad_output)}"
+                ) from None
+            grad_scale = np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
+        else:
+            g0 = 1.0 if grad_output is None else float(grad_output)
+            scale = g0 / prep.denominator if reduction == "mean" else g0
+            grad_scale = np.full(n_rows, scale)
+    loss = np.empty(n_rows)
+    lse = np.empty(n_rows)
+    argmax = np.empty(n_rows, dtype=np.int64)
+    _core.cross_entropy(
+        prep.logits,
+        prep.index_target,
+        prep.soft_target,
+        counted,
+        grad_scale,
+        prep.weight,
+        prep.weight_sum,
+        prep.smoothing,
+        float(z_loss),
+        0.0 if softcap is None else float(softcap),
+        grad_view,
+        loss,
+        lse,
+        argmax,
+        current_isa_index(),
+        check_threads(func, threads),
+    )
+    return loss, lse, argmax
+
+
+def _reduce(loss_rows: np.ndarray, prep: _Prepared, reduction: str) -> Any:
+    if reduction == "none":
+        return loss_rows.reshape(prep.rows_shape).astype(prep.result)
+    total = loss_rows.sum()
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.float64(total) / np.float64(prep.denominator)
+    return prep.result.type(total)
+
+
+def _stats(prep: _Prepared, lse: np.ndarray, argmax: np.ndarray) -> CrossEntropyStats:
+    counted = prep.counted.reshape(-1)
+    if prep.index_target is not None:
+        wanted = prep.index_target
+    else:
+        assert prep.soft_target is not None
+        wanted = np.argmax(prep.soft_target, axis=-1).reshape(-1)
+    correct = (argmax == wanted) & counted
+    n = np.count_nonzero(counted)
+    accuracy = float(np.count_nonzero(correct)) / n if n else float("nan")
+    return CrossEntropyStats(
+        lse.reshape(prep.rows_shape).astype(prep.result),
+        argmax.reshape(prep.rows_shape),
+        correct.reshape(prep.rows_shape),
+        accuracy,
+    )
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: str = "pytorch",
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    where: ArrayLike | None = None,
+    return_stats: bool = False,
+    threads: int | None = None,
+) -> Any:
+    r"""Cross-entropy of logits against class indices or class probabilities.
+
+    Per row, with :math:`\ell = \operatorname{lse}(z)` and :math:`\log p = z - \ell`:
+
+    .. math::
+        L = (1-\alpha)\, w_t (\ell - z_t) + \frac{\alpha}{C} \sum_c w_c (\ell - z_c)
+            + \zeta\, \ell^2
+
+    for an index target ``t`` (``w`` = ``weight`` or ones, ``alpha`` = ``label_smoothing``,
+    ``zeta`` = ``z_loss``), and :math:`L = \sum_c w_c y'_c (\ell - z_c) + \zeta \ell^2` with
+    :math:`y' = (1-\alpha) y + \alpha / C` for probability targets ``y``. Equal to PyTorch's
+    ``F.cross_entropy`` for every option they share.
+
+    Parameters
+    ----------
+    logits : array_like
+        Scores; the class axis is ``axis``, every other axis enumerates rows (``(N, C)``, or
+        ``(N, C, d1, ...)`` with ``axis=1`` as in PyTorch).
+    target : array_like
+        Class indices of any integer dtype shaped like the rows, or probabilities (floating)
+        shaped like ``logits``.
+    weight : array_like, optional
+        One weight per class.
+    ignore_index : int
+        Index targets equal to it contribute nothing (loss 0, zero gradient, not counted).
+    reduction : {"mean", "sum", "none"}
+        "mean" divides by the summed target weights of the counted rows (their number without
+        ``weight``; the number of counted rows for probability targets). A mean over no
+        counted rows is NaN, as in PyTorch.
+    label_smoothing : float in [0, 1]
+    smoothing : {"pytorch", "megatron"}
+        "megatron" scales alpha by C / (C - 1): the target keeps ``1 - alpha`` and every other
+        class gets ``alpha / (C - 1)``.
+    z_loss : float
+        Adds ``z_loss * lse**2`` per counted row (PaLM's auxiliary loss).
+    softcap : float, optional
+        Replaces the logits by ``softcap * tanh(logits / softcap)`` first (Gemma 2).
+    where : array_like of bool, optional
+        Rows that count; False rows behave like ignored ones.
+    return_stats : bool
+        Also return :class:`CrossEntropyStats` (per-row lse, argmax, correctness, accuracy),
+        computed in the same pass.
+
+    Notes
+    -----
+    A row whose logits contain NaN, ``+inf`` (without ``softcap``) or only ``-inf`` has a NaN
+    loss (and gradient); other rows are unaffected. A target outside ``[0, C)`` that is not
+    ``ignore_index`` raises IndexError naming the first bad position.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> float(lk.cross_entropy(z, np.array([0, 2])))
+    0.1661543...
+    """
+    func = "cross_entropy"
+    prep = _prepare(
+        func,
+        logits,
+        target,
+        axis,
+        weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        smoothing,
+        softcap,
+        where,
+    )
+    loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, None, None)
+    result = _reduce(loss, prep, reduction)
+    return (result, _stats(prep, lse, argmax)) if return_stats else result
+
+
+def cross_entropy_with_grad(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: str = "pytorch",
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    where: ArrayLike | None = None,
+    grad_output: Any = None,
+    grad_out: NDArray[Any] | None = None,
+    inplace: bool = False,
+    return_stats: bool = False,
+    threads: int | None = None,
+) -> Any:
+    r""":func:`cross_entropy` and its gradient with respect to the logits, in one pass.
+
+    Returns ``(loss, grad)`` (or ``(loss, grad, stats)`` with ``return_stats``), where
+    ``grad = grad_output * d(loss)/d(logits)``: for an index target without options,
+    ``(softmax(z) - onehot(t)) * w_t * s`` with ``s`` = ``grad_output / denominator`` for
+    "mean", ``grad_output`` for "sum", and ``grad_output[row]`` for "none". The logits are
+    read once and the gradient written once: no log-softmax and no zero-filled gradient is
+    stored. The target entry, ``p_t - 1``, is formed in double precision (as ``expm1``) so
+    it does not cancel when ``p_t`` is close to 1.
+
+    Parameters
+    ----------
+    grad_output : float or array_like, optional
+        The upstream gradient: a scalar for "mean" and "sum", an array shaped like the loss
+        for "none". Default 1.
+    grad_out : ndarray, optional
+        Preallocated array (the logits' shape and dtype) for the gradient.
+    inplace : bool
+        Write the gradient over the logits (which must then be a writeable array): no memory
+        beyond the logits themselves.
+
+    Other parameters are those of :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> z = np.array([[2.0, 0.5, -1.0]])
+    >>> loss, grad = lk.cross_entropy_with_grad(z, np.array([0]))
+    >>> np.allclose(grad, lk.softmax(z) - [1, 0, 0])
+    True
+    """
+    func = "cross_entropy_with_grad"
+    prep = _prepare(
+        func,
+        logits,
+        target,
+        axis,
+        weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        smoothing,
+        softcap,
+        where,
+    )
+    z_in = logits if isinstance(logits, np.ndarray) else None
+    if inplace and grad_out is not None:
+        raise ValueError(f"{func}(): pass either inplace=True or grad_out, not both")
+    if inplace:
+        if z_in is None:
+            raise TypeError(f"{func}(): inplace=True needs logits to be a numpy.ndarray")
+        if not z_in.flags.writeable:
+            raise ValueError(f"{func}(): inplace=True needs writeable logits")
+        grad_out = z_in
+    elif grad_out is not None:
+        check_out(func, grad_out, _logits_shape(prep), prep.result, "grad_out")
+
+    direct = grad_out is not None and grad_out.dtype == prep.compute and grad_out.flags.aligned
+    if direct:
+        assert grad_out is not None
+        view = np.moveaxis(grad_out, prep.axis, -1)
+        if np.may_share_memory(view, prep.logits) and not _same_view(view, prep.logits):
+            direct = False
+    if direct:
+        assert grad_out is not None
+        grad = grad_out
+        loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, view, grad_output)
+    else:
+        tmp = np.empty(prep.logits.shape, dtype=prep.compute)
+        loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, tmp, grad_output)
+        moved = np.moveaxis(tmp, -1, prep.axis)
+        if grad_out is not None:
+            np.copyto(grad_out, moved, casting="unsafe")
+            grad = grad_out
+        else:
+            grad = moved.astype(prep.result, copy=False)
+    result = _reduce(loss, prep, reduction)
+    if return_stats:
+        return result, grad, _stats(prep, lse, argmax)
+    return result, grad
+
+
+def _logits_shape(prep: _Prepared) -> tuple[int, ...]:
+    shape = list(prep.rows_shape)
+    shape.insert(prep.axis, prep.logits.shape[-1])
+    return tuple(shape)
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
