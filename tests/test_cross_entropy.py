@@ -1,0 +1,225 @@
+"""The fused cross-entropy against PyTorch autograd, finite differences and exact math."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import logitkit as lk
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def torch_loss_and_grad(z, target, reduction="mean", **kwargs):
+    zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    tt = torch.tensor(target)
+    kw = {
+        k: torch.tensor(v, dtype=torch.float64) if isinstance(v, np.ndarray) else v
+        for k, v in kwargs.items()
+    }
+    loss = F.cross_entropy(zt, tt, reduction=reduction, **kw)
+    loss.sum().backward()
+    return loss.detach().numpy(), zt.grad.numpy()
+
+
+OPTIONS = list(itertools.product([False, True], [-100, 3], [0.0, 0.3], ["mean", "sum", "none"]))
+
+
+@pytest.mark.parametrize("weighted, ignore_index, smoothing, reduction", OPTIONS)
+def test_index_targets_match_torch(isa, weighted, ignore_index, smoothing, reduction):
+    rng = np.random.default_rng(abs(hash((weighted, ignore_index, smoothing, reduction))) % 2**32)
+    n, c = 23, 37
+    z = rng.standard_normal((n, c)) * 4
+    t = rng.integers(0, c, n)
+    t[::5] = ignore_index
+    kwargs = {"ignore_index": ignore_index, "label_smoothing": smoothing}
+    if weighted:
+        kwargs["weight"] = rng.uniform(0.2, 3.0, c)
+    want_loss, want_grad = torch_loss_and_grad(z, t, reduction, **kwargs)
+    loss, grad = lk.cross_entropy_with_grad(z, t, reduction=reduction, **kwargs)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(lk.cross_entropy(z, t, reduction=reduction, **kwargs), loss)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.25])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_soft_targets_and_kdim_match_torch(isa, smoothing, weighted):
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((4, 6, 3, 2)) * 3
+    w = rng.uniform(0.5, 2, 6) if weighted else None
+    kw = {"label_smoothing": smoothing} | ({"weight": w} if weighted else {})
+    y = rng.dirichlet(np.ones(6), (4, 3, 2)).transpose(0, 3, 1, 2).copy()
+    t = rng.integers(0, 6, (4, 3, 2))
+    for target in (y, t):
+        want_loss, want_grad = torch_loss_and_grad(z, target, **kw)
+        loss, grad = lk.cross_entropy_with_grad(z, target, axis=1, **kw)
+        np.testing.assert_allclose(loss, want_loss, rtol=1e-13)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-16)
+
+
+def test_float32_against_float64(isa):
+    rng = np.random.default_rng(2)
+    for c in (1, 7, 8, 9, 33, 1000, 4099):
+        z = (rng.standard_normal((9, c)) * 5).astype(np.float32)
+        t = rng.integers(0, c, 9)
+        loss, grad = lk.cross_entropy_with_grad(z, t, reduction="none")
+        loss64, grad64 = lk.cross_entropy_with_grad(z.astype(np.float64), t, reduction="none")
+        assert loss.dtype == grad.dtype == np.float32
+        np.testing.assert_allclose(loss, loss64, rtol=4e-7, atol=1e-7)
+        np.testing.assert_allclose(grad, grad64, rtol=1e-5, atol=4e-8)
+
+
+def test_confident_rows_keep_precision(isa):
+    # loss = log1p(exp(-40)) and grad_t = -expm1(...) would both round to 0 naively.
+    z = np.array([[40.0, 0.0]])
+    loss, grad = lk.cross_entropy_with_grad(z, np.array([0]))
+    assert loss == pytest.approx(math.log1p(math.exp(-40)), rel=1e-15)
+    assert grad[0, 0] == pytest.approx(-math.exp(-40) / (1 + math.exp(-40)), rel=1e-14)
+    loss32, grad32 = lk.cross_entropy_with_grad(z.astype(np.float32), np.array([0]))
+    assert loss32 == np.float32(math.log1p(math.exp(-40)))
+    assert grad32[0, 0] != 0
+
+
+def finite_difference(f, z, h=1e-6):
+    g = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += h
+        zm[idx] -= h
+        g[idx] = (f(zp) - f(zm)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"z_loss": 1e-2},
+        {"softcap": 2.5},
+        {"label_smoothing": 0.2, "smoothing": "megatron"},
+        {"where": np.array([True, False, True, True, False, True])},
+        {"softcap": 3.0, "z_loss": 0.1, "label_smoothing": 0.1, "weight": np.linspace(0.5, 2, 5)},
+    ],
+    ids=["z_loss", "softcap", "megatron", "where", "all"],
+)
+@pytest.mark.parametrize("soft", [False, True])
+def test_gradient_matches_finite_differences(isa, options, soft):
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((6, 5)) * 2
+    target = rng.dirichlet(np.ones(5), 6) if soft else rng.integers(0, 5, 6)
+    loss, grad = lk.cross_entropy_with_grad(z, target, **options)
+    fd = finite_difference(lambda v: float(lk.cross_entropy(v, target, **options)), z)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_options_against_their_formulas(isa):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((8, 11)) * 3
+    t = rng.integers(0, 11, 8)
+    lse = lk.logsumexp(z)
+    nll = lse - z[np.arange(8), t]
+    np.testing.assert_allclose(
+        lk.cross_entropy(z, t, z_loss=0.05, reduction="none"), nll + 0.05 * lse**2, rtol=1e-14
+    )
+    capped = 4.0 * np.tanh(z / 4.0)
+    np.testing.assert_allclose(
+        lk.cross_entropy(z, t, softcap=4.0, reduction="none"),
+        lk.cross_entropy(capped, t, reduction="none"),
+        rtol=1e-13,
+    )
+    # Megatron: the target keeps 1 - alpha, every other class alpha / (C - 1).
+    y = np.full((8, 11), 0.2 / 10)
+    y[np.arange(8), t] = 0.8
+    np.testing.assert_allclose(
+        lk.cross_entropy(z, t, label_smoothing=0.2, smoothing="megatron"),
+        lk.cross_entropy(z, y),
+        rtol=1e-14,
+    )
+
+
+def test_stats(isa):
+    z = np.array([[0.0, 3.0, 3.0], [5.0, 1.0, 0.0], [1.0, 2.0, 0.0]])
+    t = np.array([1, 1, -100])
+    loss, stats = lk.cross_entropy(z, t, return_stats=True)
+    np.testing.assert_array_equal(stats.argmax, [1, 0, 1])
+    np.testing.assert_array_equal(stats.correct, [True, False, False])
+    assert stats.accuracy == 0.5
+    np.testing.assert_allclose(stats.lse, lk.logsumexp(z), rtol=1e-15)
+
+
+def test_in_place_grad_out_and_memory_layouts(isa):
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((7, 3, 13)).astype(np.float32)
+    t = rng.integers(0, 3, (7, 13))
+    loss, grad = lk.cross_entropy_with_grad(z, t, axis=1)
+    out = np.empty_like(z)
+    assert lk.cross_entropy_with_grad(z, t, axis=1, grad_out=out)[1] is out
+    np.testing.assert_array_equal(out, grad)
+    fortran = np.asfortranarray(z)
+    np.testing.assert_array_equal(lk.cross_entropy_with_grad(fortran, t, axis=1)[1], grad)
+    inplace = z.copy()
+    loss2, g2 = lk.cross_entropy_with_grad(inplace, t, axis=1, inplace=True)
+    assert g2 is inplace and loss2 == loss
+    np.testing.assert_array_equal(inplace, grad)
+
+
+def test_special_rows(isa):
+    z = np.array([[1.0, np.nan, 0.0], [1.0, 2.0, 3.0], [np.inf, 0.0, 0.0], [-np.inf, 0.0, 1.0]])
+    t = np.array([0, 2, 0, 0])
+    loss, grad = lk.cross_entropy_with_grad(z, t, reduction="none")
+    assert np.isnan(loss[0]) and np.isnan(grad[0]).all()
+    assert np.isfinite(loss[1]) and np.isfinite(grad[1]).all()
+    assert np.isnan(loss[2])
+    assert loss[3] == np.inf  # the target's probability is exactly 0
+    assert np.isnan(lk.cross_entropy(z, t))  # the mean sees the NaN row
+    empty = lk.cross_entropy(np.zeros((2, 3)), np.array([-100, -100]))
+    assert np.isnan(empty)
+
+
+def test_errors():
+    z = np.zeros((4, 5))
+    with pytest.raises(
+        IndexError, match=r"^cross_entropy\(\): target\[2\] = 5 is out of range for 5 classes$"
+    ):
+        lk.cross_entropy(z, np.array([0, 1, 5, -1]))
+    with pytest.raises(ValueError, match=r"weight must have shape \(5,\).*got \(4,\)"):
+        lk.cross_entropy(z, np.array([0, 1, 2, 3]), weight=np.ones(4))
+    with pytest.raises(ValueError, match=r"class-index target must have shape \(4,\).*got \(5,\)"):
+        lk.cross_entropy(z, np.arange(5))
+    with pytest.raises(ValueError, match=r"probability target contains NaN"):
+        lk.cross_entropy(z, np.full((4, 5), np.nan))
+    with pytest.raises(TypeError, match=r"target must be integer class indices or floating"):
+        lk.cross_entropy(z, np.array([True, False, True, True]))
+    with pytest.raises(ValueError, match=r"reduction must be one of"):
+        lk.cross_entropy(z, np.zeros(4, dtype=int), reduction="avg")
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        lk.cross_entropy(z, np.zeros(4, dtype=int), label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"grad_out must have shape \(4, 5\) and dtype float64"):
+        lk.cross_entropy_with_grad(z, np.zeros(4, dtype=int), grad_out=np.zeros((4, 5), np.float32))
+
+
+@pytest.mark.parametrize(
+    "target_dtype", [np.int8, np.uint8, np.int16, np.int32, np.uint32, np.int64]
+)
+def test_any_integer_target_dtype(target_dtype):
+    z = np.random.default_rng(6).standard_normal((6, 4))
+    t = np.array([0, 1, 2, 3, 1, 0], dtype=target_dtype)
+    np.testing.assert_array_equal(
+        lk.cross_entropy(z, t, reduction="none"),
+        lk.cross_entropy(z, t.astype(np.int64), reduction="none"),
+    )
+
+
+def test_thread_count_does_not_change_bits(isa):
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((300, 517)).astype(np.float32)
+    t = rng.integers(0, 517, 300)
+    base = lk.cross_entropy_with_grad(z, t, label_smoothing=0.1, threads=1)
+    for threads in (2, 3):
+        other = lk.cross_entropy_with_grad(z, t, label_smoothing=0.1, threads=threads)
+        assert other[0] == base[0]
+        np.testing.assert_array_equal(other[1], base[1])
