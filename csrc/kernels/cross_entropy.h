@@ -126,7 +126,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     V zc = k.capped_logits(zv);
     zc = select(valid, zc, V::set1(-std::numeric_limits<T>::infinity()));
     const auto at_max = eq(zc, mv);
-    rest.add(select(at_max, zero, exp_(zc - mv)));
+    rest.add(select(at_max, zero, exp_sum_term_(zc - mv)));
     count = count + select(at_max, V::set1(T(1)), zero);
     const V gap = select(valid, mv - zc, zero);  // >= 0: sums below never cancel
     // A zero coefficient times an infinite gap (a -inf logit) counts as 0, as 0 log 0 does.

@@ -86,6 +86,23 @@ inline V exp_(V x) {
   return p * pow2i(k1) * pow2i(k2);
 }
 
+// exp(x) for x <= 0 as a term of a sum: results below the smallest normal number flush to
+// 0 (they cannot change a sum that holds exp(0) = 1), which lets 2^k be applied in one step;
+// k is clamped so that 2^k is exactly 0 there. -inf gives 0, NaN stays NaN.
+template <class V>
+inline V exp_sum_term_(V x) {
+  using T = typename V::T;
+  using C = MathConsts<T>;
+  x = clamp_keep_nan(x, V::set1(C::exp_lo), V::zero());
+  const V magic = V::set1(C::round_magic);
+  const V k = fma(x, V::set1(C::log2e), magic) - magic;
+  V r = fma(k, V::set1(-C::ln2_hi), x);
+  r = fma(k, V::set1(-C::ln2_lo), r);
+  const V p = fma(exp_poly_tail(r, T()), r * r, r) + V::set1(T(1));
+  constexpr T lowest_exponent = sizeof(T) == 4 ? T(-127) : T(-1023);  // 2^k with k = this is 0
+  return p * pow2i(max_(k, V::set1(lowest_exponent)));
+}
+
 // exp(x) - 1 without cancellation near 0: for |x| <= ln2/2 the reduced argument is x itself
 // (k = 0) and the polynomial gives exp(x) - 1 - x directly; farther out exp(x) - 1 loses
 // nothing.

@@ -157,6 +157,8 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
 // Max, then the exponentials split into the entries equal to the max and the rest.
 // Plain exp(x - m) suffices here: the rounding of x - m scales a term's error by the term
 // itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
+// Four vectors are added pairwise in the input precision before each widening to double:
+// two roundings of a handful of terms, at a quarter of the widening cost.
 template <class V, class VD>
 RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   using T = typename V::T;
@@ -166,21 +168,22 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
     return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
   }
   const V mv = V::set1(m), zero = V::zero(), one = V::set1(T(1));
-  WideSum<VD> rest0, rest1;
+  WideSum<VD> rest;
   V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
-  auto step = [&](V xv, WideSum<VD>& rest, V& count) {
+  auto term = [&](V xv, V& count) {
     const auto at_max = eq(xv, mv);
-    rest.add(select(at_max, zero, exp_(xv - mv)));
     count = count + select(at_max, one, zero);
+    return select(at_max, zero, exp_sum_term_(xv - mv));
   };
   ptrdiff_t i = 0;
-  for (; i + 2 * V::N <= n; i += 2 * V::N) {
-    step(V::load(x + i), rest0, count0);
-    step(V::load(x + i + V::N), rest1, count1);
+  for (; i + 4 * V::N <= n; i += 4 * V::N) {
+    const V a = term(V::load(x + i), count0) + term(V::load(x + i + V::N), count1);
+    const V b = term(V::load(x + i + 2 * V::N), count0) + term(V::load(x + i + 3 * V::N), count1);
+    rest.add(a + b);
   }
-  for (; i + V::N <= n; i += V::N) step(V::load(x + i), rest0, count0);
-  if (i < n) step(load_partial<V>(x + i, n - i, ninf), rest1, count1);
-  return {m, reduce_add(count0 + count1), rest0.total() + rest1.total()};
+  for (; i + V::N <= n; i += V::N) rest.add(term(V::load(x + i), count0));
+  if (i < n) rest.add(term(load_partial<V>(x + i, n - i, ninf), count1));
+  return {m, reduce_add(count0 + count1), rest.total()};
 }
 
 // As row_stats with weights b; entries with b == 0 are not counted at all.
@@ -209,7 +212,7 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
   auto step = [&](V xv, V bv) {
     const V xc = counted(xv, bv);
     const auto at_max = eq(xc, mv);
-    rest.add(select(at_max, zero, exp_(xc - mv) * bv));
+    rest.add(select(at_max, zero, exp_sum_term_(xc - mv) * bv));
     at_max_weight.add(select(at_max, bv, zero));
   };
   for (i = 0; i + V::N <= n; i += V::N) step(V::load(x + i), V::load(b + i));
