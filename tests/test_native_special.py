@@ -147,3 +147,63 @@ def test_huge_logits(isa, dtype):
     expected = np.zeros(n)
     expected[7] = 1
     np.testing.assert_array_equal(lk.softmax(x), expected)
+
+
+def masked_oracle(func, x, mask):
+    """The masked op from the unmasked reference on the counted entries of each row."""
+    out = np.empty(x.shape[:-1] if func == "logsumexp" else x.shape)
+    for idx in np.ndindex(x.shape[:-1]):
+        keep = mask[idx]
+        row = x[idx][keep]
+        if func == "logsumexp":
+            out[idx] = ref.logsumexp(row) if row.size else -INF
+            continue
+        off = -INF if func == "log_softmax" else 0.0
+        full = np.full(x.shape[-1], off)
+        if row.size and not np.isneginf(row).all():  # some counted mass
+            full[keep] = getattr(ref, func)(row)
+        if np.isnan(row).any():
+            full[:] = NAN
+        out[idx] = full
+    return out
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
+def test_where_masks(isa, dtype, func):
+    rng = np.random.default_rng(21)
+    for n in (1, 5, 8, 17, 64, 1000):
+        x = (rng.standard_normal((6, n)) * 4).astype(dtype)
+        mask = rng.random((6, n)) < 0.6
+        mask[0] = False  # a fully masked row
+        x[1, 0] = NAN  # NaN under the mask is ignored ...
+        mask[1, 0] = False
+        x[2, -1] = NAN  # ... and counted NaN poisons its row
+        mask[2, -1] = True
+        x[3, :] = -INF
+        x[4, 0] = INF
+        mask[4, 0] = True
+        got = getattr(lk, func)(x, where=mask)
+        expected = masked_oracle(func, x.astype(np.float64), mask)
+        assert_ulp_close(got, expected.astype(dtype), dtype, 4, abs_scale=16.0)
+
+
+def test_where_broadcast_layout_and_threads():
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((40, 300))
+    mask = rng.random(300) < 0.5  # one mask for every row, broadcast
+    full = np.broadcast_to(mask, x.shape)
+    expected = masked_oracle("softmax", x, full)
+    np.testing.assert_allclose(lk.softmax(x, where=mask), expected, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(
+        lk.softmax(x.T, axis=0, where=full.T), expected.T, rtol=1e-13, atol=1e-300
+    )
+    np.testing.assert_array_equal(
+        lk.softmax(x, where=mask, threads=1), lk.softmax(x, where=mask, threads=2)
+    )
+    np.testing.assert_allclose(
+        lk.logsumexp(x, where=mask, b=2.0), lk.logsumexp(x, where=mask) + np.log(2), rtol=1e-14
+    )
+    with pytest.raises(TypeError, match=r"softmax\(\): where must be a boolean array"):
+        lk.softmax(x, where=mask.astype(int))
+    with pytest.raises(ValueError, match=r"where with shape \(7,\) cannot be broadcast"):
+        lk.softmax(x, where=np.ones(7, bool))

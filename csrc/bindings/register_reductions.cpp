@@ -12,7 +12,8 @@ const KernelSet<float>& kernels<float>(const IsaTable& t) { return t.f32; }
 template <>
 const KernelSet<double>& kernels<double>(const IsaTable& t) { return t.f64; }
 
-void softmax(py::array x, py::array y, bool log, int isa, int threads) {
+void softmax(py::array x, py::array y, bool log, int isa, int threads,
+             std::optional<py::array> mask) {
   const char* name = log ? "log_softmax" : "softmax";
   const DType dt = dtype_of(x, name, "x");
   require_same_dtype(x, y, name, "out");
@@ -22,12 +23,18 @@ void softmax(py::array x, py::array y, bool log, int isa, int threads) {
   const IsaTable& table = table_for(isa);
   const parallel::RowShape shape = row_shape(x);
   const parallel::StridedArray xs = strided(x, true), ys = strided(y, true, true);
+  parallel::StridedArray ms;
+  if (mask) {
+    require_same_dtype(x, *mask, name, "where");
+    require_shape(*mask, shape_of(x), name, "where");
+    ms = strided(*mask, true);
+  }
   const int nt = runtime::resolve_threads(threads);
   py::gil_scoped_release release;
   if (dt == DType::f32) {
-    parallel::softmax(kernels<float>(table), shape, xs, ys, log, nt);
+    parallel::softmax(kernels<float>(table), shape, xs, ms, ys, log, nt);
   } else {
-    parallel::softmax(kernels<double>(table), shape, xs, ys, log, nt);
+    parallel::softmax(kernels<double>(table), shape, xs, ms, ys, log, nt);
   }
 }
 
@@ -69,8 +76,9 @@ void logsumexp(py::array x, std::optional<py::array> b, py::array out,
 
 void register_reductions(py::module_& m) {
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("log"), py::arg("isa"),
-        py::arg("threads"),
-        "softmax (log=False) or log_softmax (log=True) along the last axis of x into out.");
+        py::arg("threads"), py::arg("mask") = py::none(),
+        "softmax (log=False) or log_softmax (log=True) along the last axis of x into out, "
+        "over the entries where mask (same shape and dtype as x) is non-zero.");
   m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"),
         py::arg("isa"), py::arg("threads"),
         "log|sum(b*exp(x))| along the last axis of x into out (and its sign into sign).");

@@ -242,6 +242,33 @@ void log_softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
 }
 
 template <class V, class VD>
+void masked_softmax_row(const typename V::T* x, const typename V::T* mask, typename V::T* y,
+                        ptrdiff_t n, bool log) {
+  using T = typename V::T;
+  const RowStats<T> s = weighted_row_stats<V, VD>(x, mask, n);  // 0/1 weights
+  if (!std::isfinite(s.max)) return masked_softmax_special_row(x, mask, y, n, log);
+  const double sum = s.at_max + s.rest;
+  if (std::isnan(sum)) {  // a NaN among the counted entries
+    for (ptrdiff_t i = 0; i < n; ++i) y[i] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+  const V m = V::set1(s.max), neg_m = V::set1(-s.max), zero = V::zero();
+  const V scale = V::set1(T(1.0 / sum));
+  const V offset = V::set1(T(log_abs_sum(s.at_max, s.rest).value));
+  const V off_value = V::set1(log ? -std::numeric_limits<T>::infinity() : T(0));
+  auto value = [&](V xv, V mv) {
+    const V v = log ? sub_shift_exact(xv, m, neg_m, offset) : exp_diff(xv, m, neg_m) * scale;
+    return select(ne(mv, zero), v, off_value);
+  };
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) value(V::load(x + i), V::load(mask + i)).store(y + i);
+  if (i < n) {
+    store_partial(y + i, n - i,
+                  value(load_partial<V>(x + i, n - i, s.max), load_partial<V>(mask + i, n - i, 0)));
+  }
+}
+
+template <class V, class VD>
 LseResult logsumexp_row(const typename V::T* x, const typename V::T* b, ptrdiff_t n) {
   using T = typename V::T;
   const RowStats<T> s = b ? weighted_row_stats<V, VD>(x, b, n) : row_stats<V, VD>(x, n);

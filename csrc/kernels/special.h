@@ -30,6 +30,31 @@ void softmax_special_row(const T* x, T* y, std::ptrdiff_t n, bool log) {
   for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = (x[i] == inf) ? at_inf : elsewhere;
 }
 
+// softmax with a mask whose counted maximum is not finite: NaN among the counted entries
+// gives a NaN row; k counted +inf entries share the mass; no counted finite mass at all
+// (everything masked, or only -inf counted) gives 0 (log: -inf) everywhere.
+template <class T>
+void masked_softmax_special_row(const T* x, const T* mask, T* y, std::ptrdiff_t n, bool log) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  std::ptrdiff_t n_inf = 0;
+  bool has_nan = false;
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    if (mask[i] == T(0)) continue;
+    has_nan |= std::isnan(x[i]);
+    n_inf += (x[i] == inf);
+  }
+  const T elsewhere = log ? -inf : T(0);
+  if (has_nan) {
+    for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+  const T at_inf = n_inf == 0 ? elsewhere
+                              : (log ? T(-std::log(double(n_inf))) : T(1.0 / double(n_inf)));
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    y[i] = (mask[i] != T(0) && x[i] == inf) ? at_inf : elsewhere;
+  }
+}
+
 // Entries with weight 0 are not counted at all, even when x is inf or NaN there.
 template <class T>
 LseResult logsumexp_special_row(const T* x, const T* b, std::ptrdiff_t n) {

@@ -46,6 +46,8 @@ struct KernelSet {
   void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n);
   void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n);
   LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
+  // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
+  void (*masked_softmax_row)(const T* x, const T* mask, T* y, std::ptrdiff_t n, bool log);
 
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);

@@ -155,49 +155,54 @@ int threads_for(ptrdiff_t rows, ptrdiff_t n, int threads) {
 
 template <class T>
 void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-             const StridedArray& y, bool log, int threads) {
+             const StridedArray& mask, const StridedArray& y, bool log, int threads) {
   const ptrdiff_t rows = product(shape.outer), n = shape.n;
   if (rows == 0 || n == 0) return;
-  const RowOffsets offsets(shape.outer, {&x, &y});
-  const bool contiguous = x.axis_stride == 1 && y.axis_stride == 1;
+  const RowOffsets offsets(shape.outer, {&x, &y, &mask});
+  const bool masked = mask.data != nullptr;
+  const bool contiguous =
+      x.axis_stride == 1 && y.axis_stride == 1 && (!masked || mask.axis_stride == 1);
   const T* xd = static_cast<const T*>(x.data);
+  const T* md = static_cast<const T*>(mask.data);
   T* yd = static_cast<T*>(y.data);
   const int nt = threads_for(rows, n, threads);
-  const bool split_rows = nt > 1 && rows < nt && n > long_row_elements<T>();
+  // Masked rows are never shared between threads; they are rare enough not to need it.
+  const bool split_rows = !masked && nt > 1 && rows < nt && n > long_row_elements<T>();
+  const ptrdiff_t row_buf = contiguous ? 0 : n * (masked ? 2 : 1);
+
+  auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
+    const T* xr = xd + offsets.offset(0, r);
+    T* yr = yd + offsets.offset(1, r);
+    const T* mr = masked ? md + offsets.offset(2, r) : nullptr;
+    T* target = yr;
+    if (!contiguous) {
+      gather(xr, x.axis_stride, n, buf);
+      xr = target = buf;
+      if (masked) {
+        gather(mr, mask.axis_stride, n, buf + n);
+        mr = buf + n;
+      }
+    }
+    if (masked) {
+      k.masked_softmax_row(xr, mr, target, n, log);
+    } else {
+      softmax_contiguous_row(k, xr, target, n, log, row_threads);
+    }
+    if (!contiguous) scatter(buf, n, yr, y.axis_stride);
+  };
 
   if (split_rows) {
-    std::vector<T> buf(contiguous ? 0 : static_cast<size_t>(n));
-    for (ptrdiff_t r = 0; r < rows; ++r) {
-      const T* xr = xd + offsets.offset(0, r);
-      T* yr = yd + offsets.offset(1, r);
-      if (contiguous) {
-        softmax_contiguous_row(k, xr, yr, n, log, nt);
-      } else {
-        gather(xr, x.axis_stride, n, buf.data());
-        softmax_contiguous_row(k, buf.data(), buf.data(), n, log, nt);
-        scatter(buf.data(), n, yr, y.axis_stride);
-      }
-    }
+    std::vector<T> buf(static_cast<size_t>(row_buf));
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf.data(), nt);
     return;
   }
-
   const int team = static_cast<int>(std::min<ptrdiff_t>(nt, rows));
-  std::vector<T> bufs(contiguous ? 0 : static_cast<size_t>(n) * team);
+  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
 #pragma omp parallel num_threads(team) if (team > 1)
   {
-    T* buf = contiguous ? nullptr : bufs.data() + static_cast<size_t>(n) * thread_id();
+    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
 #pragma omp for schedule(static)
-    for (ptrdiff_t r = 0; r < rows; ++r) {
-      const T* xr = xd + offsets.offset(0, r);
-      T* yr = yd + offsets.offset(1, r);
-      if (contiguous) {
-        softmax_contiguous_row(k, xr, yr, n, log, 1);
-      } else {
-        gather(xr, x.axis_stride, n, buf);
-        softmax_contiguous_row(k, buf, buf, n, log, 1);
-        scatter(buf, n, yr, y.axis_stride);
-      }
-    }
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf, 1);
   }
 }
 
@@ -312,9 +317,9 @@ void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count,
 }
 
 template void softmax<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
-                             const StridedArray&, bool, int);
+                             const StridedArray&, const StridedArray&, bool, int);
 template void softmax<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
-                              const StridedArray&, bool, int);
+                              const StridedArray&, const StridedArray&, bool, int);
 template void logsumexp<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
                                const StridedArray&, const StridedArray&, const StridedArray&, int);
 template void logsumexp<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,

@@ -20,10 +20,11 @@ struct RowShape {
   std::ptrdiff_t n = 0;               // length of the reduction axis
 };
 
-// y = softmax(x) or log_softmax(x) along the last axis. y may be x itself.
+// y = softmax(x) or log_softmax(x) along the last axis. y may be x itself. With a mask
+// (data != nullptr, same shape as x, non-zero = counted) the masked entries are left out.
 template <class T>
 void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-             const StridedArray& y, bool log, int threads);
+             const StridedArray& mask, const StridedArray& y, bool log, int threads);
 
 // out = log|sum(b * exp(x))| along the last axis; sign (optional) receives the sign of the
 // sum. Without a sign output a negative sum gives NaN. b may have data == nullptr.

@@ -21,7 +21,12 @@ def openmp_enabled() -> bool: ...
 def hardware_threads() -> int: ...
 def default_threads() -> int: ...
 def softmax(
-    x: NDArray[np.floating], out: NDArray[np.floating], log: bool, isa: int, threads: int
+    x: NDArray[np.floating],
+    out: NDArray[np.floating],
+    log: bool,
+    isa: int,
+    threads: int,
+    mask: NDArray[np.floating] | None = None,
 ) -> None: ...
 def logsumexp(
     x: NDArray[np.floating],

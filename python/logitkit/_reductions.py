@@ -61,7 +61,25 @@ def _prepare(
     return arr, normalize_axes(func, axis, arr.ndim), compute, result
 
 
-def _softmax_impl(func: str, x: Any, axis: Any, out: Any, threads: Any, log: bool) -> NDArray[Any]:
+def _mask_rows(
+    func: str, where: Any, shape: tuple[int, ...], axes: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """The boolean ``where`` broadcast to x, in x's row layout, as 0/1 of the compute dtype."""
+    mask = as_input_array(func, "where", where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+    try:
+        mask = np.broadcast_to(mask, shape)
+    except ValueError:
+        raise ValueError(
+            f"{func}(): where with shape {mask.shape} cannot be broadcast to x with shape {shape}"
+        ) from None
+    return _rows_view(mask, axes).astype(dtype)
+
+
+def _softmax_impl(
+    func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
+) -> NDArray[Any]:
     nthreads = check_threads(func, threads)
     x_in = x
     arr, axes, compute, result_dtype = _prepare(func, x, axis)
@@ -72,6 +90,7 @@ def _softmax_impl(func: str, x: Any, axis: Any, out: Any, threads: Any, log: boo
     isa = current_isa_index()
 
     xv = _native_ready(_rows_view(arr, axes), compute)
+    mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
     direct = (
         out is not None
         and len(axes) == 1
@@ -88,15 +107,15 @@ def _softmax_impl(func: str, x: Any, axis: Any, out: Any, threads: Any, log: boo
         target = None
 
     if target is not None:
-        _core.softmax(xv, target, log, isa, nthreads)
+        _core.softmax(xv, target, log, isa, nthreads, mask)
         return out  # type: ignore[no-any-return]
 
     if len(axes) == 1 and compute == result_dtype and out is None:
         res = np.empty_like(arr, dtype=compute)  # keeps the input's memory layout
-        _core.softmax(xv, np.moveaxis(res, axes[0], -1), log, isa, nthreads)
+        _core.softmax(xv, np.moveaxis(res, axes[0], -1), log, isa, nthreads, mask)
     else:
         rows = np.empty(xv.shape, dtype=compute)
-        _core.softmax(xv, rows, log, isa, nthreads)
+        _core.softmax(xv, rows, log, isa, nthreads, mask)
         res = _unrows(rows, arr.shape, axes)
     if scalar_input:
         res = res.reshape(())
@@ -120,6 +139,7 @@ def softmax(
     x: ArrayLike,
     axis: int | tuple[int, ...] | None = -1,
     *,
+    where: ArrayLike | None = None,
     out: NDArray[Any] | None = None,
     threads: int | None = None,
 ) -> NDArray[Any]:
@@ -139,6 +159,10 @@ def softmax(
         The axis (or axes, or all with None) the probabilities sum to 1 over. Default -1.
     out : ndarray, optional
         Array of the result's shape and dtype to write into. ``out=x`` works in place.
+    where : array_like of bool, optional
+        Entries that take part (broadcast against ``x``); the others get probability 0 and
+        are ignored even when NaN or infinite. A row with no counted finite logit (all
+        masked, as in attention over padding) gives 0 everywhere, not NaN.
     threads : int, optional
         Threads to use; default ``LOGITKIT_NUM_THREADS`` or all cores. Results are bitwise
         identical for every thread count.
@@ -163,13 +187,14 @@ def softmax(
     >>> lk.softmax(np.float32([123, 456, 789]))
     array([0., 0., 1.], dtype=float32)
     """
-    return _softmax_impl("softmax", x, axis, out, threads, log=False)
+    return _softmax_impl("softmax", x, axis, where, out, threads, log=False)
 
 
 def log_softmax(
     x: ArrayLike,
     axis: int | tuple[int, ...] | None = -1,
     *,
+    where: ArrayLike | None = None,
     out: NDArray[Any] | None = None,
     threads: int | None = None,
 ) -> NDArray[Any]:
@@ -181,7 +206,8 @@ def log_softmax(
     the sum is taken as ``log(c) + log1p(rest / c)``, so the largest entry keeps full
     relative precision: ``log_softmax([0, -50])[0]`` is ``-1.93e-22`` (SciPy returns 0).
 
-    Parameters and dtypes are as in :func:`softmax`.
+    Parameters and dtypes are as in :func:`softmax`; with ``where``, masked entries (and
+    rows with no counted finite logit) give ``-inf``.
 
     Notes
     -----
@@ -195,7 +221,7 @@ def log_softmax(
     >>> lk.log_softmax([0.0, -50.0])
     array([-1.92874985e-22, -5.00000000e+01])
     """
-    return _softmax_impl("log_softmax", x, axis, out, threads, log=True)
+    return _softmax_impl("log_softmax", x, axis, where, out, threads, log=True)
 
 
 def logsumexp(
@@ -203,6 +229,7 @@ def logsumexp(
     axis: int | tuple[int, ...] | None = -1,
     *,
     b: ArrayLike | None = None,
+    where: ArrayLike | None = None,
     keepdims: bool = False,
     return_sign: bool = False,
     out: Any = None,
@@ -226,6 +253,9 @@ def logsumexp(
         Weights broadcast against ``x`` (SciPy semantics): may be negative; an entry with
         ``b == 0`` is ignored even where ``x`` is ``inf`` or NaN. The result dtype is the
         floating promotion of ``x`` and ``b``.
+    where : array_like of bool, optional
+        Entries that take part; the others are ignored as if their weight were 0. A row with
+        nothing counted gives ``-inf``.
     keepdims : bool
         Keep the reduced axes with length 1.
     return_sign : bool
@@ -259,6 +289,20 @@ def logsumexp(
     nthreads = check_threads(func, threads)
     arr = as_input_array(func, "x", x)
     compute_dtypes(func, "x", arr.dtype)  # reject bad dtypes before looking at b
+    if where is not None:
+        mask = as_input_array(func, "where", where)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+        # A mask is a weight of 0 or 1: one mechanism, the one b already has.
+        weights = np.ones((), dtype=compute_dtypes(func, "x", arr.dtype)[0]) if b is None else b
+        weights = as_input_array(func, "b", weights)
+        try:
+            b = np.where(mask, weights, np.zeros((), dtype=weights.dtype))
+        except ValueError:
+            raise ValueError(
+                f"{func}(): where with shape {mask.shape} cannot be broadcast to x with "
+                f"shape {arr.shape}"
+            ) from None
     barr = None
     if b is not None:
         barr = as_input_array(func, "b", b)
