@@ -31,16 +31,17 @@ void softmax(py::array x, py::array y, bool log, int isa, int threads,
   }
   const int nt = runtime::resolve_threads(threads);
   py::gil_scoped_release release;
+  const auto op = log ? parallel::RowOp::log_softmax : parallel::RowOp::softmax;
   if (dt == DType::f32) {
-    parallel::softmax(kernels<float>(table), shape, xs, ms, ys, log, nt);
+    parallel::row_map(kernels<float>(table), op, shape, xs, ms, ys, nt);
   } else {
-    parallel::softmax(kernels<double>(table), shape, xs, ms, ys, log, nt);
+    parallel::row_map(kernels<double>(table), op, shape, xs, ms, ys, nt);
   }
 }
 
-void logsumexp(py::array x, std::optional<py::array> b, py::array out,
-               std::optional<py::array> sign, int isa, int threads) {
-  const char* name = "logsumexp";
+void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out,
+            std::optional<py::array> sign, int isa, int threads) {
+  const char* name = entropy ? "entropy_from_logits" : "logsumexp";
   const DType dt = dtype_of(x, name, "x");
   if (x.ndim() < 1) throw py::value_error("logsumexp(): x must have at least one axis");
   std::vector<py::ssize_t> outer = shape_of(x);
@@ -65,10 +66,38 @@ void logsumexp(py::array x, std::optional<py::array> b, py::array out,
   const parallel::StridedArray xs = strided(x, true), os = strided(out, false, true);
   const int nt = runtime::resolve_threads(threads);
   py::gil_scoped_release release;
+  const auto op = entropy ? parallel::RowReduction::entropy : parallel::RowReduction::logsumexp;
   if (dt == DType::f32) {
-    parallel::logsumexp(kernels<float>(table), shape, xs, bs, os, ss, nt);
+    parallel::reduce_rows(kernels<float>(table), op, shape, xs, bs, os, ss, nt);
   } else {
-    parallel::logsumexp(kernels<double>(table), shape, xs, bs, os, ss, nt);
+    parallel::reduce_rows(kernels<double>(table), op, shape, xs, bs, os, ss, nt);
+  }
+}
+
+// Gradient of softmax (log=False) or log_softmax (log=True) given the upstream gradient g
+// and the forward output y; or (hardmax) a one-hot of each row's first maximum.
+void row_op(const char* name, parallel::RowOp op, py::array x, std::optional<py::array> aux,
+            py::array out, int isa, int threads) {
+  const DType dt = dtype_of(x, name, "x");
+  if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
+  require_same_dtype(x, out, name, "out");
+  require_writeable(out, name, "out");
+  require_shape(out, shape_of(x), name, "out");
+  parallel::StridedArray as;
+  if (aux) {
+    require_same_dtype(x, *aux, name, "y");
+    require_shape(*aux, shape_of(x), name, "y");
+    as = strided(*aux, true);
+  }
+  const IsaTable& table = table_for(isa);
+  const parallel::RowShape shape = row_shape(x);
+  const parallel::StridedArray xs = strided(x, true), os = strided(out, true, true);
+  const int nt = runtime::resolve_threads(threads);
+  py::gil_scoped_release release;
+  if (dt == DType::f32) {
+    parallel::row_map(kernels<float>(table), op, shape, xs, as, os, nt);
+  } else {
+    parallel::row_map(kernels<double>(table), op, shape, xs, as, os, nt);
   }
 }
 
@@ -79,9 +108,32 @@ void register_reductions(py::module_& m) {
         py::arg("threads"), py::arg("mask") = py::none(),
         "softmax (log=False) or log_softmax (log=True) along the last axis of x into out, "
         "over the entries where mask (same shape and dtype as x) is non-zero.");
-  m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"),
-        py::arg("isa"), py::arg("threads"),
+  m.def("logsumexp",
+        [](py::array x, std::optional<py::array> b, py::array out, std::optional<py::array> sign,
+           int isa, int threads) { reduce(false, x, b, out, sign, isa, threads); },
+        py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"), py::arg("isa"),
+        py::arg("threads"),
         "log|sum(b*exp(x))| along the last axis of x into out (and its sign into sign).");
+  m.def("entropy",
+        [](py::array x, std::optional<py::array> mask, py::array out, int isa, int threads) {
+          reduce(true, x, mask, out, std::nullopt, isa, threads);
+        },
+        py::arg("x"), py::arg("mask"), py::arg("out"), py::arg("isa"), py::arg("threads"),
+        "Entropy (nats) of softmax along the last axis of x, over entries where mask != 0.");
+  m.def("softmax_backward",
+        [](py::array g, py::array y, py::array out, bool log, int isa, int threads) {
+          row_op(log ? "log_softmax_backward" : "softmax_backward",
+                 log ? parallel::RowOp::log_softmax_backward : parallel::RowOp::softmax_backward,
+                 g, y, out, isa, threads);
+        },
+        py::arg("grad"), py::arg("y"), py::arg("out"), py::arg("log"), py::arg("isa"),
+        py::arg("threads"), "Vector-Jacobian product of (log_)softmax along the last axis.");
+  m.def("hardmax",
+        [](py::array x, py::array out, int isa, int threads) {
+          row_op("hardmax", parallel::RowOp::hardmax, x, std::nullopt, out, isa, threads);
+        },
+        py::arg("x"), py::arg("out"), py::arg("isa"), py::arg("threads"),
+        "One-hot of the first maximum along the last axis.");
 }
 
 }  // namespace logitkit::bindings

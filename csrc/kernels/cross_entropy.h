@@ -54,6 +54,65 @@ void row_max_argmax(const typename V::T* x, ptrdiff_t n, typename V::T& max_out,
   arg_out = static_cast<ptrdiff_t>(a);
 }
 
+template <class V>
+void hardmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+  using T = typename V::T;
+  T m;
+  ptrdiff_t arg;
+  row_max_argmax<V>(x, n, m, arg);
+  const bool nan_row = has_nan(x, n);
+  const T fill = nan_row ? std::numeric_limits<T>::quiet_NaN() : T(0);
+  for (ptrdiff_t i = 0; i < n; ++i) y[i] = fill;
+  if (!nan_row && n > 0) y[arg] = T(1);
+}
+
+// H = -sum p log p = log(sum) + sum e (m - x) / sum with e = exp(x - m): every term is
+// non-negative, so a nearly deterministic row keeps its small entropy's precision.
+template <class V, class VD>
+double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t n) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const V zero = V::zero(), vninf = V::set1(ninf);
+  T m;
+  if (mask) {
+    m = weighted_row_stats<V, VD>(x, mask, n).max;
+  } else {
+    m = row_max<V>(x, n);
+  }
+  if (!std::isfinite(m)) {
+    // NaN counted: NaN. k counted +inf entries: the limit distribution is uniform over them,
+    // entropy log k. No counted mass: with a mask the probabilities are all 0 (entropy 0, as
+    // 0 log 0 = 0); without one the row is all -inf and softmax is NaN, so is its entropy.
+    std::ptrdiff_t k = 0;
+    for (ptrdiff_t i = 0; i < n; ++i) {
+      if (mask && mask[i] == T(0)) continue;
+      if (std::isnan(x[i])) return std::numeric_limits<double>::quiet_NaN();
+      k += (x[i] == std::numeric_limits<T>::infinity());
+    }
+    if (k > 0) return std::log(double(k));
+    return mask ? 0.0 : std::numeric_limits<double>::quiet_NaN();
+  }
+  const V mv = V::set1(m), one = V::set1(T(1));
+  WideSum<VD> rest, weighted_gap;
+  V count = zero;
+  auto step = [&](V xv, V wv) {
+    const V xc = mask ? select(ne(wv, zero), xv, vninf) : xv;
+    const auto at_max = eq(xc, mv);
+    const V e = exp_sum_term_(xc - mv);
+    rest.add(select(at_max, zero, e));
+    count = count + select(at_max, one, zero);
+    // e * gap is 0 for entries far below the max (including -inf ones, where e = 0)
+    weighted_gap.add(select(eq(e, zero), zero, e * (mv - xc)));
+  };
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) step(V::load(x + i), mask ? V::load(mask + i) : one);
+  if (i < n) {
+    step(load_partial<V>(x + i, n - i, ninf), mask ? load_partial<V>(mask + i, n - i, 0) : one);
+  }
+  const double at_max = reduce_add(count), rest_sum = rest.total();
+  return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
+}
+
 template <class T>
 inline double softcap_scalar(double z, T cap) {
   return cap > 0 ? double(cap) * std::tanh(z / double(cap)) : z;

@@ -14,6 +14,9 @@ KernelSet<typename V::T> make_kernel_set() {
   k.log_softmax_row = &log_softmax_row<V, VD>;
   k.logsumexp_row = &logsumexp_row<V, VD>;
   k.masked_softmax_row = &masked_softmax_row<V, VD>;
+  k.softmax_backward_row = &softmax_backward_row<V, VD>;
+  k.hardmax_row = &hardmax_row<V>;
+  k.entropy_row = &entropy_row<V, VD>;
   k.stats = &row_stats<V, VD>;
   k.weighted_stats = &weighted_row_stats<V, VD>;
   k.exp_shift_scale = &exp_shift_scale<V>;

@@ -269,6 +269,29 @@ void masked_softmax_row(const typename V::T* x, const typename V::T* mask, typen
 }
 
 template <class V, class VD>
+void softmax_backward_row(const typename V::T* g, const typename V::T* y, typename V::T* out,
+                          ptrdiff_t n, bool log) {
+  using T = typename V::T;
+  WideSum<VD> acc;
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) {
+    const V gv = V::load(g + i);
+    acc.add(log ? gv : gv * V::load(y + i));
+  }
+  if (i < n) {
+    const V gv = load_partial<V>(g + i, n - i, 0);
+    acc.add(log ? gv : gv * load_partial<V>(y + i, n - i, 0));
+  }
+  const V s = V::set1(T(acc.total()));
+  auto value = [&](V gv, V yv) { return log ? gv - exp_(yv) * s : yv * (gv - s); };
+  for (i = 0; i + V::N <= n; i += V::N) value(V::load(g + i), V::load(y + i)).store(out + i);
+  if (i < n) {
+    store_partial(out + i, n - i,
+                  value(load_partial<V>(g + i, n - i, 0), load_partial<V>(y + i, n - i, 0)));
+  }
+}
+
+template <class V, class VD>
 LseResult logsumexp_row(const typename V::T* x, const typename V::T* b, ptrdiff_t n) {
   using T = typename V::T;
   const RowStats<T> s = b ? weighted_row_stats<V, VD>(x, b, n) : row_stats<V, VD>(x, n);

@@ -48,6 +48,13 @@ struct KernelSet {
   LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
   // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
   void (*masked_softmax_row)(const T* x, const T* mask, T* y, std::ptrdiff_t n, bool log);
+  // Vector-Jacobian products: out = y * (g - sum(g * y)) for softmax outputs y, or
+  // out = g - exp(y) * sum(g) for log_softmax outputs y. out may alias g or y.
+  void (*softmax_backward_row)(const T* g, const T* y, T* out, std::ptrdiff_t n, bool log);
+  // One-hot of the first maximum (a NaN row gives NaN everywhere). y may alias x.
+  void (*hardmax_row)(const T* x, T* y, std::ptrdiff_t n);
+  // Entropy of softmax(x) in nats over the entries with non-zero mask (all when null).
+  double (*entropy_row)(const T* x, const T* mask, std::ptrdiff_t n);
 
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);

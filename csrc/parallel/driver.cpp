@@ -154,39 +154,54 @@ int threads_for(ptrdiff_t rows, ptrdiff_t n, int threads) {
 }  // namespace
 
 template <class T>
-void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-             const StridedArray& mask, const StridedArray& y, bool log, int threads) {
+void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const StridedArray& x,
+             const StridedArray& aux, const StridedArray& y, int threads) {
   const ptrdiff_t rows = product(shape.outer), n = shape.n;
   if (rows == 0 || n == 0) return;
-  const RowOffsets offsets(shape.outer, {&x, &y, &mask});
-  const bool masked = mask.data != nullptr;
+  const RowOffsets offsets(shape.outer, {&x, &y, &aux});
+  const bool has_aux = aux.data != nullptr;
   const bool contiguous =
-      x.axis_stride == 1 && y.axis_stride == 1 && (!masked || mask.axis_stride == 1);
+      x.axis_stride == 1 && y.axis_stride == 1 && (!has_aux || aux.axis_stride == 1);
   const T* xd = static_cast<const T*>(x.data);
-  const T* md = static_cast<const T*>(mask.data);
+  const T* ad = static_cast<const T*>(aux.data);
   T* yd = static_cast<T*>(y.data);
   const int nt = threads_for(rows, n, threads);
-  // Masked rows are never shared between threads; they are rare enough not to need it.
-  const bool split_rows = !masked && nt > 1 && rows < nt && n > long_row_elements<T>();
-  const ptrdiff_t row_buf = contiguous ? 0 : n * (masked ? 2 : 1);
+  const bool plain_softmax = (op == RowOp::softmax || op == RowOp::log_softmax) && !has_aux;
+  const bool log = op == RowOp::log_softmax || op == RowOp::log_softmax_backward;
+  // Only plain softmax shares a long row between threads; the other operations are rarely
+  // applied to rows that long.
+  const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<T>();
+  const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
     T* yr = yd + offsets.offset(1, r);
-    const T* mr = masked ? md + offsets.offset(2, r) : nullptr;
+    const T* ar = has_aux ? ad + offsets.offset(2, r) : nullptr;
     T* target = yr;
     if (!contiguous) {
       gather(xr, x.axis_stride, n, buf);
       xr = target = buf;
-      if (masked) {
-        gather(mr, mask.axis_stride, n, buf + n);
-        mr = buf + n;
+      if (has_aux) {
+        gather(ar, aux.axis_stride, n, buf + n);
+        ar = buf + n;
       }
     }
-    if (masked) {
-      k.masked_softmax_row(xr, mr, target, n, log);
-    } else {
-      softmax_contiguous_row(k, xr, target, n, log, row_threads);
+    switch (op) {
+      case RowOp::softmax:
+      case RowOp::log_softmax:
+        if (has_aux) {
+          k.masked_softmax_row(xr, ar, target, n, log);
+        } else {
+          softmax_contiguous_row(k, xr, target, n, log, row_threads);
+        }
+        break;
+      case RowOp::softmax_backward:
+      case RowOp::log_softmax_backward:
+        k.softmax_backward_row(xr, ar, target, n, log);
+        break;
+      case RowOp::hardmax:
+        k.hardmax_row(xr, target, n);
+        break;
     }
     if (!contiguous) scatter(buf, n, yr, y.axis_stride);
   };
@@ -207,9 +222,9 @@ void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x
 }
 
 template <class T>
-void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-               const StridedArray& b, const StridedArray& out, const StridedArray& sign,
-               int threads) {
+void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
+                 const StridedArray& x, const StridedArray& b, const StridedArray& out,
+                 const StridedArray& sign, int threads) {
   const ptrdiff_t rows = product(shape.outer), n = shape.n;
   if (rows == 0) return;
   const RowOffsets offsets(shape.outer, {&x, &b, &out, &sign});
@@ -221,7 +236,8 @@ void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray&
   T* sd = static_cast<T*>(sign.data);
   const ptrdiff_t row_buf = contiguous ? 0 : n * (weighted ? 2 : 1);
   const int nt = threads_for(rows, n, threads);
-  const bool split_rows = nt > 1 && rows < nt && n > long_row_elements<T>();
+  const bool split_rows =
+      op == RowReduction::logsumexp && nt > 1 && rows < nt && n > long_row_elements<T>();
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
@@ -234,8 +250,12 @@ void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray&
         br = buf + n;
       }
     }
-    LseResult res = n == 0 ? LseResult{-std::numeric_limits<double>::infinity(), 0.0}
-                           : logsumexp_contiguous_row(k, xr, br, n, row_threads);
+    LseResult res{-std::numeric_limits<double>::infinity(), 0.0};
+    if (op == RowReduction::entropy) {
+      res = {n == 0 ? 0.0 : k.entropy_row(xr, br, n), 1.0};  // empty: the empty sum
+    } else if (n > 0) {
+      res = logsumexp_contiguous_row(k, xr, br, n, row_threads);
+    }
     if (!sd && res.sign < 0) res.value = std::numeric_limits<double>::quiet_NaN();
     od[offsets.offset(2, r)] = T(res.value);
     if (sd) sd[offsets.offset(3, r)] = T(res.sign);
@@ -316,15 +336,16 @@ void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count,
   }
 }
 
-template void softmax<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
-                             const StridedArray&, const StridedArray&, bool, int);
-template void softmax<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
-                              const StridedArray&, const StridedArray&, bool, int);
-template void logsumexp<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
-                               const StridedArray&, const StridedArray&, const StridedArray&, int);
-template void logsumexp<double>(const KernelSet<double>&, const RowShape&, const StridedArray&,
-                                const StridedArray&, const StridedArray&, const StridedArray&,
-                                int);
+template void row_map<float>(const KernelSet<float>&, RowOp, const RowShape&, const StridedArray&,
+                             const StridedArray&, const StridedArray&, int);
+template void row_map<double>(const KernelSet<double>&, RowOp, const RowShape&,
+                              const StridedArray&, const StridedArray&, const StridedArray&, int);
+template void reduce_rows<float>(const KernelSet<float>&, RowReduction, const RowShape&,
+                                 const StridedArray&, const StridedArray&, const StridedArray&,
+                                 const StridedArray&, int);
+template void reduce_rows<double>(const KernelSet<double>&, RowReduction, const RowShape&,
+                                  const StridedArray&, const StridedArray&, const StridedArray&,
+                                  const StridedArray&, int);
 template void cross_entropy<float>(const KernelSet<float>&, const RowShape&, const StridedArray&,
                                    const StridedArray&, const StridedArray&,
                                    const CrossEntropyRows&, const CrossEntropyParams<float>&, int);

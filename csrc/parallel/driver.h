@@ -20,18 +20,30 @@ struct RowShape {
   std::ptrdiff_t n = 0;               // length of the reduction axis
 };
 
-// y = softmax(x) or log_softmax(x) along the last axis. y may be x itself. With a mask
-// (data != nullptr, same shape as x, non-zero = counted) the masked entries are left out.
-template <class T>
-void softmax(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-             const StridedArray& mask, const StridedArray& y, bool log, int threads);
+// Row-to-row operations along the last axis.
+//   softmax, log_softmax: y = op(x); with `aux` (a 0/1 mask, same shape as x) the masked
+//     entries are left out.
+//   softmax_backward, log_softmax_backward: x holds the upstream gradient, aux the forward
+//     output; y receives the gradient with respect to the forward input.
+//   hardmax: y = one-hot of the first maximum of x.
+// y may be x itself.
+enum class RowOp { softmax, log_softmax, softmax_backward, log_softmax_backward, hardmax };
 
-// out = log|sum(b * exp(x))| along the last axis; sign (optional) receives the sign of the
-// sum. Without a sign output a negative sum gives NaN. b may have data == nullptr.
 template <class T>
-void logsumexp(const KernelSet<T>& k, const RowShape& shape, const StridedArray& x,
-               const StridedArray& b, const StridedArray& out, const StridedArray& sign,
-               int threads);
+void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const StridedArray& x,
+             const StridedArray& aux, const StridedArray& y, int threads);
+
+// Row reductions along the last axis.
+//   logsumexp: out = log|sum(b * exp(x))|; sign (optional) receives the sign of the sum.
+//     Without a sign output a negative sum gives NaN. b may have data == nullptr.
+//   entropy: out = entropy of softmax(x) in nats, over the entries where b (a 0/1 mask, or
+//     none) is non-zero.
+enum class RowReduction { logsumexp, entropy };
+
+template <class T>
+void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
+                 const StridedArray& x, const StridedArray& b, const StridedArray& out,
+                 const StridedArray& sign, int threads);
 
 // Per-row inputs and outputs of the cross-entropy, contiguous in row order.
 struct CrossEntropyRows {

@@ -6,9 +6,16 @@
 from __future__ import annotations
 
 from . import _core
+from ._backward import (
+    hardmax,
+    log_softmax_backward,
+    logsumexp_backward,
+    sigmoid_backward,
+    softmax_backward,
+)
 from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
 from ._losses import CrossEntropyStats, cross_entropy, cross_entropy_with_grad
-from ._reductions import log_softmax, logsumexp, softmax
+from ._reductions import entropy_from_logits, log_softmax, logsumexp, softmax
 from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
 
 __version__: str = _core.__version__
@@ -27,6 +34,12 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_with_grad",
     "CrossEntropyStats",
+    "entropy_from_logits",
+    "softmax_backward",
+    "log_softmax_backward",
+    "logsumexp_backward",
+    "sigmoid_backward",
+    "hardmax",
     "runtime_info",
     "show_runtime",
     "use_isa",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -17,7 +18,7 @@ from ._validation import (
     normalize_axes,
 )
 
-__all__ = ["softmax", "log_softmax", "logsumexp"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "entropy_from_logits"]
 
 
 def _rows_view(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -80,42 +81,62 @@ def _mask_rows(
 def _softmax_impl(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any]:
+    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+        mask = None if where is None else _mask_rows(func, where, info.shape, info.axes, xv.dtype)
+        _core.softmax(xv, target, log, isa, nthreads, mask)
+
+    return map_rows(func, x, axis, out, threads, run)
+
+
+class _RowInfo(NamedTuple):
+    shape: tuple[int, ...]  # of the input (a 0-d input counts as shape (1,))
+    axes: tuple[int, ...]
+
+
+def map_rows(
+    func: str,
+    x: Any,
+    axis: Any,
+    out: Any,
+    threads: Any,
+    run: Callable[[np.ndarray, np.ndarray, int, int, _RowInfo], None],
+    dtype: np.dtype | None = None,
+) -> NDArray[Any]:
+    """Apply a row-to-row native operation along `axis`, with NumPy's semantics around it.
+
+    `run(x_rows, out_rows, isa, threads, info)` gets x with the reduced axes merged last
+    (a view when possible) and the array to fill, of the same shape. `dtype`, when given,
+    is the input dtype the result follows (the promotion of several inputs).
+    """
     nthreads = check_threads(func, threads)
     x_in = x
     arr, axes, compute, result_dtype = _prepare(func, x, axis)
+    if dtype is not None:
+        compute, result_dtype = compute_dtypes(func, "x", dtype)
     scalar_input = np.ndim(x_in) == 0
     out_shape = () if scalar_input else arr.shape
     if out is not None:
         check_out(func, out, out_shape, result_dtype)
     isa = current_isa_index()
+    info = _RowInfo(arr.shape, axes)
 
     xv = _native_ready(_rows_view(arr, axes), compute)
-    mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
-    direct = (
-        out is not None
-        and len(axes) == 1
-        and not scalar_input
-        and out.dtype == compute
-        and out.flags.aligned
-    )
-    if direct:
-        target = np.moveaxis(out, axes[0], -1)
+    target = None
+    if out is not None and len(axes) == 1 and not scalar_input and out.dtype == compute:
+        target = np.moveaxis(out, axes[0], -1) if out.flags.aligned else None
         # A partial overlap with the input would be read after being written.
-        if np.may_share_memory(target, xv) and not _same_view(target, xv):
+        if target is not None and np.may_share_memory(target, xv) and not _same_view(target, xv):
             target = None
-    else:
-        target = None
-
     if target is not None:
-        _core.softmax(xv, target, log, isa, nthreads, mask)
+        run(xv, target, isa, nthreads, info)
         return out  # type: ignore[no-any-return]
 
-    if len(axes) == 1 and compute == result_dtype and out is None:
+    if len(axes) == 1 and out is None:
         res = np.empty_like(arr, dtype=compute)  # keeps the input's memory layout
-        _core.softmax(xv, np.moveaxis(res, axes[0], -1), log, isa, nthreads, mask)
+        run(xv, np.moveaxis(res, axes[0], -1), isa, nthreads, info)
     else:
         rows = np.empty(xv.shape, dtype=compute)
-        _core.softmax(xv, rows, log, isa, nthreads, mask)
+        run(xv, rows, isa, nthreads, info)
         res = _unrows(rows, arr.shape, axes)
     if scalar_input:
         res = res.reshape(())
@@ -123,6 +144,11 @@ def _softmax_impl(
         np.copyto(out, res, casting="unsafe")
         return out  # type: ignore[no-any-return]
     return res.astype(result_dtype, copy=False)
+
+
+def rows_of(a: np.ndarray, info: _RowInfo, dtype: np.dtype) -> np.ndarray:
+    """A second input laid out like the first one's rows (for map_rows callbacks)."""
+    return _native_ready(_rows_view(a.reshape(info.shape), info.axes), dtype)
 
 
 def _unrows(rows: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
@@ -368,3 +394,56 @@ def logsumexp(
         assert sign is not None
         return finish(value, outs[0]), finish(sign, outs[1])
     return finish(value, outs[0])
+
+
+
+
+def entropy_from_logits(
+    z: ArrayLike,
+    axis: int = -1,
+    *,
+    base: float | None = None,
+    keepdims: bool = False,
+    where: ArrayLike | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Entropy of ``softmax(z)`` along ``axis``, from the logits in one read.
+
+    .. math:: H = -\sum_j p_j \log p_j = \operatorname{lse}(z) - \sum_j p_j z_j
+
+    computed as ``log(sum) + sum(e * (m - z)) / sum`` with ``e = exp(z - m)``: no per-element
+    log, and every term non-negative, so a nearly one-hot distribution keeps its small
+    entropy's precision. ``base`` gives the unit: None or ``e`` for nats, 2 for bits, 10 for
+    hartleys (the result is divided by ``log(base)``). With ``where``, only the counted
+    entries form the distribution; a row with nothing counted has entropy 0.
+
+    Special rows: NaN gives NaN; ``k`` entries at ``+inf`` give ``log k`` (the entropy of the
+    limit, uniform over them); a row of only ``-inf`` (no ``where``) gives NaN.
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> float(lk.entropy_from_logits(np.zeros(8), base=2))
+    3.0
+    """
+    func = "entropy_from_logits"
+    nthreads = check_threads(func, threads)
+    arr = as_input_array(func, "z", z)
+    compute, result_dtype = compute_dtypes(func, "z", arr.dtype)
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int, got {axis!r}")
+    if base is not None and not (float(base) > 0 and float(base) != 1):
+        raise ValueError(f"{func}(): base must be positive and not 1, got {base}")
+    scalar_input = arr.ndim == 0
+    if scalar_input:
+        arr = arr.reshape(1)
+    axes = normalize_axes(func, axis, arr.ndim)
+    mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
+    xv = _native_ready(_rows_view(arr, axes), compute)
+    value = np.empty(xv.shape[:-1], dtype=compute)
+    _core.entropy(xv, mask, value, current_isa_index(), nthreads)
+    if base is not None:
+        value /= np.log(compute.type(base))
+    if keepdims and not scalar_input:
+        value = np.expand_dims(value, axes)
+    value = value.astype(result_dtype, copy=False)
+    return value[()] if value.ndim == 0 else value

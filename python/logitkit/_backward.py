@@ -1,0 +1,175 @@
+"""Gradients of the softmax family for hand-written backward passes, and hardmax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._reductions import _RowInfo, logsumexp, map_rows, rows_of, softmax
+from ._validation import as_input_array, check_out, compute_dtypes
+
+__all__ = [
+    "softmax_backward",
+    "log_softmax_backward",
+    "logsumexp_backward",
+    "sigmoid_backward",
+    "hardmax",
+]
+
+
+def _pair(func: str, grad: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
+    g = as_input_array(func, "grad", grad)
+    ya = as_input_array(func, "y", y)
+    compute_dtypes(func, "grad", g.dtype)
+    compute_dtypes(func, "y", ya.dtype)
+    if g.shape != ya.shape:
+        raise ValueError(
+            f"{func}(): grad and y must have the same shape, got {g.shape} and {ya.shape}"
+        )
+    return g, ya, np.result_type(g.dtype, ya.dtype)
+
+
+def _vjp(func: str, grad: Any, y: Any, axis: Any, out: Any, threads: Any, log: bool) -> Any:
+    g, ya, dtype = _pair(func, grad, y)
+
+    def run(gv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+        _core.softmax_backward(gv, rows_of(ya, info, gv.dtype), target, log, isa, nthreads)
+
+    return map_rows(func, g, axis, out, threads, run, dtype=dtype)
+
+
+def softmax_backward(
+    grad: ArrayLike,
+    y: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Gradient through ``y = softmax(x, axis)``: ``y * (g - sum(g * y, axis))``.
+
+    ``grad`` is the upstream gradient with respect to ``y``; both have the same shape. One
+    read of each, one write; a row of ``y`` that is all 0 (a fully masked row) gives 0.
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> y = lk.softmax(np.array([1.0, 2.0, 3.0]))
+    >>> lk.softmax_backward(np.array([1.0, 0.0, 0.0]), y)
+    array([ 0.08192507, -0.02203304, -0.05989202])
+    """
+    return _vjp("softmax_backward", grad, y, axis, out, threads, log=False)
+
+
+def log_softmax_backward(
+    grad: ArrayLike,
+    y: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Gradient through ``y = log_softmax(x, axis)``: ``g - exp(y) * sum(g, axis)``.
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> y = lk.log_softmax(np.array([1.0, 2.0, 3.0]))
+    >>> lk.log_softmax_backward(np.array([1.0, 0.0, 0.0]), y)
+    array([ 0.90996943, -0.24472847, -0.66524096])
+    """
+    return _vjp("log_softmax_backward", grad, y, axis, out, threads, log=True)
+
+
+def logsumexp_backward(
+    grad: ArrayLike,
+    x: ArrayLike,
+    lse: ArrayLike | None = None,
+    axis: int | tuple[int, ...] | None = -1,
+    keepdims: bool = False,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Gradient through ``logsumexp(x, axis, keepdims=keepdims)``: ``g * softmax(x)``.
+
+    ``grad`` has the shape of that logsumexp's result and is broadcast back along ``axis``.
+    ``lse`` (the forward result) is accepted for API symmetry; the softmax is recomputed from
+    ``x`` in one pass, which is as cheap as reading ``exp(x - lse)`` and exact for every row.
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> lk.logsumexp_backward(np.array(2.0), np.array([0.0, 0.0]))
+    array([1., 1.])
+    """
+    func = "logsumexp_backward"
+    xa = as_input_array(func, "x", x)
+    g = as_input_array(func, "grad", grad)
+    compute_dtypes(func, "grad", g.dtype)
+    expected = np.shape(logsumexp(np.zeros(xa.shape, dtype=np.float32), axis, keepdims=keepdims))
+    if g.shape != expected:
+        raise ValueError(f"{func}(): grad must have shape {expected}, got {g.shape}")
+    del lse
+    p = softmax(xa, axis, threads=threads)
+    axes = (
+        tuple(range(xa.ndim))
+        if axis is None
+        else tuple(np.atleast_1d(np.asarray(axis)) % max(xa.ndim, 1))
+    )
+    g_b = g if keepdims or xa.ndim == 0 else np.expand_dims(g, axes)
+    dtype = np.result_type(p.dtype, compute_dtypes(func, "grad", g.dtype)[1])
+    if out is not None:
+        check_out(func, out, xa.shape, dtype)
+        np.multiply(p, g_b, out=out, casting="unsafe")
+        return out
+    return np.multiply(p, g_b, dtype=dtype)
+
+
+def sigmoid_backward(
+    grad: ArrayLike, y: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
+) -> Any:
+    r"""Gradient through ``y = sigmoid(x)``: ``g * y * (1 - y)``.
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> lk.sigmoid_backward(np.array([1.0]), lk.sigmoid(np.array([0.0])))
+    array([0.25])
+    """
+    func = "sigmoid_backward"
+    g, ya, dtype = _pair(func, grad, y)
+    compute, result = compute_dtypes(func, "y", dtype)
+    if out is not None:
+        check_out(func, out, g.shape, result)
+    del threads  # one fused NumPy expression; bound by memory, not arithmetic
+    yc = ya.astype(compute, copy=False)
+    res = np.multiply(yc, 1 - yc)
+    np.multiply(res, g, out=res, casting="unsafe")
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    res = res.astype(result, copy=False)
+    return res[()] if res.ndim == 0 else res
+
+
+def hardmax(
+    x: ArrayLike,
+    axis: int | tuple[int, ...] | None = -1,
+    *,
+    out: NDArray[Any] | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""One-hot of the first maximum along ``axis``, in ``x``'s dtype: softmax at zero temperature.
+
+    The seed's contrast with softmax: hardmax gives no gradient to the classes it does not
+    pick. A row containing NaN gives NaN everywhere.
+
+    >>> import logitkit as lk
+    >>> lk.hardmax([1.0, 3.0, 3.0, 0.0])
+    array([0., 1., 0., 0.])
+    """
+
+    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+        _core.hardmax(xv, target, isa, nthreads)
+
+    return map_rows("hardmax", x, axis, out, threads, run)
