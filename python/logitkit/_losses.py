@@ -93,6 +93,18 @@ def _prepare(
 
     t = as_input_array(func, "target", target)
     counted = np.ones(rows_shape, dtype=bool)
+    # Rows that do not count are not checked: their targets may be placeholders.
+    if where is not None:
+        mask = as_input_array(func, "where", where)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+        try:
+            counted &= np.broadcast_to(mask, rows_shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows "
+                f"{rows_shape}"
+            ) from None
     index_target = soft_target = None
     if t.dtype.kind in "iu":
         if t.shape != rows_shape:
@@ -115,7 +127,7 @@ def _prepare(
                 f"{func}(): probability target must have the shape of logits {z.shape}, "
                 f"got {t.shape}"
             )
-        if np.isnan(t).any():
+        if np.isnan(np.moveaxis(t, ax, -1)[counted]).any():
             raise ValueError(f"{func}(): probability target contains NaN")
         soft_target = np.moveaxis(t, ax, -1).astype(compute, copy=False)
         if not soft_target.flags.aligned:
@@ -125,18 +137,6 @@ def _prepare(
             f"{func}(): target must be integer class indices or floating probabilities, "
             f"got {t.dtype}"
         )
-
-    if where is not None:
-        mask = as_input_array(func, "where", where)
-        if mask.dtype != np.bool_:
-            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-        try:
-            counted &= np.broadcast_to(mask, rows_shape)
-        except ValueError:
-            raise ValueError(
-                f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows "
-                f"{rows_shape}"
-            ) from None
 
     w = None
     weight_sum = float(n_classes)
