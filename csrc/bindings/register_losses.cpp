@@ -84,9 +84,66 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
   }
 }
 
+template <class T>
+double bce_typed(const KernelSet<T>& k, const py::array& x, const py::array& y,
+                 const std::optional<py::array>& w, const std::optional<py::array>& pw,
+                 double smoothing, const std::optional<py::array>& loss,
+                 const std::optional<py::array>& grad, const std::optional<py::array>& grad_scale,
+                 double scale, int threads) {
+  auto in = [](const std::optional<py::array>& a) {
+    return a ? static_cast<const T*>(a->data()) : nullptr;
+  };
+  auto out = [](const std::optional<py::array>& a) {
+    return a ? static_cast<T*>(const_cast<void*>(a->data())) : nullptr;
+  };
+  const T* xp = static_cast<const T*>(x.data());
+  const T* yp = static_cast<const T*>(y.data());
+  const auto count = static_cast<std::ptrdiff_t>(x.size());
+  py::gil_scoped_release release;
+  return parallel::binary_cross_entropy(k, count, xp, yp, in(w), in(pw), smoothing, out(loss),
+                                        out(grad), in(grad_scale), scale, threads);
+}
+
+// All arrays: contiguous, of the logits' dtype and size (the Python layer broadcasts).
+double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w,
+                            std::optional<py::array> pw, double smoothing,
+                            std::optional<py::array> loss, std::optional<py::array> grad,
+                            std::optional<py::array> grad_scale, double scale, int isa,
+                            int threads) {
+  const char* name = "binary_cross_entropy_with_logits";
+  const DType dt = dtype_of(x, name, "logits");
+  auto check = [&](const std::optional<py::array>& a, const char* arg, bool writeable) {
+    if (!a) return;
+    require_same_dtype(x, *a, name, arg);
+    if (a->size() != x.size() || !(a->flags() & py::array::c_style)) {
+      throw py::value_error(std::string(name) + "(): " + arg +
+                            " must be contiguous with the logits' size");
+    }
+    if (writeable) require_writeable(*a, name, arg);
+  };
+  check(x, "logits", false);
+  check(y, "target", false);
+  check(w, "weight", false);
+  check(pw, "pos_weight", false);
+  check(loss, "loss", true);
+  check(grad, "grad", true);
+  check(grad_scale, "grad_output", false);
+  const IsaTable& table = table_for(isa);
+  const int nt = runtime::resolve_threads(threads);
+  if (dt == DType::f32) {
+    return bce_typed(table.f32, x, y, w, pw, smoothing, loss, grad, grad_scale, scale, nt);
+  }
+  return bce_typed(table.f64, x, y, w, pw, smoothing, loss, grad, grad_scale, scale, nt);
+}
+
 }  // namespace
 
 void register_losses(py::module_& m) {
+  m.def("binary_cross_entropy", &binary_cross_entropy, py::arg("logits"), py::arg("target"),
+        py::arg("weight"), py::arg("pos_weight"), py::arg("smoothing"), py::arg("loss"),
+        py::arg("grad"), py::arg("grad_scale"), py::arg("scale"), py::arg("isa"),
+        py::arg("threads"),
+        "Elementwise binary cross-entropy with logits; returns the sum of the losses.");
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("target"), py::arg("soft"),
         py::arg("counted"), py::arg("grad_scale"), py::arg("weight"), py::arg("weight_sum"),
         py::arg("smoothing"), py::arg("z_loss"), py::arg("softcap"), py::arg("grad"),

@@ -136,12 +136,6 @@ struct CrossEntropyKernel {
     const V t = zc * inv_cap;
     return one - t * t;
   }
-  // Lanes at and past `count` are not part of the row.
-  static Mask tail_mask(ptrdiff_t count) {
-    alignas(64) T lanes[V::N];
-    for (int j = 0; j < V::N; ++j) lanes[j] = T(j);
-    return lt(V::load(lanes), V::set1(T(count)));
-  }
 };
 
 template <class V, class VD>
@@ -205,7 +199,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   if (i < n) {
     const ptrdiff_t r = n - i;
     sweep(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
-          soft ? load_partial<V>(soft + i, r, 0) : zero, CrossEntropyKernel<V>::tail_mask(r));
+          soft ? load_partial<V>(soft + i, r, 0) : zero, tail_mask<V>(r));
   }
   const double at_max = reduce_add(count), rest_sum = rest.total();
   const double log_sum = log_abs_sum(at_max, rest_sum).value;  // log(sum exp(z - m))

@@ -30,6 +30,15 @@ inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
   for (ptrdiff_t j = 0; j < n; ++j) p[j] = buf[j];
 }
 
+// Lanes [0, count) of a vector: the part of a padded tail that belongs to the row.
+template <class V>
+inline typename V::Mask tail_mask(ptrdiff_t count) {
+  using T = typename V::T;
+  alignas(64) T lanes[V::N];
+  for (int j = 0; j < V::N; ++j) lanes[j] = T(j);
+  return lt(V::load(lanes), V::set1(T(count)));
+}
+
 // Sum of vectors carried in double lanes (float lanes are widened on the way in).
 template <class VD>
 struct WideSum {
@@ -329,6 +338,59 @@ inline V logit_(V p) {
   const V q = one - p;
   const auto near_half = lt(abs_(p - V::set1(T(0.5))), V::set1(T(0.2)));
   return select(near_half, log1p_(((p + p) - one) / q), log_(p / q));
+}
+
+// Binary cross-entropy with logits, elementwise; both softplus terms share one exp and one
+// log1p, and neither cancels for any x (see kernels/table.h for the formula).
+template <class V, class VD>
+double bce_row(const typename V::T* x, const typename V::T* y, const typename V::T* w,
+               const typename V::T* pw, ptrdiff_t n, double smoothing, typename V::T* loss,
+               typename V::T* grad, const typename V::T* grad_scale, double scale) {
+  using T = typename V::T;
+  const V zero = V::zero(), one = V::set1(T(1));
+  const V keep = V::set1(T(1.0 - smoothing)), spread = V::set1(T(smoothing / 2));
+  const V s = V::set1(T(scale));
+  WideSum<VD> total;
+  auto step = [&](ptrdiff_t i, ptrdiff_t count) {
+    auto ld = [&](const T* p, T fill) {
+      return count == V::N ? V::load(p + i) : load_partial<V>(p + i, count, fill);
+    };
+    const V xv = ld(x, 0);
+    const V yv = fma(keep, ld(y, 0), spread);
+    const V wv = w ? ld(w, 0) : one;
+    const V pwv = pw ? ld(pw, 0) : one;
+    const V e = exp_(zero - abs_(xv));  // exp(-|x|), in (0, 1]
+    const V l = log1p_unit_(e);
+    const V sp_pos = max_(xv, zero) + l;         // softplus(x)
+    const V sp_neg = max_(zero - xv, zero) + l;  // softplus(-x)
+    // A term with coefficient 0 adds 0 even where its softplus is infinite (x = +-inf).
+    auto term = [&](V c, V sp) { return select(eq(c, zero), zero, c * sp); };
+    const V li = wv * (term(pwv * yv, sp_neg) + term(one - yv, sp_pos));
+    if (count == V::N) {
+      if (loss) li.store(loss + i);
+      total.add(li);
+    } else {
+      if (loss) store_partial(loss + i, count, li);
+      total.add(select(tail_mask<V>(count), li, zero));
+    }
+    if (grad) {
+      const V r = one / (one + e);
+      const auto neg = lt(xv, zero);
+      const V sig_pos = select(neg, e * r, r);  // sigmoid(x)
+      const V sig_neg = select(neg, r, e * r);  // sigmoid(-x)
+      const V gs = grad_scale ? ld(grad_scale, 0) : s;
+      const V gi = gs * wv * ((one - yv) * sig_pos - pwv * yv * sig_neg);
+      if (count == V::N) {
+        gi.store(grad + i);
+      } else {
+        store_partial(grad + i, count, gi);
+      }
+    }
+  };
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) step(i, V::N);
+  if (i < n) step(i, n - i);
+  return total.total();
 }
 
 template <class V>

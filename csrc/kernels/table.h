@@ -67,6 +67,14 @@ struct KernelSet {
 
   void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
 
+  // Binary cross-entropy with logits over one row of n independent classes:
+  //   loss_i = w_i (pw_i y'_i softplus(-x_i) + (1 - y'_i) softplus(x_i)),
+  //   y' = (1 - smoothing) y + smoothing / 2. w, pw (length n) may be null (weight 1).
+  // Writes loss_i into loss (when not null), grad_scale_i * d(loss_i)/d(x_i) into grad (when
+  // not null; grad_scale null means the scalar `scale`), and returns the sum of loss_i.
+  double (*bce_row)(const T* x, const T* y, const T* w, const T* pw, std::ptrdiff_t n,
+                    double smoothing, T* loss, T* grad, const T* grad_scale, double scale);
+
   // One row of the fused cross-entropy: loss, lse and argmax from one read of the logits and,
   // when grad is not null, grad = grad_scale * d(loss)/d(logits) written in a second sweep
   // over the (cached) row. target is a class index, or soft points at a row of target

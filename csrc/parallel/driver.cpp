@@ -325,6 +325,26 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
 }
 
 template <class T>
+double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, const T* y,
+                            const T* w, const T* pw, double smoothing, T* loss, T* grad,
+                            const T* grad_scale, double scale, int threads) {
+  constexpr ptrdiff_t kBlock = 1 << 14;
+  const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
+  const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
+  std::vector<double> sums(static_cast<size_t>(blocks));
+  auto at = [](auto* p, ptrdiff_t i) { return p ? p + i : p; };
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (ptrdiff_t b = 0; b < blocks; ++b) {
+    const ptrdiff_t i = b * kBlock;
+    sums[b] = k.bce_row(x + i, y + i, at(w, i), at(pw, i), std::min(kBlock, count - i), smoothing,
+                        at(loss, i), at(grad, i), at(grad_scale, i), scale);
+  }
+  double total = 0.0;
+  for (double v : sums) total += v;
+  return total;
+}
+
+template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   constexpr ptrdiff_t kBlock = 1 << 14;
   const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
@@ -353,6 +373,12 @@ template void cross_entropy<double>(const KernelSet<double>&, const RowShape&,
                                     const StridedArray&, const StridedArray&, const StridedArray&,
                                     const CrossEntropyRows&, const CrossEntropyParams<double>&,
                                     int);
+template double binary_cross_entropy<float>(const KernelSet<float>&, ptrdiff_t, const float*,
+                                            const float*, const float*, const float*, double,
+                                            float*, float*, const float*, double, int);
+template double binary_cross_entropy<double>(const KernelSet<double>&, ptrdiff_t, const double*,
+                                             const double*, const double*, const double*, double,
+                                             double*, double*, const double*, double, int);
 template void unary<float>(const KernelSet<float>&, UnaryOp, const float*, float*, ptrdiff_t, int);
 template void unary<double>(const KernelSet<double>&, UnaryOp, const double*, double*, ptrdiff_t,
                             int);

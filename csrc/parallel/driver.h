@@ -63,6 +63,14 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
                    const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
                    int threads);
 
+// Binary cross-entropy with logits over `count` contiguous elements (w, pw, loss, grad and
+// grad_scale may be null; see KernelSet::bce_row). Returns the sum of the elementwise losses,
+// added up over fixed blocks in order so it does not depend on the thread count.
+template <class T>
+double binary_cross_entropy(const KernelSet<T>& k, std::ptrdiff_t count, const T* x, const T* y,
+                            const T* w, const T* pw, double smoothing, T* loss, T* grad,
+                            const T* grad_scale, double scale, int threads);
+
 // y = f(x) elementwise over `count` contiguous elements. y may be x itself.
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, std::ptrdiff_t count,

@@ -14,7 +14,13 @@ from ._backward import (
     softmax_backward,
 )
 from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
-from ._losses import CrossEntropyStats, cross_entropy, cross_entropy_with_grad
+from ._losses import (
+    CrossEntropyStats,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_with_grad,
+    cross_entropy,
+    cross_entropy_with_grad,
+)
 from ._reductions import entropy_from_logits, log_softmax, logsumexp, softmax
 from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
 
@@ -34,6 +40,8 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_with_grad",
     "CrossEntropyStats",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_with_grad",
     "entropy_from_logits",
     "softmax_backward",
     "log_softmax_backward",

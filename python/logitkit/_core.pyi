@@ -56,3 +56,9 @@ def softmax_backward(
     isa: int, threads: int,
 ) -> None: ...
 def hardmax(x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int) -> None: ...
+def binary_cross_entropy(
+    logits: NDArray[np.floating], target: NDArray[np.floating],
+    weight: NDArray[np.floating] | None, pos_weight: NDArray[np.floating] | None,
+    smoothing: float, loss: NDArray[np.floating] | None, grad: NDArray[np.floating] | None,
+    grad_scale: NDArray[np.floating] | None, scale: float, isa: int, threads: int,
+) -> float: ...

@@ -1,0 +1,102 @@
+"""Binary cross-entropy with logits: native against the reference and PyTorch, every ISA."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import assert_ulp_close
+
+import logitkit as lk
+from logitkit import reference as ref
+
+OPTIONS = list(itertools.product([False, True], [False, True], [0.0, 0.2], ["mean", "sum", "none"]))
+
+
+@pytest.mark.parametrize("weighted, pos_weighted, smoothing, reduction", OPTIONS)
+def test_matches_reference(isa, dtype, weighted, pos_weighted, smoothing, reduction):
+    rng = np.random.default_rng(41)
+    for n in (1, 7, 8, 9, 33, 1000):
+        x = (rng.standard_normal((3, n)) * 12).astype(dtype)
+        y = rng.random((3, n)).astype(dtype)
+        kw = {"label_smoothing": smoothing, "reduction": reduction}
+        if weighted:
+            kw["weight"] = rng.uniform(0, 2, (3, 1)).astype(dtype)
+        if pos_weighted:
+            kw["pos_weight"] = rng.uniform(0.5, 3, n).astype(dtype)
+        loss, grad = lk.binary_cross_entropy_with_logits_with_grad(x, y, **kw)
+        want_loss, want_grad = ref.binary_cross_entropy_with_logits_with_grad(x, y, **kw)
+        assert_ulp_close(loss, want_loss, dtype, 64)
+        assert_ulp_close(grad, want_grad, dtype, 8, abs_scale=float(np.abs(want_grad).max()))
+        np.testing.assert_array_equal(lk.binary_cross_entropy_with_logits(x, y, **kw), loss)
+
+
+def test_matches_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(42)
+    x = rng.standard_normal((6, 5)) * 4
+    y = rng.random((6, 5))
+    w = rng.uniform(0.5, 2, 5)
+    pw = rng.uniform(0.5, 2, 5)
+    for reduction in ("mean", "sum", "none"):
+        xt = torch.tensor(x, requires_grad=True)
+        loss = F.binary_cross_entropy_with_logits(
+            xt,
+            torch.tensor(y),
+            weight=torch.tensor(w),
+            pos_weight=torch.tensor(pw),
+            reduction=reduction,
+        )
+        loss.sum().backward()
+        got, grad = lk.binary_cross_entropy_with_logits_with_grad(
+            x, y, weight=w, pos_weight=pw, reduction=reduction
+        )
+        np.testing.assert_allclose(got, loss.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-13, atol=1e-16)
+
+
+def test_extreme_logits_and_the_two_class_softmax(isa):
+    x = np.array([800.0, -800.0, 40.0, -40.0, np.inf, -np.inf])
+    y = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(
+        lk.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        ref.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        rtol=1e-15,
+    )
+    # The seed: a sigmoid is the softmax of [x, 0]; BCE is the two-class cross-entropy.
+    z = np.random.default_rng(43).standard_normal(20) * 5
+    t = (np.arange(20) % 2).astype(float)
+    two_class = np.stack([z, np.zeros_like(z)], axis=-1)
+    np.testing.assert_allclose(
+        lk.binary_cross_entropy_with_logits(z, t, reduction="none"),
+        lk.cross_entropy(two_class, (1 - t).astype(np.int64), reduction="none"),
+        rtol=1e-13,
+    )
+
+
+def test_grad_output_and_errors():
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    y = np.full((3, 4), 0.5)
+    g = np.arange(12.0).reshape(3, 4)
+    _, grad = lk.binary_cross_entropy_with_logits_with_grad(x, y, reduction="none", grad_output=g)
+    _, unit = lk.binary_cross_entropy_with_logits_with_grad(x, y, reduction="none")
+    np.testing.assert_allclose(grad, g * unit, rtol=1e-15)
+    _, mean = lk.binary_cross_entropy_with_logits_with_grad(x, y, grad_output=3.0)
+    np.testing.assert_allclose(mean, 3.0 * unit / 12, rtol=1e-15)
+    with pytest.raises(ValueError, match=r"target must have the shape of logits \(3, 4\)"):
+        lk.binary_cross_entropy_with_logits(x, y[:, :2])
+    with pytest.raises(ValueError, match=r"pos_weight with shape \(3,\) cannot be broadcast"):
+        lk.binary_cross_entropy_with_logits(x, y, pos_weight=np.ones(3))
+
+
+def test_threads_do_not_change_bits():
+    rng = np.random.default_rng(44)
+    x = rng.standard_normal(300_001).astype(np.float32)
+    y = rng.random(300_001).astype(np.float32)
+    one = lk.binary_cross_entropy_with_logits_with_grad(x, y, threads=1)
+    for t in (2, 3):
+        other = lk.binary_cross_entropy_with_logits_with_grad(x, y, threads=t)
+        assert other[0] == one[0]
+        np.testing.assert_array_equal(other[1], one[1])
