@@ -136,9 +136,63 @@ double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w
   return bce_typed(table.f64, x, y, w, pw, smoothing, loss, grad, grad_scale, scale, nt);
 }
 
+// p and q: C-contiguous (rows, n) of one dtype; value: float64 (rows,); grads like p.
+void divergence(py::array zp, py::array zq, double beta, py::array_t<double> value,
+                std::optional<py::array> grad_p, std::optional<py::array> grad_q,
+                std::optional<py::array_t<double>> scale, int isa, int threads) {
+  const char* name = "divergence";
+  const DType dt = dtype_of(zp, name, "p_logits");
+  require_same_dtype(zp, zq, name, "q_logits");
+  if (zp.ndim() != 2 || !(zp.flags() & py::array::c_style) || !(zq.flags() & py::array::c_style)) {
+    throw py::value_error("divergence(): logits must be C-contiguous (rows, classes)");
+  }
+  require_shape(zq, shape_of(zp), name, "q_logits");
+  const py::ssize_t rows = zp.shape(0), n = zp.shape(1);
+  if (value.ndim() != 1 || value.shape(0) != rows) {
+    throw py::value_error("divergence(): value must have one entry per row");
+  }
+  for (const auto* g : {&grad_p, &grad_q}) {
+    if (!*g) continue;
+    require_same_dtype(zp, **g, name, "grad");
+    require_writeable(**g, name, "grad");
+    require_shape(**g, shape_of(zp), name, "grad");
+    if (!((*g)->flags() & py::array::c_style)) {
+      throw py::value_error("divergence(): grad must be C-contiguous");
+    }
+    if (!scale || scale->size() != rows) {
+      throw py::value_error("divergence(): scale must have one entry per row with grads");
+    }
+  }
+  const IsaTable& table = table_for(isa);
+  const int nt = runtime::resolve_threads(threads);
+  double* v = value.mutable_data();
+  const double* sc = scale ? scale->data() : nullptr;
+  auto run = [&](const auto& k, auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    auto out = [](const std::optional<py::array>& a) {
+      return a ? static_cast<T*>(const_cast<void*>(a->data())) : nullptr;
+    };
+    const T* p = static_cast<const T*>(zp.data());
+    const T* q = static_cast<const T*>(zq.data());
+    T* gp = out(grad_p);
+    T* gq = out(grad_q);
+    py::gil_scoped_release release;
+    parallel::divergence(k, rows, n, p, q, beta, v, gp, gq, sc, nt);
+  };
+  if (dt == DType::f32) {
+    run(table.f32, static_cast<float*>(nullptr));
+  } else {
+    run(table.f64, static_cast<double*>(nullptr));
+  }
+}
+
 }  // namespace
 
 void register_losses(py::module_& m) {
+  m.def("divergence", &divergence, py::arg("p_logits"), py::arg("q_logits"), py::arg("beta"),
+        py::arg("value"), py::arg("grad_p"), py::arg("grad_q"), py::arg("scale"), py::arg("isa"),
+        py::arg("threads"),
+        "KL(P||Q) (beta < 0) or generalized JSD between softmax rows, with optional gradients.");
   m.def("binary_cross_entropy", &binary_cross_entropy, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("pos_weight"), py::arg("smoothing"), py::arg("loss"),
         py::arg("grad"), py::arg("grad_scale"), py::arg("scale"), py::arg("isa"),

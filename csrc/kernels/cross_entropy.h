@@ -113,6 +113,103 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
   return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
 }
 
+// KL(P || Q) or the generalized JSD of P = softmax(zp), Q = softmax(zq); see table.h.
+// Log-probabilities are formed as (z - max) - log(sum) with the subtraction compensated, so
+// they are exact to rounding; rows whose maximum is not finite give NaN.
+template <class V, class VD>
+double divergence_row(const typename V::T* zp, const typename V::T* zq, ptrdiff_t n,
+                      double beta, typename V::T* grad_p, typename V::T* grad_q, double scale) {
+  using T = typename V::T;
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  const RowStats<T> sp = row_stats<V, VD>(zp, n), sq = row_stats<V, VD>(zq, n);
+  if (!std::isfinite(sp.max) || !std::isfinite(sq.max) || std::isnan(sp.rest) ||
+      std::isnan(sq.rest)) {
+    if (grad_p)
+      for (ptrdiff_t i = 0; i < n; ++i) grad_p[i] = T(nan);
+    if (grad_q)
+      for (ptrdiff_t i = 0; i < n; ++i) grad_q[i] = T(nan);
+    return nan;
+  }
+  const double lp_off = log_abs_sum(sp.at_max, sp.rest).value;
+  const double lq_off = log_abs_sum(sq.at_max, sq.rest).value;
+  const V mp = V::set1(sp.max), neg_mp = V::set1(-sp.max), mq = V::set1(sq.max),
+          neg_mq = V::set1(-sq.max);
+  const V cp = V::set1(T(lp_off)), cq = V::set1(T(lq_off)), zero = V::zero();
+  const bool kl = beta < 0;
+  const V vb = V::set1(T(kl ? 0 : beta)), vb1 = V::set1(T(kl ? 0 : 1 - beta));
+  const V log_b = V::set1(T(kl ? 0 : std::log(beta))), log_b1 = V::set1(T(kl ? 0 : std::log1p(-beta)));
+
+  struct Terms {
+    V lp, lq, p, q, lm;
+  };
+  auto terms = [&](V xp, V xq) {
+    Terms t;
+    t.lp = sub_shift_exact(xp, mp, neg_mp, cp);
+    t.lq = sub_shift_exact(xq, mq, neg_mq, cq);
+    t.p = exp_(t.lp);
+    t.q = exp_(t.lq);
+    if (!kl) {  // log M = logaddexp(log beta + lp, log(1 - beta) + lq)
+      const V a = log_b + t.lp, b = log_b1 + t.lq;
+      const V hi = max_(a, b), lo = min_(a, b);
+      t.lm = select(eq(hi, V::set1(-std::numeric_limits<T>::infinity())), hi,
+                    hi + log1p_unit_(exp_(lo - hi)));
+    }
+    return t;
+  };
+  // p * (a - b), with p = 0 adding 0 even where a - b is infinite
+  auto weighted = [&](V p, V a, V b) { return select(eq(p, zero), zero, p * (a - b)); };
+
+  WideSum<VD> total, sum_p, sum_q;
+  auto body = [&](V xp, V xq, auto&& mask) {
+    const Terms t = terms(xp, xq);
+    if (kl) {
+      total.add(mask(weighted(t.p, t.lp, t.lq)));
+    } else {
+      const V hp = vb * weighted(t.p, t.lp, t.lm), hq = vb1 * weighted(t.q, t.lq, t.lm);
+      total.add(mask(hp + hq));
+      sum_p.add(mask(hp));  // sum_c p_c h_c, for the gradient through softmax(zp)
+      sum_q.add(mask(hq));
+    }
+  };
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) body(V::load(zp + i), V::load(zq + i), [](V v) { return v; });
+  if (i < n) {
+    const auto valid = tail_mask<V>(n - i);
+    body(load_partial<V>(zp + i, n - i, 0), load_partial<V>(zq + i, n - i, 0),
+         [&](V v) { return select(valid, v, zero); });
+  }
+  const double value = total.total();
+  if (!grad_p && !grad_q) return value;
+
+  // d KL/d zq = q - p;  d KL/d zp = p ((lp - lq) - KL).
+  // JSD: d/dzp = p (h - sum p h) / p-weighted, with h = beta (lp - lm); likewise for q.
+  const V s = V::set1(T(scale));
+  const V kl_v = V::set1(T(value));
+  const V shp = V::set1(T(sum_p.total())), shq = V::set1(T(sum_q.total()));
+  auto grads = [&](V xp, V xq, V& gp, V& gq) {
+    const Terms t = terms(xp, xq);
+    if (kl) {
+      gq = s * (t.q - t.p);
+      gp = s * (weighted(t.p, t.lp, t.lq) - t.p * kl_v);
+    } else {
+      gp = s * (vb * weighted(t.p, t.lp, t.lm) - t.p * shp);
+      gq = s * (vb1 * weighted(t.q, t.lq, t.lm) - t.q * shq);
+    }
+  };
+  V gp, gq;
+  for (i = 0; i + V::N <= n; i += V::N) {
+    grads(V::load(zp + i), V::load(zq + i), gp, gq);
+    if (grad_p) gp.store(grad_p + i);
+    if (grad_q) gq.store(grad_q + i);
+  }
+  if (i < n) {
+    grads(load_partial<V>(zp + i, n - i, 0), load_partial<V>(zq + i, n - i, 0), gp, gq);
+    if (grad_p) store_partial(grad_p + i, n - i, gp);
+    if (grad_q) store_partial(grad_q + i, n - i, gq);
+  }
+  return value;
+}
+
 template <class T>
 inline double softcap_scalar(double z, T cap) {
   return cap > 0 ? double(cap) * std::tanh(z / double(cap)) : z;

@@ -31,6 +31,7 @@ KernelSet<typename V::T> make_kernel_set() {
   k.unary[kLog] = &unary_row<V, kLog>;
   k.cross_entropy_row = &cross_entropy_row<V, VD>;
   k.bce_row = &bce_row<V, VD>;
+  k.divergence_row = &divergence_row<V, VD>;
   return k;
 }
 

@@ -75,6 +75,12 @@ struct KernelSet {
   double (*bce_row)(const T* x, const T* y, const T* w, const T* pw, std::ptrdiff_t n,
                     double smoothing, T* loss, T* grad, const T* grad_scale, double scale);
 
+  // Divergence between P = softmax(zp) and Q = softmax(zq) over one row: KL(P || Q) when
+  // beta < 0, else the generalized Jensen-Shannon divergence with mixture beta P + (1-beta) Q
+  // (0 < beta < 1). When grad_p / grad_q are not null they receive scale * d/dzp, d/dzq.
+  double (*divergence_row)(const T* zp, const T* zq, std::ptrdiff_t n, double beta, T* grad_p,
+                           T* grad_q, double scale);
+
   // One row of the fused cross-entropy: loss, lse and argmax from one read of the logits and,
   // when grad is not null, grad = grad_scale * d(loss)/d(logits) written in a second sweep
   // over the (cached) row. target is a class index, or soft points at a row of target

@@ -325,6 +325,19 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
 }
 
 template <class T>
+void divergence(const KernelSet<T>& k, ptrdiff_t rows, ptrdiff_t n, const T* zp, const T* zq,
+                double beta, double* value, T* grad_p, T* grad_q, const double* scale,
+                int threads) {
+  const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(rows, n, threads), rows));
+  auto at = [n](T* p, ptrdiff_t r) { return p ? p + r * n : p; };
+#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
+  for (ptrdiff_t r = 0; r < rows; ++r) {
+    value[r] = k.divergence_row(zp + r * n, zq + r * n, n, beta, at(grad_p, r), at(grad_q, r),
+                                scale ? scale[r] : 0.0);
+  }
+}
+
+template <class T>
 double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, const T* y,
                             const T* w, const T* pw, double smoothing, T* loss, T* grad,
                             const T* grad_scale, double scale, int threads) {
@@ -373,6 +386,12 @@ template void cross_entropy<double>(const KernelSet<double>&, const RowShape&,
                                     const StridedArray&, const StridedArray&, const StridedArray&,
                                     const CrossEntropyRows&, const CrossEntropyParams<double>&,
                                     int);
+template void divergence<float>(const KernelSet<float>&, ptrdiff_t, ptrdiff_t, const float*,
+                                const float*, double, double*, float*, float*, const double*,
+                                int);
+template void divergence<double>(const KernelSet<double>&, ptrdiff_t, ptrdiff_t, const double*,
+                                 const double*, double, double*, double*, double*, const double*,
+                                 int);
 template double binary_cross_entropy<float>(const KernelSet<float>&, ptrdiff_t, const float*,
                                             const float*, const float*, const float*, double,
                                             float*, float*, const float*, double, int);

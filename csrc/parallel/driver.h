@@ -63,6 +63,14 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
                    const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
                    int threads);
 
+// KL or generalized JSD (beta < 0: KL) between softmax rows of two C-contiguous (rows, n)
+// arrays; value[r] per row, and when grad_p / grad_q are not null, scale[r] times the
+// gradients. Rows are independent, so the result does not depend on the thread count.
+template <class T>
+void divergence(const KernelSet<T>& k, std::ptrdiff_t rows, std::ptrdiff_t n, const T* zp,
+                const T* zq, double beta, double* value, T* grad_p, T* grad_q,
+                const double* scale, int threads);
+
 // Binary cross-entropy with logits over `count` contiguous elements (w, pw, loss, grad and
 // grad_scale may be null; see KernelSet::bce_row). Returns the sum of the elementwise losses,
 // added up over fixed blocks in order so it does not depend on the thread count.

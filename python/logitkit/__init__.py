@@ -13,6 +13,12 @@ from ._backward import (
     sigmoid_backward,
     softmax_backward,
 )
+from ._divergences import (
+    jensen_shannon_from_logits,
+    jensen_shannon_from_logits_with_grad,
+    kl_divergence_from_logits,
+    kl_divergence_from_logits_with_grad,
+)
 from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
 from ._losses import (
     CrossEntropyStats,
@@ -43,6 +49,10 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_with_grad",
     "entropy_from_logits",
+    "kl_divergence_from_logits",
+    "kl_divergence_from_logits_with_grad",
+    "jensen_shannon_from_logits",
+    "jensen_shannon_from_logits_with_grad",
     "softmax_backward",
     "log_softmax_backward",
     "logsumexp_backward",

@@ -62,3 +62,9 @@ def binary_cross_entropy(
     smoothing: float, loss: NDArray[np.floating] | None, grad: NDArray[np.floating] | None,
     grad_scale: NDArray[np.floating] | None, scale: float, isa: int, threads: int,
 ) -> float: ...
+def divergence(
+    p_logits: NDArray[np.floating], q_logits: NDArray[np.floating], beta: float,
+    value: NDArray[np.float64], grad_p: NDArray[np.floating] | None,
+    grad_q: NDArray[np.floating] | None, scale: NDArray[np.float64] | None, isa: int,
+    threads: int,
+) -> None: ...

@@ -1756,8 +1756,16 @@ def _pair_parts(
     ax = _class_axis(axis, a64.ndim, func, "p_logits")
     rows_shape = a64.shape[:ax] + a64.shape[ax + 1 :]
     counted = _row_mask(where, rows_shape, func)
-    logp, p, _ = _row_softmax(np.moveaxis(a64, ax, -1))
-    logq, q, _ = _row_softmax(np.moveaxis(b64, ax, -1))
+    pa, qa = np.moveaxis(a64, ax, -1), np.moveaxis(b64, ax, -1)
+    logp, p, _ = _row_softmax(pa)
+    logq, q, _ = _row_softmax(qa)
+    # As for cross_entropy: a divergence over all classes has no value for a row with NaN,
+    # +inf, or only -inf logits on either side (the +inf limit of softmax is not taken here).
+    with np.errstate(invalid="ignore"):
+        undefined = ~(np.isfinite(np.max(pa, axis=-1)) & np.isfinite(np.max(qa, axis=-1)))
+    undefined |= np.isnan(pa).any(axis=-1) | np.isnan(qa).any(axis=-1)
+    if undefined.any():
+        logp, p, logq, q = (np.where(undefined[..., None], np.nan, a) for a in (logp, p, logq, q))
     return _PairParts(dtype, ax, counted, logp, p, logq, q)
 
 
@@ -1895,9 +1903,9 @@ def kl_divergence_from_logits(
     with ``log P = log_softmax(p_logits)``, ``log Q = log_softmax(q_logits)``;
     a class with ``P_c = 0`` adds 0, one with ``P_c > 0 = Q_c`` makes it
     ``+inf``.  It equals ``kl_div(log_softmax(q_logits), softmax(p_logits),
-    reduction="none")`` summed along ``axis``, but from logits.  Special rows
-    follow :func:`softmax` (``+inf`` entries share the mass; NaN or only
-    ``-inf`` gives NaN).
+    reduction="none")`` summed along ``axis``, but from logits.  A row with
+    NaN, ``+inf`` or only ``-inf`` logits on either side gives NaN (and NaN
+    gradients), as in :func:`cross_entropy`.
 
     The arrays must have the same shape; the classes lie along ``axis`` and
     the other positions are rows.  ``where`` (bool, broadcastable to the

@@ -1,0 +1,258 @@
+"""KL and generalized Jensen-Shannon divergences between softmax distributions, from logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+from ._runtime import current_isa_index
+from ._validation import as_input_array, check_threads, compute_dtypes, normalize_axes
+
+__all__ = [
+    "kl_divergence_from_logits",
+    "kl_divergence_from_logits_with_grad",
+    "jensen_shannon_from_logits",
+    "jensen_shannon_from_logits_with_grad",
+]
+
+_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+
+
+def _divergence(
+    func: str,
+    p_logits: Any,
+    q_logits: Any,
+    axis: Any,
+    beta: float,
+    reduction: Any,
+    where: Any,
+    threads: Any,
+    want_grad: bool,
+    grad_output: Any,
+) -> tuple[Any, NDArray[Any] | None, NDArray[Any] | None]:
+    nthreads = check_threads(func, threads)
+    a = as_input_array(func, "p_logits", p_logits)
+    b = as_input_array(func, "q_logits", q_logits)
+    compute_dtypes(func, "p_logits", a.dtype)
+    compute_dtypes(func, "q_logits", b.dtype)
+    compute, result = compute_dtypes(func, "p_logits", np.result_type(a.dtype, b.dtype))
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{func}(): p_logits and q_logits must have the same shape, got {a.shape} and {b.shape}"
+        )
+    if a.ndim == 0:
+        raise ValueError(f"{func}(): the logits must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    (ax,) = normalize_axes(func, axis, a.ndim)
+    rows_shape = a.shape[:ax] + a.shape[ax + 1 :]
+    counted = np.ones(rows_shape, dtype=bool)
+    if where is not None:
+        mask = as_input_array(func, "where", where)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+        try:
+            counted = np.broadcast_to(mask, rows_shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows "
+                f"{rows_shape}"
+            ) from None
+    n_classes = a.shape[ax]
+    counted_flat = counted.reshape(-1)
+    if reduction == "mean":
+        denominator = float(np.count_nonzero(counted_flat))
+    elif reduction == "batchmean":
+        denominator = float(rows_shape[0]) if rows_shape else 1.0
+    else:
+        denominator = 1.0
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(x, ax, -1), dtype=compute).reshape(-1, n_classes)
+
+    # beta = 0 and 1 are the forward and reverse KL; the kernel computes KL(first || second).
+    swap = beta == 1.0
+    first, second = (rows(b), rows(a)) if swap else (rows(a), rows(b))
+    code = -1.0 if beta in (0.0, 1.0) else beta
+    value = np.empty(first.shape[0])
+    grads: list[np.ndarray | None] = [None, None]
+    scale = None
+    if want_grad:
+        if reduction == "none":
+            g = np.ones(rows_shape) if grad_output is None else np.asarray(grad_output, float)
+            try:
+                g = np.broadcast_to(g, rows_shape)
+            except ValueError:
+                raise ValueError(
+                    f"{func}(): grad_output must have the rows' shape {rows_shape}, got "
+                    f"{np.shape(grad_output)}"
+                ) from None
+            scale = np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
+        else:
+            g0 = 1.0 if grad_output is None else float(grad_output)
+            scale = np.full(first.shape[0], g0 / denominator if denominator else np.nan)
+        grads = [np.empty_like(first), np.empty_like(first)]
+    _core.divergence(
+        first, second, code, value, grads[0], grads[1], scale, current_isa_index(), nthreads
+    )
+    value = np.where(counted_flat, value, 0.0)
+    if reduction == "none":
+        res: Any = value.reshape(rows_shape).astype(result)
+        res = res[()] if res.ndim == 0 else res
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = result.type(value.sum() / denominator)
+    if not want_grad:
+        return res, None, None
+    if swap:
+        grads.reverse()
+    out = []
+    for g_rows in grads:
+        assert g_rows is not None
+        g_rows[~counted_flat] = 0  # rows that do not count, NaN ones included
+        shaped = g_rows.reshape(rows_shape + (n_classes,))
+        out.append(np.moveaxis(shaped, -1, ax).astype(result, copy=False))
+    return res, out[0], out[1]
+
+
+def kl_divergence_from_logits(
+    p_logits: ArrayLike,
+    q_logits: ArrayLike,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    where: ArrayLike | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""``KL(P || Q)`` per row for ``P = softmax(p_logits)``, ``Q = softmax(q_logits)``.
+
+    .. math:: \mathrm{KL}(P\,\|\,Q) = \sum_c P_c (\log P_c - \log Q_c)
+
+    from the logits in one read of each: the log-probabilities are formed as
+    ``(z - max) - log(sum)`` with the subtraction compensated, and a class with ``P_c = 0``
+    adds 0. A row with NaN, ``+inf`` or only ``-inf`` logits on either side gives NaN.
+    ``where`` (bool, broadcast to the rows) selects the rows that count. Reductions over rows:
+    "none" (0 where not counted), "sum", "mean" (over counted rows, NaN if none) and
+    "batchmean" (the sum over the first axis of the rows, as PyTorch's ``kl_div``).
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> round(float(lk.kl_divergence_from_logits([0.0, 0.0], [0.0, np.log(3.0)])), 12)
+    0.143841036226
+    """
+    value, _, _ = _divergence(
+        "kl_divergence_from_logits",
+        p_logits,
+        q_logits,
+        axis,
+        0.0,
+        reduction,
+        where,
+        threads,
+        False,
+        None,
+    )
+    return value
+
+
+def kl_divergence_from_logits_with_grad(
+    p_logits: ArrayLike,
+    q_logits: ArrayLike,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    where: ArrayLike | None = None,
+    grad_output: ArrayLike | None = None,
+    threads: int | None = None,
+) -> tuple[Any, NDArray[Any], NDArray[Any]]:
+    r""":func:`kl_divergence_from_logits` and its gradients ``(value, grad_p, grad_q)``.
+
+    ``d/dq_logits = s (Q - P)`` and ``d/dp_logits = s P ((log P - log Q) - KL)`` per row,
+    with ``s`` the upstream gradient (``grad_output``: a scalar, or shaped like the rows for
+    "none") over the reduction's denominator. Rows that do not count get zero gradients.
+    """
+    return _divergence(  # type: ignore[return-value]
+        "kl_divergence_from_logits_with_grad",
+        p_logits,
+        q_logits,
+        axis,
+        0.0,
+        reduction,
+        where,
+        threads,
+        True,
+        grad_output,
+    )
+
+
+def _check_beta(func: str, beta: Any) -> float:
+    b = float(beta)
+    if not 0.0 <= b <= 1.0:
+        raise ValueError(f"{func}(): beta must be in [0, 1], got {beta}")
+    return b
+
+
+def jensen_shannon_from_logits(
+    p_logits: ArrayLike,
+    q_logits: ArrayLike,
+    axis: int = -1,
+    *,
+    beta: float = 0.5,
+    reduction: str = "none",
+    where: ArrayLike | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Generalized Jensen-Shannon divergence of ``softmax(p_logits)`` and ``softmax(q_logits)``.
+
+    For ``0 < beta < 1``, with the mixture ``M = beta P + (1 - beta) Q``:
+
+    .. math:: \mathrm{JSD}_\beta = \beta\,\mathrm{KL}(P\,\|\,M) + (1-\beta)\,\mathrm{KL}(Q\,\|\,M)
+
+    and by convention ``beta = 0`` is ``KL(P || Q)``, ``beta = 1`` is ``KL(Q || P)``: the
+    generalized JSD of on-policy distillation as Liger-Kernel and TRL compute it (``P`` the
+    teacher). ``beta = 1/2`` is the classical symmetric JSD, at most ``log 2``. ``log M`` is
+    ``logaddexp(log beta + log P, log(1 - beta) + log Q)``. Rows, ``where`` and reductions
+    are as in :func:`kl_divergence_from_logits`.
+
+    >>> import logitkit as lk
+    >>> round(float(lk.jensen_shannon_from_logits([0.0, -800.0], [-800.0, 0.0])), 12)
+    0.69314718056
+    """
+    b = _check_beta("jensen_shannon_from_logits", beta)
+    value, _, _ = _divergence(
+        "jensen_shannon_from_logits",
+        p_logits,
+        q_logits,
+        axis,
+        b,
+        reduction,
+        where,
+        threads,
+        False,
+        None,
+    )
+    return value
+
+
+def jensen_shannon_from_logits_with_grad(
+    p_logits: ArrayLike,
+    q_logits: ArrayLike,
+    axis: int = -1,
+    *,
+    beta: float = 0.5,
+    reduction: str = "none",
+    where: ArrayLike | None = None,
+    grad_output: ArrayLike | None = None,
+    threads: int | None = None,
+) -> tuple[Any, NDArray[Any], NDArray[Any]]:
+    r""":func:`jensen_shannon_from_logits` and its gradients ``(value, grad_p, grad_q)``."""
+    func = "jensen_shannon_from_logits_with_grad"
+    b = _check_beta(func, beta)
+    return _divergence(  # type: ignore[return-value]
+        func, p_logits, q_logits, axis, b, reduction, where, threads, True, grad_output
+    )

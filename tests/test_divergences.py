@@ -1,0 +1,102 @@
+"""KL and generalized JSD from logits: native against the reference, PyTorch and the seed's
+identity KL = CE - H, on every ISA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_ulp_close
+
+import logitkit as lk
+from logitkit import reference as ref
+
+SIZES = [1, 2, 5, 8, 9, 33, 257, 1000]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_values_and_gradients_match_reference(isa, dtype, beta):
+    rng = np.random.default_rng(51)
+    for n in SIZES:
+        a = (rng.standard_normal((4, n)) * 3).astype(dtype)
+        b = (rng.standard_normal((4, n)) * 3).astype(dtype)
+        got = lk.jensen_shannon_from_logits_with_grad(a, b, beta=beta)
+        want = ref.jensen_shannon_from_logits_with_grad(a, b, beta=beta)
+        # divergences are differences of log-probabilities: judge them against their size
+        for g, w in zip(got, want, strict=True):
+            assert_ulp_close(g, w, dtype, 64, abs_scale=16.0)
+        np.testing.assert_array_equal(lk.jensen_shannon_from_logits(a, b, beta=beta), got[0])
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "batchmean"])
+def test_reductions_where_and_axis(isa, reduction):
+    rng = np.random.default_rng(52)
+    a = rng.standard_normal((3, 7, 5))
+    b = rng.standard_normal((3, 7, 5))
+    where = rng.random((3, 5)) < 0.6
+    g = rng.standard_normal((3, 5)) if reduction == "none" else 2.0
+    got = lk.kl_divergence_from_logits_with_grad(
+        a, b, axis=1, reduction=reduction, where=where, grad_output=g
+    )
+    want = ref.kl_divergence_from_logits_with_grad(
+        a, b, axis=1, reduction=reduction, where=where, grad_output=g
+    )
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+def test_kl_matches_torch_and_the_seed_identity(isa):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(53)
+    p_logits = rng.standard_normal((6, 9)) * 2
+    q_logits = rng.standard_normal((6, 9)) * 2
+    qt = torch.tensor(q_logits, requires_grad=True)
+    loss = torch.nn.functional.kl_div(
+        torch.log_softmax(qt, -1), torch.softmax(torch.tensor(p_logits), -1), reduction="batchmean"
+    )
+    loss.backward()
+    value, _, grad_q = lk.kl_divergence_from_logits_with_grad(
+        p_logits, q_logits, reduction="batchmean"
+    )
+    np.testing.assert_allclose(value, loss.item(), rtol=1e-13)
+    np.testing.assert_allclose(grad_q, qt.grad.numpy(), rtol=1e-12, atol=1e-16)
+    # The seed: KL(P || Q) = CE(P, Q) - H(P).
+    ce = lk.cross_entropy(q_logits, lk.softmax(p_logits), reduction="none")
+    np.testing.assert_allclose(
+        lk.kl_divergence_from_logits(p_logits, q_logits),
+        ce - lk.entropy_from_logits(p_logits),
+        rtol=1e-11,
+        atol=1e-14,
+    )
+
+
+def test_limits_and_special_rows(isa):
+    # Disjoint supports: the symmetric JSD reaches log 2; KL is infinite.
+    a, b = np.array([0.0, -800.0]), np.array([-800.0, 0.0])
+    assert lk.jensen_shannon_from_logits(a, b) == pytest.approx(np.log(2), rel=1e-15)
+    assert lk.kl_divergence_from_logits([0.0, -np.inf], [-np.inf, 0.0]) == np.inf
+    assert lk.kl_divergence_from_logits([0.0, -np.inf], [0.0, 0.0]) == pytest.approx(np.log(2))
+    z = np.array([[np.nan, 0.0], [np.inf, 0.0], [1.0, 2.0]])
+    value, gp, gq = lk.kl_divergence_from_logits_with_grad(z, np.zeros((3, 2)))
+    assert np.isnan(value[:2]).all() and np.isfinite(value[2])
+    assert np.isnan(gp[:2]).all() and np.isfinite(gp[2]).all()
+    identical = np.random.default_rng(54).standard_normal((5, 40))
+    np.testing.assert_array_equal(lk.kl_divergence_from_logits(identical, identical), 0.0)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"p_logits and q_logits must have the same shape"):
+        lk.kl_divergence_from_logits(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
+        lk.jensen_shannon_from_logits(np.zeros(3), np.zeros(3), beta=1.5)
+    with pytest.raises(ValueError, match=r"reduction must be one of"):
+        lk.kl_divergence_from_logits(np.zeros(3), np.zeros(3), reduction="avg")
+
+
+def test_threads_do_not_change_bits():
+    rng = np.random.default_rng(55)
+    a = rng.standard_normal((200, 301)).astype(np.float32)
+    b = rng.standard_normal((200, 301)).astype(np.float32)
+    one = lk.jensen_shannon_from_logits_with_grad(a, b, threads=1)
+    for t in (2, 3):
+        for x, y in zip(lk.jensen_shannon_from_logits_with_grad(a, b, threads=t), one, strict=True):
+            np.testing.assert_array_equal(x, y)
