@@ -35,9 +35,49 @@ void unary(int op, py::array x, py::array y, int isa, int threads) {
   }
 }
 
+void binary(int op, py::array a, py::array b, py::array y, int isa, int threads) {
+  const char* name = "binary";
+  if (op < 0 || op >= kNumBinaryOps) throw py::value_error("binary(): unknown operation");
+  const DType dt = dtype_of(a, name, "a");
+  require_same_dtype(a, b, name, "b");
+  require_same_dtype(a, y, name, "out");
+  require_writeable(y, name, "out");
+  for (const py::array* arr : {&a, &b, &y}) {
+    if (arr->ndim() != 1 || arr->shape(0) != a.shape(0) ||
+        (arr->shape(0) > 1 && arr->strides(0) != static_cast<py::ssize_t>(a.itemsize()))) {
+      throw py::value_error("binary(): a, b and out must be contiguous 1-d of one length");
+    }
+  }
+  const IsaTable& table = table_for(isa);
+  const std::ptrdiff_t count = a.shape(0);
+  const int nt = runtime::resolve_threads(threads);
+  const auto bop = static_cast<BinaryOp>(op);
+  auto run = [&](const auto& k, auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* ap = static_cast<const T*>(a.data());
+    const T* bp = static_cast<const T*>(b.data());
+    T* yp = static_cast<T*>(y.mutable_data());
+    py::gil_scoped_release release;
+    parallel::binary(k, bop, ap, bp, yp, count, nt);
+  };
+  if (dt == DType::f32) {
+    run(table.f32, static_cast<float*>(nullptr));
+  } else {
+    run(table.f64, static_cast<double*>(nullptr));
+  }
+}
+
 }  // namespace
 
 void register_elementwise(py::module_& m) {
+  m.def("binary", &binary, py::arg("op"), py::arg("a"), py::arg("b"), py::arg("out"),
+        py::arg("isa"), py::arg("threads"),
+        "Apply elementwise operation `op` to contiguous 1-d a and b into out.");
+  m.attr("OP_ENTR") = static_cast<int>(kEntr);
+  m.attr("OP_REL_ENTR") = static_cast<int>(kRelEntr);
+  m.attr("OP_KL_DIV_ELEMENTWISE") = static_cast<int>(kKlDivElementwise);
+  m.attr("OP_KL_DIV_TORCH") = static_cast<int>(kKlDivTorch);
+  m.attr("OP_KL_DIV_TORCH_LOG_TARGET") = static_cast<int>(kKlDivTorchLogTarget);
   m.def("unary", &unary, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("isa"),
         py::arg("threads"), "Apply elementwise operation `op` to contiguous 1-d x into out.");
   m.attr("OP_SIGMOID") = static_cast<int>(kSigmoid);

@@ -29,6 +29,11 @@ KernelSet<typename V::T> make_kernel_set() {
   k.unary[kLogit] = &unary_row<V, kLogit>;
   k.unary[kExp] = &unary_row<V, kExp>;
   k.unary[kLog] = &unary_row<V, kLog>;
+  k.unary[kEntr] = &unary_row<V, kEntr>;
+  k.binary[kRelEntr] = &binary_row<V, kRelEntr>;
+  k.binary[kKlDivElementwise] = &binary_row<V, kKlDivElementwise>;
+  k.binary[kKlDivTorch] = &binary_row<V, kKlDivTorch>;
+  k.binary[kKlDivTorchLogTarget] = &binary_row<V, kKlDivTorchLogTarget>;
   k.cross_entropy_row = &cross_entropy_row<V, VD>;
   k.bce_row = &bce_row<V, VD>;
   k.divergence_row = &divergence_row<V, VD>;

@@ -393,6 +393,80 @@ double bce_row(const typename V::T* x, const typename V::T* y, const typename V:
   return total.total();
 }
 
+// -x log x; 0 at 0, -inf for x < 0 (scipy.special.entr).
+template <class V>
+inline V entr_(V x) {
+  using T = typename V::T;
+  const V zero = V::zero();
+  const V r = zero - x * log_(x);
+  return select(lt(x, zero), V::set1(-std::numeric_limits<T>::infinity()),
+                select(eq(x, zero), zero, r));
+}
+
+// For x, y > 0 with u = (x - y) / y: log(x / y) = log1p(u) and, for kl_div,
+// (1 + u) log1p(u) - u. Near x = y both come from s = u / (2 + u) and the atanh series,
+// where (1 + u) log1p(u) - u = (2 s^2 + tail (1 + s)) / (1 - s), tail = 2 atanh(s) - 2 s,
+// has no cancellation.
+template <class V>
+inline void log_ratio_terms(V x, V y, V& log_ratio, V& kl_excess) {
+  using T = typename V::T;
+  const V one = V::set1(T(1)), two = V::set1(T(2));
+  const V u = (x - y) / y;
+  const auto near = mask_or(eq(u, V::zero()), lt(abs_(u - splat<V>(0.06)), splat<V>(0.34)));
+  const V s = u / (two + u);
+  const V tail = s * atanh_series_tail(s * s, T());  // 2 atanh(s) - 2 s
+  const V near_log = fma(s, two, tail);
+  const V near_excess = y * (fma(two * s, s, tail * (one + s)) / (one - s));
+  // log1p(u) while u is moderate, log(x / y) beyond (one rounding of a ratio far from 1),
+  // and the two logs apart only where x / y over- or underflows.
+  const V q = x / y;
+  V far_log = select(lt(abs_(u), one), log1p_(u), log_(q));
+  const auto q_out_of_range = mask_or(eq(q, V::set1(std::numeric_limits<T>::infinity())),
+                                      lt(q, V::set1(std::numeric_limits<T>::min())));
+  far_log = select(q_out_of_range, log_(x) - log_(y), far_log);
+  log_ratio = select(near, near_log, far_log);
+  kl_excess = select(near, near_excess, fma(x, far_log, y - x));
+}
+
+template <class V>
+inline V apply_binary(int op, V a, V b) {
+  using T = typename V::T;
+  const V zero = V::zero(), inf = V::set1(std::numeric_limits<T>::infinity());
+  switch (op) {
+    case kRelEntr:
+    case kKlDivElementwise: {
+      V log_ratio, kl_excess;
+      log_ratio_terms(a, b, log_ratio, kl_excess);
+      const bool rel = op == kRelEntr;
+      const V nan = V::set1(std::numeric_limits<T>::quiet_NaN());
+      V r = rel ? a * log_ratio : kl_excess;  // x, y finite and positive
+      // The edges, later rules overriding earlier ones (SciPy's values):
+      r = select(eq(b, inf), rel ? V::zero() - inf : nan, r);      // y = inf
+      r = select(eq(a, inf), select(eq(b, inf), nan, inf), r);     // x = inf
+      r = select(eq(b, zero), inf, r);                               // y = 0 < x
+      r = select(eq(a, zero), rel ? zero : b, r);                    // x = 0 <= y
+      r = select(mask_or(lt(a, zero), lt(b, zero)), inf, r);        // outside the domain
+      return select(mask_or(ne(a, a), ne(b, b)), nan, r);
+    }
+    case kKlDivTorch:
+      return select(eq(b, zero), zero, b * (log_(b) - a));
+    default: {  // kKlDivTorchLogTarget
+      const V e = exp_(b);
+      return select(eq(e, zero), zero, e * (b - a));
+    }
+  }
+}
+
+template <class V, int Op>
+void binary_row(const typename V::T* a, const typename V::T* b, typename V::T* y, ptrdiff_t n) {
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) apply_binary(Op, V::load(a + i), V::load(b + i)).store(y + i);
+  if (i < n) {
+    store_partial(y + i, n - i,
+                  apply_binary(Op, load_partial<V>(a + i, n - i, 1), load_partial<V>(b + i, n - i, 1)));
+  }
+}
+
 template <class V>
 inline V apply_unary(int op, V x) {
   switch (op) {
@@ -401,6 +475,7 @@ inline V apply_unary(int op, V x) {
     case kSoftplus: return softplus_(x);
     case kLogit: return logit_(x);
     case kExp: return exp_(x);
+    case kEntr: return entr_(x);
     default: return log_(x);
   }
 }

@@ -38,7 +38,16 @@ struct CrossEntropyRow {
   long long argmax;
 };
 
-enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kNumUnaryOps };
+enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kEntr, kNumUnaryOps };
+
+// Elementwise functions of two arrays (the SciPy and PyTorch information measures).
+enum BinaryOp : int {
+  kRelEntr = 0,       // x log(x/y)                          (scipy.special.rel_entr)
+  kKlDivElementwise,  // x log(x/y) - x + y                  (scipy.special.kl_div)
+  kKlDivTorch,        // t (log t - a), 0 where t == 0        (F.kl_div pointwise, a = log q)
+  kKlDivTorchLogTarget,  // exp(t) (t - a)                   (F.kl_div with log_target)
+  kNumBinaryOps
+};
 
 template <class T>
 struct KernelSet {
@@ -66,6 +75,7 @@ struct KernelSet {
   LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
 
   void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
+  void (*binary[kNumBinaryOps])(const T* a, const T* b, T* y, std::ptrdiff_t n);
 
   // Binary cross-entropy with logits over one row of n independent classes:
   //   loss_i = w_i (pw_i y'_i softplus(-x_i) + (1 - y'_i) softplus(x_i)),

@@ -357,16 +357,27 @@ double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, 
   return total;
 }
 
-template <class T>
-void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
+// Elementwise work in fixed blocks, so a thread never shares a cache line with another's.
+template <class Fn>
+void for_each_block(ptrdiff_t count, int threads, Fn&& fn) {
   constexpr ptrdiff_t kBlock = 1 << 14;
   const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
   const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
-  const auto fn = k.unary[op];
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (ptrdiff_t i = 0; i < blocks; ++i) {
-    fn(x + i * kBlock, y + i * kBlock, std::min(kBlock, count - i * kBlock));
-  }
+  for (ptrdiff_t i = 0; i < blocks; ++i) fn(i * kBlock, std::min(kBlock, count - i * kBlock));
+}
+
+template <class T>
+void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
+  const auto fn = k.unary[op];
+  for_each_block(count, threads, [&](ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
+}
+
+template <class T>
+void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y, ptrdiff_t count,
+            int threads) {
+  const auto fn = k.binary[op];
+  for_each_block(count, threads, [&](ptrdiff_t i, ptrdiff_t len) { fn(a + i, b + i, y + i, len); });
 }
 
 template void row_map<float>(const KernelSet<float>&, RowOp, const RowShape&, const StridedArray&,
@@ -398,6 +409,10 @@ template double binary_cross_entropy<float>(const KernelSet<float>&, ptrdiff_t, 
 template double binary_cross_entropy<double>(const KernelSet<double>&, ptrdiff_t, const double*,
                                              const double*, const double*, const double*, double,
                                              double*, double*, const double*, double, int);
+template void binary<float>(const KernelSet<float>&, BinaryOp, const float*, const float*,
+                            float*, ptrdiff_t, int);
+template void binary<double>(const KernelSet<double>&, BinaryOp, const double*, const double*,
+                             double*, ptrdiff_t, int);
 template void unary<float>(const KernelSet<float>&, UnaryOp, const float*, float*, ptrdiff_t, int);
 template void unary<double>(const KernelSet<double>&, UnaryOp, const double*, double*, ptrdiff_t,
                             int);

@@ -79,6 +79,11 @@ double binary_cross_entropy(const KernelSet<T>& k, std::ptrdiff_t count, const T
                             const T* w, const T* pw, double smoothing, T* loss, T* grad,
                             const T* grad_scale, double scale, int threads);
 
+// y = f(a, b) elementwise over `count` contiguous elements. y may be a or b itself.
+template <class T>
+void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y,
+            std::ptrdiff_t count, int threads);
+
 // y = f(x) elementwise over `count` contiguous elements. y may be x itself.
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, std::ptrdiff_t count,

@@ -14,18 +14,31 @@ from ._backward import (
     softmax_backward,
 )
 from ._divergences import (
+    entropy,
     jensen_shannon_from_logits,
     jensen_shannon_from_logits_with_grad,
+    kl_div,
     kl_divergence_from_logits,
     kl_divergence_from_logits_with_grad,
 )
-from ._elementwise import expit, log_expit, log_sigmoid, logit, sigmoid, softplus
+from ._elementwise import (
+    entr,
+    expit,
+    kl_div_elementwise,
+    log_expit,
+    log_sigmoid,
+    logit,
+    rel_entr,
+    sigmoid,
+    softplus,
+)
 from ._losses import (
     CrossEntropyStats,
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_with_grad,
     cross_entropy,
     cross_entropy_with_grad,
+    nll_loss,
 )
 from ._reductions import entropy_from_logits, log_softmax, logsumexp, softmax
 from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
@@ -49,6 +62,12 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_with_grad",
     "entropy_from_logits",
+    "entropy",
+    "entr",
+    "rel_entr",
+    "kl_div_elementwise",
+    "kl_div",
+    "nll_loss",
     "kl_divergence_from_logits",
     "kl_divergence_from_logits_with_grad",
     "jensen_shannon_from_logits",

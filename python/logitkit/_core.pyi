@@ -12,6 +12,11 @@ OP_SOFTPLUS: int
 OP_LOGIT: int
 OP_EXP: int
 OP_LOG: int
+OP_ENTR: int
+OP_REL_ENTR: int
+OP_KL_DIV_ELEMENTWISE: int
+OP_KL_DIV_TORCH: int
+OP_KL_DIV_TORCH_LOG_TARGET: int
 
 def isa_names() -> list[str]: ...
 def compiled_isas() -> list[str]: ...
@@ -67,4 +72,8 @@ def divergence(
     value: NDArray[np.float64], grad_p: NDArray[np.floating] | None,
     grad_q: NDArray[np.floating] | None, scale: NDArray[np.float64] | None, isa: int,
     threads: int,
+) -> None: ...
+def binary(
+    op: int, a: NDArray[np.floating], b: NDArray[np.floating], out: NDArray[np.floating],
+    isa: int, threads: int,
 ) -> None: ...

@@ -8,10 +8,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._elementwise import binary_op, entr, rel_entr
 from ._runtime import current_isa_index
 from ._validation import as_input_array, check_threads, compute_dtypes, normalize_axes
 
 __all__ = [
+    "kl_div",
+    "entropy",
     "kl_divergence_from_logits",
     "kl_divergence_from_logits_with_grad",
     "jensen_shannon_from_logits",
@@ -256,3 +259,94 @@ def jensen_shannon_from_logits_with_grad(
     return _divergence(  # type: ignore[return-value]
         func, p_logits, q_logits, axis, b, reduction, where, threads, True, grad_output
     )
+
+
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: str = "mean",
+    log_target: bool = False,
+    *,
+    threads: int | None = None,
+) -> Any:
+    r"""PyTorch's ``F.kl_div``: ``input`` holds log-probabilities ``log q``.
+
+    Pointwise ``target * (log(target) - input)``, or ``exp(target) * (target - input)`` with
+    ``log_target``; a zero target adds 0 (PyTorch gives NaN where it meets ``input = -inf``).
+    ``reduction``: "none", "sum", "mean" (over all elements, as PyTorch does) or "batchmean"
+    (the sum over ``input.shape[0]``: the KL divergence per sample).
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> float(lk.kl_div(np.log([0.5, 0.5]), np.array([0.25, 0.75]), reduction="sum"))
+    0.13081203594113694
+    """
+    func = "kl_div"
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    op = _core.OP_KL_DIV_TORCH_LOG_TARGET if log_target else _core.OP_KL_DIV_TORCH
+    pointwise = binary_op(func, op, input, target, None, threads)
+    if reduction == "none":
+        return pointwise
+    values = np.asarray(pointwise)
+    total = float(np.sum(values, dtype=np.float64))
+    if reduction == "mean":
+        total = total / values.size if values.size else float("nan")
+    elif reduction == "batchmean":
+        total = total / values.shape[0] if values.ndim else total
+    return values.dtype.type(total)
+
+
+def entropy(
+    pk: ArrayLike,
+    qk: ArrayLike | None = None,
+    base: float | None = None,
+    axis: int | tuple[int, ...] | None = 0,
+    *,
+    keepdims: bool = False,
+    threads: int | None = None,
+) -> Any:
+    r"""Shannon entropy, or relative entropy, as ``scipy.stats.entropy``.
+
+    ``pk`` (and ``qk``) are normalized to sum to 1 along ``axis``; then ``H = sum(entr(p))``
+    or ``KL = sum(rel_entr(p, q))``, divided by ``log(base)`` when given (bits for 2, nats by
+    default, hartleys for 10). For probabilities given as logits, see
+    :func:`entropy_from_logits` and :func:`kl_divergence_from_logits`, which skip the logs.
+
+    >>> import logitkit as lk
+    >>> float(lk.entropy([0.5, 0.5], base=2))
+    1.0
+    """
+    func = "entropy"
+    p = as_input_array(func, "pk", pk)
+    compute_dtypes(func, "pk", p.dtype)
+    if base is not None and not (float(base) > 0 and float(base) != 1):
+        raise ValueError(f"{func}(): base must be positive and not 1, got {base}")
+    q = None
+    if qk is not None:
+        q = as_input_array(func, "qk", qk)
+        compute_dtypes(func, "qk", q.dtype)
+        try:
+            shape = np.broadcast_shapes(p.shape, q.shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): qk with shape {q.shape} cannot be broadcast to pk with shape {p.shape}"
+            ) from None
+        p, q = np.broadcast_to(p, shape), np.broadcast_to(q, shape)
+    compute, result = compute_dtypes(
+        func, "pk", p.dtype if q is None else np.result_type(p.dtype, q.dtype)
+    )
+    axes = normalize_axes(func, axis, max(p.ndim, 1))
+    pa = np.atleast_1d(p).astype(compute)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pa = pa / pa.sum(axis=axes, keepdims=True)
+        if q is None:
+            terms = entr(pa, threads=threads)
+        else:
+            qa = np.atleast_1d(q).astype(compute)
+            terms = rel_entr(pa, qa / qa.sum(axis=axes, keepdims=True), threads=threads)
+        h = np.sum(terms, axis=axes, keepdims=keepdims)
+        if base is not None:
+            h = h / np.log(compute.type(base))
+    h = np.asarray(h).astype(result, copy=False)
+    return h[()] if h.ndim == 0 else h

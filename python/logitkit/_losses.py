@@ -23,6 +23,7 @@ __all__ = [
     "CrossEntropyStats",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_with_grad",
+    "nll_loss",
 ]
 
 _REDUCTIONS = ("none", "sum", "mean")
@@ -621,3 +622,50 @@ def binary_cross_entropy_with_logits_with_grad(
     )
     assert grad is not None
     return loss, grad
+
+
+def nll_loss(
+    log_probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    where: ArrayLike | None = None,
+    threads: int | None = None,
+) -> Any:
+    r"""Negative log-likelihood of log-probabilities, as PyTorch's ``F.nll_loss``.
+
+    Per row ``-w_t log_probs[t]`` for class indices, or ``-sum_c w_c y_c log_probs_c`` for
+    probability targets (a zero target adds 0 even against ``-inf``). Layout, targets,
+    ``weight``, ``ignore_index``, ``where`` and the reductions are those of
+    :func:`cross_entropy` (which takes logits and is the fused, faster path:
+    ``nll_loss(log_softmax(z), t) == cross_entropy(z, t)``).
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> float(lk.nll_loss(np.log([[0.25, 0.75]]), np.array([1])))
+    0.2876820724517809
+    """
+    func = "nll_loss"
+    check_threads(func, threads)
+    prep = _prepare(
+        func, log_probs, target, axis, weight, ignore_index, reduction, 0.0, "pytorch", None, where
+    )
+    lp = prep.logits
+    counted = prep.counted
+    with np.errstate(invalid="ignore"):
+        if prep.index_target is not None:
+            idx = prep.index_target.reshape(prep.rows_shape + (1,))
+            picked = np.take_along_axis(lp, idx, axis=-1)[..., 0].astype(np.float64)
+            w_t = 1.0 if prep.weight is None else prep.weight[idx[..., 0]].astype(np.float64)
+            rows = np.where(counted, -w_t * picked, 0.0)
+        else:
+            assert prep.soft_target is not None
+            coef = prep.soft_target.astype(np.float64)
+            if prep.weight is not None:
+                coef = coef * prep.weight
+            terms = np.where(coef == 0, 0.0, -coef * lp)
+            rows = np.where(counted, terms.sum(axis=-1), 0.0)
+    return _reduce(rows.reshape(-1), prep, reduction)

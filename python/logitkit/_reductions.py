@@ -396,8 +396,6 @@ def logsumexp(
     return finish(value, outs[0])
 
 
-
-
 def entropy_from_logits(
     z: ArrayLike,
     axis: int = -1,
