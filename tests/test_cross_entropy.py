@@ -7,8 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import logitkit as lk
+from logitkit import reference as ref
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -223,3 +226,63 @@ def test_thread_count_does_not_change_bits(isa):
         other = lk.cross_entropy_with_grad(z, t, label_smoothing=0.1, threads=threads)
         assert other[0] == base[0]
         np.testing.assert_array_equal(other[1], base[1])
+
+
+FULL = list(
+    itertools.product(["index", "soft"], [False, True], [0.0, 0.2], ["mean", "sum", "none"])
+)
+
+
+@pytest.mark.parametrize("kind, weighted, smoothing, reduction", FULL)
+def test_matches_reference_over_the_option_product(isa, kind, weighted, smoothing, reduction):
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((3, 7, 2, 4)) * 3  # K-dim: classes on axis 1
+    if kind == "index":
+        target = rng.integers(0, 7, (3, 2, 4))
+        target[0, 1, ::2] = -100
+    else:
+        target = lk.softmax(rng.standard_normal((3, 7, 2, 4)), axis=1)
+    kw = dict(axis=1, label_smoothing=smoothing, reduction=reduction, z_loss=1e-3)
+    if weighted:
+        kw["weight"] = rng.uniform(0.5, 2, 7)
+    got = lk.cross_entropy_with_grad(z, target, **kw)
+    want = ref.cross_entropy_with_grad(z, target, **kw)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    classes=st.integers(1, 40),
+    smoothing=st.sampled_from([0.0, 0.1, 1.0]),
+    mode=st.sampled_from(["pytorch", "megatron"]),
+    z_loss=st.sampled_from([0.0, 0.01]),
+    softcap=st.sampled_from([None, 3.0]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_hypothesis_against_reference(
+    rows, classes, smoothing, mode, z_loss, softcap, reduction, dtype, seed
+):
+    if mode == "megatron" and classes < 2:
+        mode = "pytorch"
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((rows, classes)) * 4).astype(dtype)
+    t = rng.integers(0, classes, rows)
+    t[rng.random(rows) < 0.3] = -100
+    where = rng.random(rows) < 0.8
+    kw = dict(
+        label_smoothing=smoothing,
+        smoothing=mode,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        where=where,
+    )
+    got = lk.cross_entropy_with_grad(z, t, **kw)
+    want = ref.cross_entropy_with_grad(z, t, **kw)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got[0], want[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[1], want[1], rtol=tol, atol=tol * 0.1)

@@ -214,7 +214,10 @@ def _run(
             grad_scale = np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
         else:
             g0 = 1.0 if grad_output is None else float(grad_output)
-            scale = g0 / prep.denominator if reduction == "mean" else g0
+            scale = g0
+            if reduction == "mean":
+                # 0/0 for rows that count with zero total weight; uncounted rows get 0 anyway
+                scale = g0 / prep.denominator if prep.denominator else float("nan")
             grad_scale = np.full(n_rows, scale)
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
