@@ -10,8 +10,9 @@ template <class T>
 void run(const KernelSet<T>& k, const py::array& z, const std::optional<py::array>& soft,
          const std::optional<py::array>& grad, const parallel::CrossEntropyRows& rows,
          std::optional<py::array> weight, double weight_sum, double smoothing, double z_loss,
-         double softcap, int threads) {
+         double softcap, bool want_argmax, int threads) {
   CrossEntropyParams<T> p;
+  p.want_argmax = want_argmax;
   p.class_weight = weight ? static_cast<const T*>(weight->data()) : nullptr;
   p.weight_sum = weight_sum;
   p.smoothing = smoothing;
@@ -30,7 +31,8 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
                    std::optional<py::array_t<double>> grad_scale, std::optional<py::array> weight,
                    double weight_sum, double smoothing, double z_loss, double softcap,
                    std::optional<py::array> grad, py::array_t<double> loss,
-                   py::array_t<double> lse, py::array_t<long long> argmax, int isa, int threads) {
+                   py::array_t<double> lse, py::array_t<long long> argmax, bool want_argmax,
+                   int isa, int threads) {
   const char* name = "cross_entropy";
   const DType dt = dtype_of(z, name, "logits");
   if (z.ndim() < 1) throw py::value_error("cross_entropy(): logits must have a class axis");
@@ -78,9 +80,11 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
   const IsaTable& table = table_for(isa);
   const int nt = runtime::resolve_threads(threads);
   if (dt == DType::f32) {
-    run(table.f32, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap, nt);
+    run(table.f32, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap,
+        want_argmax, nt);
   } else {
-    run(table.f64, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap, nt);
+    run(table.f64, z, soft, grad, rows, weight, weight_sum, smoothing, z_loss, softcap,
+        want_argmax, nt);
   }
 }
 
@@ -201,7 +205,8 @@ void register_losses(py::module_& m) {
   m.def("cross_entropy", &cross_entropy, py::arg("logits"), py::arg("target"), py::arg("soft"),
         py::arg("counted"), py::arg("grad_scale"), py::arg("weight"), py::arg("weight_sum"),
         py::arg("smoothing"), py::arg("z_loss"), py::arg("softcap"), py::arg("grad"),
-        py::arg("loss"), py::arg("lse"), py::arg("argmax"), py::arg("isa"), py::arg("threads"),
+        py::arg("loss"), py::arg("lse"), py::arg("argmax"), py::arg("want_argmax"),
+        py::arg("isa"), py::arg("threads"),
         "Fused cross-entropy rows along the last axis: per-row loss, lse, argmax, and the "
         "gradient scaled per row into grad.");
 }

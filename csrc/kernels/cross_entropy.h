@@ -247,11 +247,21 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const T* w = params.class_weight;
   const double a = params.smoothing, C = double(n);
 
-  CrossEntropyRow out{0.0, 0.0, 0};
+  CrossEntropyRow out{0.0, 0.0, -1};
+  const bool need_smooth = soft == nullptr && a > 0;
+  // The plain case (index target, no smoothing or cap, no argmax) is exactly logsumexp's
+  // statistics, whose sweep is the tuned one.
+  const bool plain = !soft && !need_smooth && !k.capped && !params.want_argmax;
+  RowStats<T> plain_stats{};
   T m_raw;
-  ptrdiff_t arg;
-  row_max_argmax<V>(z, n, m_raw, arg);
-  out.argmax = arg;
+  if (plain) {
+    plain_stats = row_stats<V, VD>(z, n);
+    m_raw = plain_stats.max;
+  } else {
+    ptrdiff_t arg;
+    row_max_argmax<V>(z, n, m_raw, arg);
+    if (params.want_argmax) out.argmax = arg;
+  }
   const T m = k.capped ? T(softcap_scalar(double(m_raw), params.softcap)) : m_raw;
 
   if (!std::isfinite(m)) {
@@ -269,7 +279,6 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   // label smoothing (index targets) or the soft targets need.
   const V mv = V::set1(m), zero = V::zero();
   const V spread = V::set1(T(a / C)), keep = V::set1(T(1.0 - a));
-  const bool need_smooth = soft == nullptr && a > 0;
   V count = zero;
   WideSum<VD> rest, smooth, target_weight, target_dist;
   auto sweep = [&](V zv, V wv, V yv, Mask valid) {
@@ -290,19 +299,22 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   };
   const Mask all = eq(zero, zero);
   ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) {
-    sweep(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero, all);
+  if (!plain) {
+    for (; i + V::N <= n; i += V::N) {
+      sweep(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero, all);
+    }
+    if (i < n) {
+      const ptrdiff_t r = n - i;
+      sweep(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
+            soft ? load_partial<V>(soft + i, r, 0) : zero, tail_mask<V>(r));
+    }
   }
-  if (i < n) {
-    const ptrdiff_t r = n - i;
-    sweep(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
-          soft ? load_partial<V>(soft + i, r, 0) : zero, tail_mask<V>(r));
-  }
-  const double at_max = reduce_add(count), rest_sum = rest.total();
+  const double at_max = plain ? plain_stats.at_max : reduce_add(count);
+  const double rest_sum = plain ? plain_stats.rest : rest.total();
   const double log_sum = log_abs_sum(at_max, rest_sum).value;  // log(sum exp(z - m))
   const double lse = double(m) + log_sum;
   out.lse = lse;
-  if (std::isnan(lse)) {  // the max skipped a NaN; report it as the argmax, as NumPy does
+  if (std::isnan(lse) && params.want_argmax) {  // the max skipped a NaN; NumPy reports it
     for (ptrdiff_t j = 0; j < n; ++j) {
       if (std::isnan(z[j])) {
         out.argmax = j;

@@ -30,12 +30,13 @@ struct CrossEntropyParams {
   double smoothing = 0;             // effective label smoothing alpha (already Megatron-scaled)
   double z_loss = 0;                // coefficient of lse^2
   T softcap = 0;                    // logits become softcap * tanh(z / softcap); 0: off
+  bool want_argmax = true;          // without it the row statistics take a faster path
 };
 
 struct CrossEntropyRow {
   double loss;  // 0 for a row that does not count
   double lse;   // logsumexp of the (capped) logits
-  long long argmax;
+  long long argmax;  // -1 when not asked for
 };
 
 enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kEntr, kNumUnaryOps };

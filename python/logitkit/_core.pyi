@@ -50,7 +50,7 @@ def cross_entropy(
     grad_scale: NDArray[np.float64] | None, weight: NDArray[np.floating] | None,
     weight_sum: float, smoothing: float, z_loss: float, softcap: float,
     grad: NDArray[np.floating] | None, loss: NDArray[np.float64], lse: NDArray[np.float64],
-    argmax: NDArray[np.int64], isa: int, threads: int,
+    argmax: NDArray[np.int64], want_argmax: bool, isa: int, threads: int,
 ) -> None: ...
 def entropy(
     x: NDArray[np.floating], mask: NDArray[np.floating] | None, out: NDArray[np.floating],

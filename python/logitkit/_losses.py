@@ -197,6 +197,7 @@ def _run(
     threads: Any,
     grad_view: np.ndarray | None,
     grad_output: Any,
+    want_argmax: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
     counted = np.ascontiguousarray(prep.counted.reshape(-1), dtype=np.uint8)
@@ -237,6 +238,7 @@ def _run(
         loss,
         lse,
         argmax,
+        want_argmax,
         current_isa_index(),
         check_threads(func, threads),
     )
@@ -358,7 +360,9 @@ def cross_entropy(
         softcap,
         where,
     )
-    loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, None, None)
+    loss, lse, argmax = _run(
+        func, prep, z_loss, softcap, reduction, threads, None, None, return_stats
+    )
     result = _reduce(loss, prep, reduction)
     return (result, _stats(prep, lse, argmax)) if return_stats else result
 
@@ -449,10 +453,14 @@ def cross_entropy_with_grad(
     if direct:
         assert grad_out is not None
         grad = grad_out
-        loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, view, grad_output)
+        loss, lse, argmax = _run(
+            func, prep, z_loss, softcap, reduction, threads, view, grad_output, return_stats
+        )
     else:
         tmp = np.empty(prep.logits.shape, dtype=prep.compute)
-        loss, lse, argmax = _run(func, prep, z_loss, softcap, reduction, threads, tmp, grad_output)
+        loss, lse, argmax = _run(
+            func, prep, z_loss, softcap, reduction, threads, tmp, grad_output, return_stats
+        )
         moved = np.moveaxis(tmp, -1, prep.axis)
         if grad_out is not None:
             np.copyto(grad_out, moved, casting="unsafe")
