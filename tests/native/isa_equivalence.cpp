@@ -45,6 +45,15 @@ using std::ptrdiff_t;
 // entries of a few tied values (the "ties" rows) the two orders drift apart by up to 76
 // ulps of the sum. sub_shift is additions and subtractions only: every ISA must give the
 // same bits.
+//
+// From unary:entr on, the measurements are over sixty seeds on sse2 and avx2 and four on
+// neon. softmax_backward_row's f32 rows came out bit for bit the same (its sum is carried in
+// double and rounded to float once), which nothing guarantees: 1 ulp leaves room for that
+// one rounding to fall the other way. Its f64 tolerances are the largest of all: with a
+// constant g, y (g - s) and g - exp(y) s cancel down to the rounding of the sum s itself,
+// which the scalar table forms in order over 4099 equal terms and which drifts by up to
+// 1024 ulps of g. hardmax_row and the argmax of cross_entropy_row follow from comparisons
+// alone and must agree exactly.
 struct Tolerance {
   const char* func;
   double f32, f64;
@@ -67,10 +76,27 @@ constexpr Tolerance kTolerances[] = {
     {"unary:logit", 2, 2},
     {"unary:exp", 2, 2},
     {"unary:log", 2, 2},
+    {"unary:entr", 4, 4},
+    {"masked_softmax_row", 6, 128},
+    {"masked_softmax_row+log", 4, 16},
+    {"softmax_backward_row", 1, 1400},
+    {"softmax_backward_row+log", 4, 2048},
+    {"hardmax_row", 0, 0},
+    {"entropy_row", 4.5, 40},
+    {"cross_entropy_row:argmax", 0, 0},
+    {"cross_entropy_row:lse", 5, 42},
+    {"cross_entropy_row:loss", 5, 96},
+    {"cross_entropy_row:grad", 20, 640},
+    {"bce_row:sum", 6, 96},
+    {"bce_row:loss", 10, 10},
+    {"bce_row:grad", 8, 10},
 };
 
-const char* const kUnaryNames[logitkit::kNumUnaryOps] = {
-    "unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit", "unary:exp", "unary:log"};
+const char* const kUnaryNames[] = {"unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit",
+                                   "unary:exp",     "unary:log",         "unary:entr"};
+// A new UnaryOp without a name here would otherwise be read past the end of the array.
+static_assert(sizeof(kUnaryNames) / sizeof(kUnaryNames[0]) == logitkit::kNumUnaryOps,
+              "name every UnaryOp in kUnaryNames (and give it inputs in unary_inputs)");
 
 // ---- element types -------------------------------------------------------------------
 
@@ -411,16 +437,26 @@ struct Case {
   std::string what;  // size and input pattern, for failure messages
 };
 
-template <class T>
-void compare_rows(Check& c, const std::vector<T>& got, const std::vector<T>& want, bool exact,
-                  const Case& cs, const std::vector<T>* input = nullptr) {
+// exact_at(i): element i is decided by the special-value rules; mag_at(i): the magnitude its
+// rounding is relative to when that is more than the element itself (see ulp_diff).
+template <class T, class ExactAt, class MagAt>
+void compare_rows_by(Check& c, const std::vector<T>& got, const std::vector<T>& want, const Case& cs,
+                     const ExactAt& exact_at, const MagAt& mag_at, const std::vector<T>* input = nullptr) {
   for (size_t i = 0; i < got.size(); ++i) {
-    c.record(ulp_diff<T>(got[i], want[i]), exact ? 0.0 : c.tol, [&] {
+    const bool exact = exact_at(i);
+    c.record(ulp_diff<T>(got[i], want[i], exact ? 0.0 : mag_at(i)), exact ? 0.0 : c.tol, [&] {
       std::string s = cs.what + " i=" + std::to_string(i);
       if (input) s += " x=" + fmt(double((*input)[i]));
       return s + " got=" + fmt(double(got[i])) + " scalar=" + fmt(double(want[i]));
     });
   }
+}
+
+template <class T>
+void compare_rows(Check& c, const std::vector<T>& got, const std::vector<T>& want, bool exact,
+                  const Case& cs, const std::vector<T>* input = nullptr) {
+  compare_rows_by(
+      c, got, want, cs, [&](size_t) { return exact; }, [](size_t) { return 0.0; }, input);
 }
 
 // y may alias x: the kernel run in place must give the bits it gives out of place.
@@ -627,6 +663,394 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
   }
 }
 
+// ---- masked rows: masked softmax and entropy -----------------------------------------
+
+// A double-valued result of a row against the scalar table's, in ulps of T at mag (or at the
+// result itself).
+template <class T, class Describe>
+void compare_value(Check& c, double got, double want, double mag, bool exact, const Describe& describe) {
+  c.record(ulp_diff<T>(got, want, exact ? 0.0 : mag), exact ? 0.0 : c.tol, describe);
+}
+
+enum class MaskKind { kRandom, kAllZero, kAllOne, kSpecialOff, kSpecialOn, kOnlyNegInf };
+
+struct MaskInfo {
+  MaskKind kind;
+  const char* name;
+};
+
+constexpr MaskInfo kMaskKinds[] = {
+    {MaskKind::kRandom, "mask random 0/1"},
+    {MaskKind::kAllZero, "mask all 0"},
+    {MaskKind::kAllOne, "mask all 1"},
+    {MaskKind::kSpecialOff, "mask 0 at the special entries"},
+    {MaskKind::kSpecialOn, "mask 1 at the special entries"},
+    {MaskKind::kOnlyNegInf, "mask 1 at the -inf entries only"},
+};
+
+// Fills mask with 0 and 1; false when the kind adds nothing to this row (no special entries
+// to hide or to count, no -inf entries).
+template <class T>
+bool fill_mask(MaskKind kind, Rng& rng, const std::vector<T>& x, const std::vector<ptrdiff_t>& special,
+               std::vector<T>& mask) {
+  // a density per row, so that some rows count only a few entries and others nearly all
+  const double density = 0.1 + 0.8 * rng.uniform();
+  for (T& m : mask) m = rng.uniform() < density ? T(1) : T(0);
+  switch (kind) {
+    case MaskKind::kRandom: return true;
+    case MaskKind::kAllZero: std::fill(mask.begin(), mask.end(), T(0)); return true;
+    case MaskKind::kAllOne: std::fill(mask.begin(), mask.end(), T(1)); return true;
+    case MaskKind::kSpecialOff:
+    case MaskKind::kSpecialOn:
+      for (ptrdiff_t i : special) mask[i] = kind == MaskKind::kSpecialOn ? T(1) : T(0);
+      return !special.empty();
+    case MaskKind::kOnlyNegInf: {
+      bool any = false;
+      for (size_t i = 0; i < x.size(); ++i) {
+        mask[i] = x[i] == -kInf<T> ? T(1) : T(0);
+        any = any || mask[i] != T(0);
+      }
+      return any;
+    }
+  }
+  return false;
+}
+
+// A (masked) row whose result the special-value rules fix on their own: a counted NaN, a
+// counted maximum that is not finite, or every counted exponential below the maximum
+// underflowing (then softmax is 1/k or 0, log_softmax -log k or -inf, entropy log k).
+// (row_sums would say the same, but its long double exponentials are slow under emulation.)
+template <class T>
+bool decided_by_rules(const T* x, const T* mask, ptrdiff_t n) {
+  auto counted = [&](ptrdiff_t i) { return !mask || mask[i] != T(0); };
+  double m = -kInf<double>;
+  for (ptrdiff_t i = 0; i < n; ++i) {
+    if (!counted(i)) continue;
+    if (std::isnan(x[i])) return true;
+    m = std::max(m, double(x[i]));
+  }
+  if (!std::isfinite(m)) return true;
+  for (ptrdiff_t i = 0; i < n; ++i) {
+    if (counted(i) && double(x[i]) != m && !exp_underflows<T>(static_cast<long double>(x[i]) - m)) return false;
+  }
+  return true;
+}
+
+template <class T>
+void run_masked_rows(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  for (ptrdiff_t n : test_sizes()) {
+    for (const PatternInfo& pi : kPatterns) {
+      if (n < pi.min_n) continue;
+      const int reps = pi.exact ? 1 : (n <= 70 ? 2 : 1);
+      for (int rep = 0; rep < reps; ++rep) {
+        Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 5 : 6), Rng::mix(std::uint64_t(n) * 131 + int(pi.pattern), rep)));
+        std::vector<T> x(static_cast<size_t>(n)), mask(x.size()), y_ref(x.size()), y(x.size()), y_in;
+        const std::vector<ptrdiff_t> special = fill_row(pi.pattern, rng, x);
+        const std::string row = std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " pattern=" + pi.name +
+                                " rep=" + std::to_string(rep);
+
+        auto check_entropy = [&](const T* m, const Case& cs) {
+          const double got = k.entropy_row(x.data(), m, n), want = ref.entropy_row(x.data(), m, n);
+          // every term of the entropy is non-negative: its rounding is relative to itself
+          compare_value<T>(checks.get<T>("entropy_row"), got, want, 0.0, decided_by_rules(x.data(), m, n),
+                           [&] { return cs.what + " got=" + fmt(got) + " scalar=" + fmt(want); });
+        };
+        check_entropy(nullptr, Case{row + " no mask"});
+
+        for (const MaskInfo& mi : kMaskKinds) {
+          if (!fill_mask(mi.kind, rng, x, special, mask)) continue;
+          const Case cs{row + " " + mi.name};
+          const bool exact = decided_by_rules(x.data(), mask.data(), n);
+          for (bool log : {false, true}) {
+            Check& c = checks.get<T>(log ? "masked_softmax_row+log" : "masked_softmax_row");
+            ref.masked_softmax_row(x.data(), mask.data(), y_ref.data(), n, log);
+            k.masked_softmax_row(x.data(), mask.data(), y.data(), n, log);
+            // an entry outside the mask is 0 (-inf) by rule, however the rest of the row rounds
+            compare_rows_by(
+                c, y, y_ref, Case{cs.what + (log ? " log" : "")},
+                [&](size_t i) { return exact || mask[i] == T(0); }, [](size_t) { return 0.0; }, &x);
+            y_in = x;
+            k.masked_softmax_row(y_in.data(), mask.data(), y_in.data(), n, log);
+            compare_in_place(c, y_in, y, cs);
+          }
+          check_entropy(mask.data(), cs);
+        }
+      }
+    }
+  }
+}
+
+// ---- softmax backward and hardmax ----------------------------------------------------
+
+template <class T>
+void run_backward_and_hardmax(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed,
+                              Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  for (ptrdiff_t n : test_sizes()) {
+    for (const PatternInfo& pi : kPatterns) {
+      if (n < pi.min_n) continue;
+      const int reps = pi.exact ? 1 : (n <= 70 ? 2 : 1);
+      for (int rep = 0; rep < reps; ++rep) {
+        Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 7 : 8), Rng::mix(std::uint64_t(n) * 131 + int(pi.pattern), rep)));
+        std::vector<T> x(static_cast<size_t>(n)), y_ref(x.size()), y(x.size()), y_in;
+        fill_row(pi.pattern, rng, x);
+        const Case cs{std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " pattern=" + pi.name +
+                      " rep=" + std::to_string(rep)};
+
+        {
+          Check& c = checks.get<T>("hardmax_row");
+          auto check_hardmax = [&](const std::vector<T>& in, const Case& hc) {
+            ref.hardmax_row(in.data(), y_ref.data(), n);
+            k.hardmax_row(in.data(), y.data(), n);
+            compare_rows(c, y, y_ref, true, hc, &in);
+            y_in = in;
+            k.hardmax_row(y_in.data(), y_in.data(), n);
+            compare_in_place(c, y_in, y, hc);
+          };
+          check_hardmax(x, cs);
+          if (pi.pattern == Pattern::kTies) {
+            // +0 and -0 compare equal, so the first of them is the maximum, whichever lane
+            // and whichever of the two signs holds it
+            std::vector<T> zeros = x;
+            for (T& v : zeros) {
+              if (v >= T(0)) v = rng.uniform() < 0.5 ? T(0) : T(-0.0);
+            }
+            check_hardmax(zeros, Case{cs.what + " signed zeros"});
+          }
+        }
+
+        // y as the forward pass would have left it; g either random or constant, the latter
+        // making y * (g - sum(g y)) cancel down to rounding noise.
+        for (bool log : {false, true}) {
+          Check& c = checks.get<T>(log ? "softmax_backward_row+log" : "softmax_backward_row");
+          std::vector<T> fwd(x.size()), g(x.size()), out_ref(x.size()), out(x.size()), out_in;
+          (log ? ref.log_softmax_row : ref.softmax_row)(x.data(), fwd.data(), n);
+          for (bool constant : {false, true}) {
+            const double g0 = rng.normal();
+            for (T& v : g) v = T(constant ? g0 : rng.normal());
+            const Case bc{cs.what + (log ? " log" : "") + (constant ? " g constant" : " g normal")};
+            ref.softmax_backward_row(g.data(), fwd.data(), out_ref.data(), n, log);
+            k.softmax_backward_row(g.data(), fwd.data(), out.data(), n, log);
+            // The sum s is rounded relative to sum |g y| (log: sum |g|), and g - s or
+            // g - exp(y) s relative to the larger of its operands.
+            double sum_abs = 0;
+            for (ptrdiff_t i = 0; i < n; ++i) {
+              sum_abs += std::fabs(double(g[i]) * (log ? 1.0 : double(fwd[i])));
+            }
+            compare_rows_by(
+                c, out, out_ref, bc, [](size_t) { return false; },
+                [&](size_t i) {
+                  const double gi = std::fabs(double(g[i])), yi = double(fwd[i]);
+                  return log ? std::max(gi, std::exp(yi) * sum_abs) : std::fabs(yi) * std::max(gi, sum_abs);
+                },
+                &g);
+            out_in = g;
+            k.softmax_backward_row(out_in.data(), fwd.data(), out_in.data(), n, log);
+            compare_in_place(c, out_in, out, Case{bc.what + " out=g"});
+            out_in = fwd;
+            k.softmax_backward_row(g.data(), out_in.data(), out_in.data(), n, log);
+            compare_in_place(c, out_in, out, Case{bc.what + " out=y"});
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- fused cross-entropy -------------------------------------------------------------
+
+// One combination of the options of cross_entropy_row.
+struct CeVariant {
+  bool soft, weighted, smoothing, z_loss, softcap, counted;
+  bool argmax;  // without it, index targets with no smoothing or cap take logsumexp's sweep
+  int grad;     // 0: none, 1: a buffer of its own, 2: written over the logits
+};
+
+constexpr int kCeVariants = 128 * 3;
+
+CeVariant ce_variant(int v) {
+  CeVariant o;
+  o.soft = v & 1;
+  o.weighted = (v >> 1) & 1;
+  o.smoothing = (v >> 2) & 1;
+  o.z_loss = (v >> 3) & 1;
+  o.softcap = (v >> 4) & 1;
+  o.counted = (v >> 5) & 1;
+  o.argmax = (v >> 6) & 1;
+  o.grad = v >> 7;
+  return o;
+}
+
+std::string describe(const CeVariant& o, long long target) {
+  std::string s = o.soft ? " soft targets" : " target=" + std::to_string(target);
+  if (o.weighted) s += " class weights";
+  if (o.smoothing) s += " smoothing 0.1";
+  if (o.z_loss) s += " z_loss 1e-3";
+  if (o.softcap) s += " softcap 5";
+  s += o.counted ? " counted" : " not counted";
+  if (!o.argmax) s += " no argmax";
+  s += o.grad == 0 ? " no grad" : (o.grad == 1 ? " grad" : " grad over z");
+  return s;
+}
+
+bool same_row(const logitkit::CrossEntropyRow& a, const logitkit::CrossEntropyRow& b) {
+  return same_bits(a.loss, b.loss) && same_bits(a.lse, b.lse) && a.argmax == b.argmax;
+}
+
+template <class T>
+void run_cross_entropy(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  constexpr T kCap = 5;
+  constexpr double kSmoothing = 0.1, kZLoss = 1e-3;
+  for (ptrdiff_t n : test_sizes()) {
+    if (n == 0) continue;  // no class for a target to name (and soft targets would be null)
+    for (const PatternInfo& pi : kPatterns) {
+      if (n < pi.min_n) continue;
+      const int reps = pi.exact ? 1 : (n <= 70 ? 2 : 1);
+      for (int rep = 0; rep < reps; ++rep) {
+        Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 9 : 10), Rng::mix(std::uint64_t(n) * 131 + int(pi.pattern), rep)));
+        const size_t len = static_cast<size_t>(n);
+        std::vector<T> z(len), soft(len), w(len), grad_ref(len), grad(len), z_in;
+        fill_row(pi.pattern, rng, z);
+        const std::string row = std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " pattern=" + pi.name +
+                                " rep=" + std::to_string(rep);
+
+        // Target probabilities with some exact zeros (0 log 0 where a logit is -inf), and
+        // positive class weights.
+        double soft_sum = 0, weight_sum = 0;
+        for (T& v : soft) {
+          v = rng.uniform() < 0.2 ? T(0) : T(rng.uniform());
+          soft_sum += double(v);
+        }
+        for (T& v : soft) v = soft_sum > 0 ? T(double(v) / soft_sum) : T(1.0 / double(n));
+        for (T& v : w) {
+          v = T(0.1 + 1.9 * rng.uniform());
+          weight_sum += double(v);
+        }
+        // The target is often the first maximum, where a confident prediction makes the
+        // loss tiny, otherwise any class.
+        long long target = 0;
+        if (rng.uniform() < 0.3) {
+          T best = -kInf<T>;
+          for (ptrdiff_t i = 0; i < n; ++i) {
+            if (z[i] > best) best = z[i], target = i;
+          }
+        } else {
+          target = rng.index(n);
+        }
+
+        // The logits as the kernel sees them, without and with the cap, their maximum m
+        // (lse = m + log(sum), an addition that cancels when m < 0), and exp(z - m), from
+        // which the gradient's magnitudes follow.
+        std::vector<double> z_plain(len), z_capped(len), e_plain(len), e_capped(len);
+        double m_plain = -kInf<double>, m_capped = -kInf<double>;
+        for (size_t i = 0; i < len; ++i) {
+          z_plain[i] = double(z[i]);
+          z_capped[i] = double(kCap) * std::tanh(double(z[i]) / double(kCap));
+          if (z_plain[i] > m_plain) m_plain = z_plain[i];
+          if (z_capped[i] > m_capped) m_capped = z_capped[i];
+        }
+        for (size_t i = 0; i < len; ++i) {
+          e_plain[i] = std::exp(z_plain[i] - m_plain);
+          e_capped[i] = std::exp(z_capped[i] - m_capped);
+        }
+
+        // Each row runs a window of the option combinations, with a stride prime to their
+        // count so that every option changes along the window; over the rows of each
+        // pattern every combination comes up many times. Long rows add only the summation
+        // order, and run fewer.
+        const int start = int(rng.index(kCeVariants));
+        const int window = n <= 70 ? 12 : 4;
+        for (int j = 0; j < window; ++j) {
+          const CeVariant o = ce_variant((start + 37 * j) % kCeVariants);
+          logitkit::CrossEntropyParams<T> params;
+          params.class_weight = o.weighted ? w.data() : nullptr;
+          params.weight_sum = o.weighted ? weight_sum : double(n);
+          params.smoothing = o.smoothing ? kSmoothing : 0.0;
+          params.z_loss = o.z_loss ? kZLoss : 0.0;
+          params.softcap = o.softcap ? kCap : T(0);
+          params.want_argmax = o.argmax;
+          const T* soft_p = o.soft ? soft.data() : nullptr;
+          const double gs = 1.0 / double(n);
+          // unwritten entries would show as a difference between the two tables
+          std::fill(grad_ref.begin(), grad_ref.end(), T(-7.25));
+          std::fill(grad.begin(), grad.end(), T(-7.25));
+          const logitkit::CrossEntropyRow want = ref.cross_entropy_row(
+              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad_ref.data() : nullptr);
+          const logitkit::CrossEntropyRow got = k.cross_entropy_row(
+              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad.data() : nullptr);
+          const Case cs{row + describe(o, target)};
+          auto describe_row = [&] {
+            return cs.what + " got=(loss " + fmt(got.loss) + ", lse " + fmt(got.lse) + ", argmax " +
+                   std::to_string(got.argmax) + ") scalar=(loss " + fmt(want.loss) + ", lse " + fmt(want.lse) +
+                   ", argmax " + std::to_string(want.argmax) + ")";
+          };
+
+          const std::vector<double>& e = o.softcap ? e_capped : e_plain;
+          const double m = o.softcap ? m_capped : m_plain;
+          checks.get<T>("cross_entropy_row:argmax").record(got.argmax == want.argmax ? 0.0 : kInf<double>, 0.0,
+                                                           describe_row);
+          compare_value<T>(checks.get<T>("cross_entropy_row:lse"), got.lse, want.lse,
+                           std::isfinite(m) ? std::fabs(m) : 0.0, pi.exact && !o.softcap, describe_row);
+          // q: the smoothed target distribution times the class weights; coeff: the factor
+          // of p_j in the gradient, which is also the total weight of the loss's gaps.
+          const double a = params.smoothing, C = double(n), lse = want.lse;
+          const double w_t = o.weighted ? double(w[size_t(target)]) : 1.0;
+          double coeff = 0;
+          std::vector<double> q(len);
+          for (size_t i = 0; i < len; ++i) {
+            const double wi = o.weighted ? double(w[i]) : 1.0;
+            q[i] = (o.soft ? (1.0 - a) * double(soft[i]) + a / C : a / C) * wi;
+            if (o.soft) coeff += q[i];
+          }
+          if (!o.soft) coeff = (1.0 - a) * w_t + a / C * params.weight_sum;
+          // Every part of the loss is a sum of non-negative gaps m - z_c, so its rounding is
+          // relative to itself, except under the cap: m and the target's logit are capped
+          // with the C library's tanh, the sweep's logits with the kernel's, and the two
+          // differ in the last place of values up to the cap. A gap that should be 0 (the
+          // target at the maximum, a row of one class) is then off by that much, and so is
+          // log(sum), whose maximum's entry may not be recognised as such.
+          const double cap_mag = o.softcap ? coeff * double(kCap) : 0.0;
+          // A row that does not count has loss 0 exactly.
+          compare_value<T>(checks.get<T>("cross_entropy_row:loss"), got.loss, want.loss, cap_mag, !o.counted,
+                           describe_row);
+
+          if (o.grad) {
+            // grad_j = s (c p_j - q_j) cap'(z_j): its rounding is relative to s (|c| p_j + q_j),
+            // and cap' = 1 - tanh^2 is rounded absolutely (it cancels where the cap
+            // saturates), so it does not shrink that magnitude. The target's entry is formed
+            // from p_t - 1 = expm1((z_t - m) - log(sum)), whose argument is off by the
+            // cap's last place as above.
+            const double zl = std::fabs(2.0 * params.z_loss * lse);
+            const double to_p = std::exp(m - lse);  // p_j = exp(z_j - m) exp(m - lse)
+            auto mag_at = [&](size_t i) {
+              if (!std::isfinite(lse)) return 0.0;
+              const double p = e[i] * to_p;
+              if (!o.soft && ptrdiff_t(i) == target) {
+                return gs * ((1.0 - a) * w_t * std::fabs(p - 1.0) + a / C * (p * params.weight_sum + w_t) + zl * p +
+                             (o.softcap ? (coeff + zl) * p * double(kCap) : 0.0));
+              }
+              return gs * ((coeff + zl) * p + q[i]);
+            };
+            compare_rows_by(
+                checks.get<T>("cross_entropy_row:grad"), grad, grad_ref, cs,
+                [&](size_t) { return !o.counted; }, mag_at, &z);
+          }
+          if (o.grad == 2) {
+            Check& c = checks.get<T>("cross_entropy_row:grad");
+            z_in = z;
+            const logitkit::CrossEntropyRow in_place =
+                k.cross_entropy_row(z_in.data(), n, target, soft_p, o.counted, params, gs, z_in.data());
+            if (!same_row(in_place, got)) c.fail(describe_row() + "  differs with grad over z");
+            compare_in_place(c, z_in, grad, Case{cs.what});
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---- the elementwise functions -------------------------------------------------------
 
 // Values on and next to the boundaries of the kernels' ranges and branches, plus the
@@ -711,6 +1135,11 @@ std::vector<UnaryInputInfo> unary_inputs(int op) {
     case logitkit::kLog:
       return {{UnaryInput::kPositive, "positive, all exponents incl. subnormal"},
               {UnaryInput::kLogEdges, "log edges"}};
+    case logitkit::kEntr:  // -x log x: its domain is x >= 0, and log's edges are its own
+      return {{UnaryInput::kUnit, "uniform(0,1)"},
+              {UnaryInput::kPositive, "positive, all exponents incl. subnormal"},
+              {UnaryInput::kLogEdges, "log edges"},
+              {UnaryInput::kEdges, "edges"}};
     default:
       return {{UnaryInput::kNormal1, "normal*1"},
               {UnaryInput::kNormal30, "normal*30"},
@@ -785,6 +1214,139 @@ void run_unary(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t see
   }
 }
 
+// ---- binary cross-entropy with logits ------------------------------------------------
+
+enum class BceInput { kNormal3, kNormal30, kWide, kEdges };
+
+struct BceInputInfo {
+  BceInput input;
+  const char* name;
+};
+
+constexpr BceInputInfo kBceInputs[] = {
+    {BceInput::kNormal3, "x normal*3"},
+    {BceInput::kNormal30, "x normal*30"},
+    {BceInput::kWide, "x of any magnitude, some +-inf"},
+    {BceInput::kEdges, "x edges"},
+};
+
+template <class T>
+void fill_bce_logits(BceInput in, Rng& rng, std::vector<T>& x) {
+  switch (in) {
+    case BceInput::kNormal3: for (T& v : x) v = T(rng.normal() * 3); break;
+    case BceInput::kNormal30: for (T& v : x) v = T(rng.normal() * 30); break;
+    case BceInput::kWide:
+      for (T& v : x) {
+        const double sign = rng.uniform() < 0.5 ? -1.0 : 1.0;
+        v = rng.uniform() < 0.05
+                ? T(sign * kInf<double>)
+                : T(sign * std::ldexp(1.0 + rng.uniform(),
+                                      int(rng.integer(-8, std::numeric_limits<T>::max_exponent - 1))));
+      }
+      break;
+    case BceInput::kEdges: {
+      const std::vector<T> pool = general_edges<T>();
+      for (T& v : x) v = pool[size_t(rng.index(ptrdiff_t(pool.size())))];
+      break;
+    }
+  }
+}
+
+// c * softplus, with a zero coefficient giving 0 even where softplus is infinite, as the
+// kernels define it.
+double times(double c, double sp) { return c == 0 ? 0.0 : c * sp; }
+
+double softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
+
+double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
+
+template <class T>
+void run_bce(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  const bool is_f32 = std::is_same<T, float>::value;
+  for (ptrdiff_t n : test_sizes()) {
+    for (const BceInputInfo& bi : kBceInputs) {
+      for (bool labels : {false, true}) {
+        const int reps = n <= 70 ? 2 : 1;
+        for (int rep = 0; rep < reps; ++rep) {
+          Rng rng(Rng::mix(Rng::mix(seed, is_f32 ? 11 : 12),
+                           Rng::mix((std::uint64_t(n) * 131 + int(bi.input)) * 2 + labels, rep)));
+          const size_t len = static_cast<size_t>(n);
+          std::vector<T> x(len), y(len), w(len), pw(len), scale(len);
+          std::vector<T> loss_ref(len), loss(len), grad_ref(len), grad(len);
+          fill_bce_logits(bi.input, rng, x);
+          // hard labels make a coefficient exactly 0 without smoothing, which must silence
+          // an infinite softplus
+          for (T& v : y) v = labels ? T(rng.integer(0, 1)) : T(rng.uniform());
+          for (T& v : w) v = T(2 * rng.uniform());
+          for (T& v : pw) v = T(0.1 + 2.9 * rng.uniform());
+          for (T& v : scale) v = T(rng.uniform());
+          const std::string row = std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " " + bi.name +
+                                  (labels ? " y labels" : " y uniform") + " rep=" + std::to_string(rep);
+          std::vector<double> sp_pos(len), sp_neg(len), s_pos(len), s_neg(len);
+          for (size_t i = 0; i < len; ++i) {
+            sp_pos[i] = softplus(double(x[i]));
+            sp_neg[i] = softplus(-double(x[i]));
+            s_pos[i] = sigmoid(double(x[i]));
+            s_neg[i] = sigmoid(-double(x[i]));
+          }
+          // Short rows run every combination of the options, long ones (where only the
+          // summation order is new) a few, from a random start.
+          const int count = n <= 70 ? 16 : 4;
+          const int start = int(rng.index(16));
+          const int bare = int(rng.index(count));
+
+          for (int j = 0; j < count; ++j) {
+            const int v = (start + 5 * j) % 16;
+            const bool has_w = v & 1, has_pw = v & 2, per_entry_scale = v & 8;
+            const double smoothing = (v & 4) ? 0.1 : 0.0;
+            const T* wp = has_w ? w.data() : nullptr;
+            const T* pwp = has_pw ? pw.data() : nullptr;
+            const T* sp = per_entry_scale ? scale.data() : nullptr;
+            const double sum_ref =
+                ref.bce_row(x.data(), y.data(), wp, pwp, n, smoothing, loss_ref.data(), grad_ref.data(), sp, 0.5);
+            const double sum =
+                k.bce_row(x.data(), y.data(), wp, pwp, n, smoothing, loss.data(), grad.data(), sp, 0.5);
+            const Case cs{row + (has_w ? " w" : "") + (has_pw ? " pos_weight" : "") +
+                          (smoothing > 0 ? " smoothing 0.1" : "") + (per_entry_scale ? " grad_scale[]" : " scale 0.5")};
+
+            // Both terms of a loss are non-negative, and so are both terms of a gradient
+            // before their subtraction. With smoothing, y' = (1 - a) y + a/2 is fused in some
+            // ISAs and not in others, so 1 - y' is known to an ulp of 1 rather than of itself:
+            // there its magnitude is that of 1, times the softplus (sigmoid) it multiplies.
+            std::vector<double> loss_mag(len), grad_mag(len);
+            double sum_mag = 0;
+            for (size_t i = 0; i < len; ++i) {
+              const double yi = (1.0 - smoothing) * double(y[i]) + smoothing / 2;
+              const double coeff_pos = smoothing > 0 ? 1.0 : 1.0 - yi;
+              const double wi = has_w ? double(w[i]) : 1.0, pwi = has_pw ? double(pw[i]) : 1.0;
+              loss_mag[i] = wi * (times(pwi * yi, sp_neg[i]) + times(coeff_pos, sp_pos[i]));
+              const double gsi = per_entry_scale ? double(scale[i]) : 0.5;
+              grad_mag[i] = std::fabs(gsi * wi) * (coeff_pos * s_pos[i] + pwi * yi * s_neg[i]);
+              if (std::isfinite(loss_mag[i])) sum_mag += loss_mag[i];
+            }
+            compare_value<T>(checks.get<T>("bce_row:sum"), sum, sum_ref, sum_mag, false,
+                             [&] { return cs.what + " got=" + fmt(sum) + " scalar=" + fmt(sum_ref); });
+            compare_rows_by(
+                checks.get<T>("bce_row:loss"), loss, loss_ref, cs, [](size_t) { return false; },
+                [&](size_t i) { return loss_mag[i]; }, &x);
+            compare_rows_by(
+                checks.get<T>("bce_row:grad"), grad, grad_ref, cs, [](size_t) { return false; },
+                [&](size_t i) { return grad_mag[i]; }, &x);
+            if (j == bare) {
+              // the sum must not depend on which of the outputs are asked for
+              const double alone = k.bce_row(x.data(), y.data(), wp, pwp, n, smoothing, nullptr, nullptr, sp, 0.5);
+              if (!same_bits(alone, sum)) {
+                checks.get<T>("bce_row:sum").fail(cs.what + " without loss and grad buffers: " + fmt(alone) +
+                                                  " != " + fmt(sum));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---- driver --------------------------------------------------------------------------
 
 struct Totals {
@@ -797,9 +1359,13 @@ void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, s
   Checks checks;
   run_row_functions(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   run_unary(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_masked_rows(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_backward_and_hardmax(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_cross_entropy(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_bce(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   for (Check& c : checks.all()) {
     const bool ok = c.failed == 0;
-    std::printf("%-7s %s  %-18s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
+    std::printf("%-7s %s  %-24s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
                 c.func.c_str(), c.max_ulp, c.tol, c.compared, ok ? "ok" : "FAIL");
     if (c.nan_rows) {
       std::printf("  [NaN rows: max differs from scalar in %ld of %ld]", c.nan_row_max_differs, c.nan_rows);
