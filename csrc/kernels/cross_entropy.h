@@ -210,10 +210,6 @@ double divergence_row(const typename V::T* zp, const typename V::T* zq, ptrdiff_
   return value;
 }
 
-template <class T>
-inline double softcap_scalar(double z, T cap) {
-  return cap > 0 ? double(cap) * std::tanh(z / double(cap)) : z;
-}
 
 template <class V>
 struct CrossEntropyKernel {
@@ -227,6 +223,13 @@ struct CrossEntropyKernel {
   const V one = V::set1(T(1));
 
   V capped_logits(V z) const { return capped ? cap * tanh_(z * inv_cap) : z; }
+  // One value capped by the same vector code as the sweep, so that the row maximum and the
+  // target compare equal to their own entries there.
+  T capped_one(T z) const {
+    alignas(64) T lanes[V::N];
+    capped_logits(V::set1(z)).store(lanes);
+    return lanes[0];
+  }
   // d(capped)/dz = 1 - tanh^2
   V cap_slope(V zc) const {
     if (!capped) return one;
@@ -254,7 +257,18 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const bool plain = !soft && !need_smooth && !k.capped && !params.want_argmax;
   RowStats<T> plain_stats{};
   T m_raw;
-  if (plain) {
+  // Read before anything is written: grad may be z itself.
+  const T z_target_raw = (!soft && counted && target >= 0) ? z[target] : T(0);
+  // For a plain row with a gradient the sum pass also stores exp(z - m) into grad, so the
+  // gradient costs one scaling instead of a second exp per entry.
+  bool exps_stored = false;
+  if (plain && grad && counted) {
+    m_raw = row_max<V>(z, n);
+    if (std::isfinite(m_raw)) {
+      plain_stats = row_stats_store<V, VD>(z, grad, n, m_raw);
+      exps_stored = true;
+    }
+  } else if (plain) {
     plain_stats = row_stats<V, VD>(z, n);
     m_raw = plain_stats.max;
   } else {
@@ -262,7 +276,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     row_max_argmax<V>(z, n, m_raw, arg);
     if (params.want_argmax) out.argmax = arg;
   }
-  const T m = k.capped ? T(softcap_scalar(double(m_raw), params.softcap)) : m_raw;
+  const T m = k.capped_one(m_raw);
 
   if (!std::isfinite(m)) {
     // +inf, or only -inf (and maybe NaN): the loss over all classes has no limit here, so the
@@ -338,7 +352,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     out.loss = wy * log_sum + target_dist.total() + z_loss_term;
     target_coeff = wy;
   } else {
-    z_target = softcap_scalar(double(z[target]), params.softcap);
+    z_target = double(k.capped_one(z_target_raw));
     w_target = w ? double(w[target]) : 1.0;
     const double nll = (double(m) - z_target) + log_sum;
     const double smooth_loss = params.weight_sum * log_sum + smooth.total();
@@ -353,12 +367,15 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const V p_scale = V::set1(T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
   const V q_scale = V::set1(T(grad_scale));
   const V neg_m = V::set1(-m);
+  if (exps_stored) {
+    scale_row<V>(grad, n, T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
+  }
   auto write = [&](V zv, V wv, V yv) {
     const V zc = k.capped_logits(zv);
     V q = soft ? fma(keep, yv, spread) * wv : (need_smooth ? spread * wv : zero);
     return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zc);
   };
-  for (i = 0; i + V::N <= n; i += V::N) {
+  for (i = exps_stored ? n : 0; i + V::N <= n; i += V::N) {
     write(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero)
         .store(grad + i);
   }

@@ -195,6 +195,31 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   return {m, reduce_add(count0 + count1), rest.total()};
 }
 
+// row_stats with a known finite maximum m that also stores y = exp(x - m) (compensated, as
+// softmax stores it): the cross-entropy gradient is then one scaling of y away. y may be x.
+template <class V, class VD>
+RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y, ptrdiff_t n,
+                                        typename V::T m) {
+  using T = typename V::T;
+  const V mv = V::set1(m), neg_m = V::set1(-m), zero = V::zero(), one = V::set1(T(1));
+  WideSum<VD> rest;
+  V count = zero;
+  auto term = [&](V xv) {
+    const auto at_max = eq(xv, mv);
+    const V e = exp_diff(xv, mv, neg_m);
+    count = count + select(at_max, one, zero);
+    rest.add(select(at_max, zero, e));
+    return e;
+  };
+  ptrdiff_t i = 0;
+  for (; i + V::N <= n; i += V::N) term(V::load(x + i)).store(y + i);
+  if (i < n) {
+    store_partial(y + i, n - i,
+                  term(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity())));
+  }
+  return {m, reduce_add(count), rest.total()};
+}
+
 // As row_stats with weights b; entries with b == 0 are not counted at all.
 template <class V, class VD>
 RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typename V::T* b,
