@@ -151,6 +151,27 @@ int threads_for(ptrdiff_t rows, ptrdiff_t n, int threads) {
   return threads;
 }
 
+// Runs one_row(r, buffer, row_threads) for every row: either the rows one after another,
+// each shared by all threads (split_rows), or the rows spread over a team of threads. Each
+// thread gets its own buffer of row_buf elements for gathering strided rows.
+template <class T, class OneRow>
+void for_rows(ptrdiff_t rows, int threads, bool split_rows, ptrdiff_t row_buf,
+              OneRow&& one_row) {
+  if (split_rows) {
+    std::vector<T> buf(static_cast<size_t>(row_buf));
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf.data(), threads);
+    return;
+  }
+  const int team = static_cast<int>(std::min<ptrdiff_t>(threads, rows));
+  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
+#pragma omp parallel num_threads(team) if (team > 1)
+  {
+    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
+#pragma omp for schedule(static)
+    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf, 1);
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -206,19 +227,7 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
     if (!contiguous) scatter(buf, n, yr, y.axis_stride);
   };
 
-  if (split_rows) {
-    std::vector<T> buf(static_cast<size_t>(row_buf));
-    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf.data(), nt);
-    return;
-  }
-  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, rows));
-  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
-#pragma omp for schedule(static)
-    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf, 1);
-  }
+  for_rows<T>(rows, nt, split_rows, row_buf, one_row);
 }
 
 template <class T>
@@ -261,19 +270,7 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
     if (sd) sd[offsets.offset(3, r)] = T(res.sign);
   };
 
-  if (split_rows) {
-    std::vector<T> buf(static_cast<size_t>(row_buf));
-    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf.data(), nt);
-    return;
-  }
-  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, rows));
-  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
-#pragma omp for schedule(static)
-    for (ptrdiff_t r = 0; r < rows; ++r) one_row(r, buf, 1);
-  }
+  for_rows<T>(rows, nt, split_rows, row_buf, one_row);
 }
 
 template <class T>

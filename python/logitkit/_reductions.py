@@ -12,6 +12,7 @@ from . import _core
 from ._runtime import current_isa_index
 from ._validation import (
     as_input_array,
+    check_base,
     check_out,
     check_threads,
     compute_dtypes,
@@ -429,8 +430,7 @@ def entropy_from_logits(
     compute, result_dtype = compute_dtypes(func, "z", arr.dtype)
     if isinstance(axis, (tuple, list)) or axis is None:
         raise TypeError(f"{func}(): axis must be a single int, got {axis!r}")
-    if base is not None and not (float(base) > 0 and float(base) != 1):
-        raise ValueError(f"{func}(): base must be positive and not 1, got {base}")
+    check_base(func, base)
     scalar_input = arr.ndim == 0
     if scalar_input:
         arr = arr.reshape(1)

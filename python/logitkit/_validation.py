@@ -22,6 +22,8 @@ __all__ = [
     "check_out",
     "normalize_axes",
     "check_threads",
+    "row_mask",
+    "check_base",
 ]
 
 
@@ -92,3 +94,25 @@ def check_threads(func: str, threads: Any) -> int:
     if threads < 1:
         raise ValueError(f"{func}(): threads must be a positive int or None, got {threads}")
     return int(threads)
+
+
+def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
+    """``where`` selecting whole rows (the shape without the class axis), broadcast to them."""
+    counted = np.ones(rows_shape, dtype=bool)
+    if where is None:
+        return counted
+    mask = as_input_array(func, "where", where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
+    try:
+        return counted & np.broadcast_to(mask, rows_shape)
+    except ValueError:
+        raise ValueError(
+            f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows {rows_shape}"
+        ) from None
+
+
+def check_base(func: str, base: Any) -> None:
+    """A logarithm base: positive and not 1 (None means e)."""
+    if base is not None and not (float(base) > 0 and float(base) != 1):
+        raise ValueError(f"{func}(): base must be positive and not 1, got {base}")
