@@ -176,7 +176,7 @@ def entr(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None =
 
     >>> import logitkit as lk
     >>> lk.entr([0.0, 0.5, 1.0, -1.0])
-    array([ 0.        ,  0.34657359, -0.        ,        -inf])
+    array([0.        , 0.34657359, 0.        ,       -inf])
     """
     return _unary("entr", _core.OP_ENTR, x, out, threads)
 
