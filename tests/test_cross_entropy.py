@@ -34,7 +34,8 @@ OPTIONS = list(itertools.product([False, True], [-100, 3], [0.0, 0.3], ["mean", 
 
 @pytest.mark.parametrize("weighted, ignore_index, smoothing, reduction", OPTIONS)
 def test_index_targets_match_torch(isa, weighted, ignore_index, smoothing, reduction):
-    rng = np.random.default_rng(abs(hash((weighted, ignore_index, smoothing, reduction))) % 2**32)
+    # str hashes differ between processes: seed from the position in the option list instead
+    rng = np.random.default_rng(OPTIONS.index((weighted, ignore_index, smoothing, reduction)))
     n, c = 23, 37
     z = rng.standard_normal((n, c)) * 4
     t = rng.integers(0, c, n)
@@ -49,7 +50,7 @@ def test_index_targets_match_torch(isa, weighted, ignore_index, smoothing, reduc
     # With a gradient the sum is formed from the stored (compensated) exponentials: the same
     # loss to rounding, not necessarily to the bit.
     np.testing.assert_allclose(
-        lk.cross_entropy(z, t, reduction=reduction, **kwargs), loss, rtol=4e-16, atol=1e-300
+        lk.cross_entropy(z, t, reduction=reduction, **kwargs), loss, rtol=1e-15, atol=1e-300
     )
 
 
