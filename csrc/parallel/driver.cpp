@@ -172,6 +172,20 @@ void for_rows(ptrdiff_t rows, int threads, bool split_rows, ptrdiff_t row_buf,
   }
 }
 
+// Elementwise work in fixed blocks: the blocking depends only on the size, so per-block sums
+// added in block order do not depend on the thread count.
+constexpr ptrdiff_t kElementBlock = 1 << 14;
+
+template <class Fn>
+void for_each_block(ptrdiff_t count, int threads, Fn&& fn) {
+  const ptrdiff_t blocks = (count + kElementBlock - 1) / kElementBlock;
+  const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (ptrdiff_t b = 0; b < blocks; ++b) {
+    fn(b, b * kElementBlock, std::min(kElementBlock, count - b * kElementBlock));
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -288,37 +302,32 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   const T* sd = static_cast<const T*>(soft.data);
   T* gd = static_cast<T*>(grad.data);
   const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
-  const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(n_rows, n, threads), n_rows));
-  std::vector<T> bufs(static_cast<size_t>(row_buf) * team);
-#pragma omp parallel num_threads(team) if (team > 1)
-  {
-    T* buf = bufs.data() + static_cast<size_t>(row_buf) * thread_id();
-#pragma omp for schedule(static)
-    for (ptrdiff_t r = 0; r < n_rows; ++r) {
-      const T* zr = zd + offsets.offset(0, r);
-      const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
-      T* gr = has_grad ? gd + offsets.offset(2, r) : nullptr;
-      T* g_target = gr;
-      if (!contiguous) {
-        gather(zr, z.axis_stride, n, buf);
-        zr = buf;
-        if (has_soft) {
-          gather(sr, soft.axis_stride, n, buf + n);
-          sr = buf + n;
-        }
-        if (has_grad) g_target = buf + 2 * n;
+  auto one_row = [&](ptrdiff_t r, T* buf, int /*row_threads*/) {
+    const T* zr = zd + offsets.offset(0, r);
+    const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
+    T* gr = has_grad ? gd + offsets.offset(2, r) : nullptr;
+    T* g_target = gr;
+    if (!contiguous) {
+      gather(zr, z.axis_stride, n, buf);
+      zr = buf;
+      if (has_soft) {
+        gather(sr, soft.axis_stride, n, buf + n);
+        sr = buf + n;
       }
-      const bool counted = rows.counted[r] != 0;
-      const long long target = (has_soft || !counted) ? -1 : rows.target[r];
-      const double scale = has_grad ? rows.grad_scale[r] : 0.0;
-      const CrossEntropyRow res =
-          k.cross_entropy_row(zr, n, target, sr, counted, params, scale, g_target);
-      if (has_grad && !contiguous) scatter(g_target, n, gr, grad.axis_stride);
-      rows.loss[r] = res.loss;
-      rows.lse[r] = res.lse;
-      rows.argmax[r] = res.argmax;
+      if (has_grad) g_target = buf + 2 * n;
     }
-  }
+    const bool counted = rows.counted[r] != 0;
+    const long long target = (has_soft || !counted) ? -1 : rows.target[r];
+    const double scale = has_grad ? rows.grad_scale[r] : 0.0;
+    const CrossEntropyRow res =
+        k.cross_entropy_row(zr, n, target, sr, counted, params, scale, g_target);
+    if (has_grad && !contiguous) scatter(g_target, n, gr, grad.axis_stride);
+    rows.loss[r] = res.loss;
+    rows.lse[r] = res.lse;
+    rows.argmax[r] = res.argmax;
+  };
+  // Rows are never shared between threads here: each is reduced by one thread.
+  for_rows<T>(n_rows, threads_for(n_rows, n, threads), false, row_buf, one_row);
 }
 
 template <class T>
@@ -338,43 +347,30 @@ template <class T>
 double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, const T* y,
                             const T* w, const T* pw, double smoothing, T* loss, T* grad,
                             const T* grad_scale, double scale, int threads) {
-  constexpr ptrdiff_t kBlock = 1 << 14;
-  const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
-  const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
-  std::vector<double> sums(static_cast<size_t>(blocks));
+  std::vector<double> sums(static_cast<size_t>((count + kElementBlock - 1) / kElementBlock));
   auto at = [](auto* p, ptrdiff_t i) { return p ? p + i : p; };
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (ptrdiff_t b = 0; b < blocks; ++b) {
-    const ptrdiff_t i = b * kBlock;
-    sums[b] = k.bce_row(x + i, y + i, at(w, i), at(pw, i), std::min(kBlock, count - i), smoothing,
-                        at(loss, i), at(grad, i), at(grad_scale, i), scale);
-  }
+  for_each_block(count, threads, [&](ptrdiff_t b, ptrdiff_t i, ptrdiff_t len) {
+    sums[b] = k.bce_row(x + i, y + i, at(w, i), at(pw, i), len, smoothing, at(loss, i),
+                        at(grad, i), at(grad_scale, i), scale);
+  });
   double total = 0.0;
   for (double v : sums) total += v;
   return total;
 }
 
-// Elementwise work in fixed blocks, so a thread never shares a cache line with another's.
-template <class Fn>
-void for_each_block(ptrdiff_t count, int threads, Fn&& fn) {
-  constexpr ptrdiff_t kBlock = 1 << 14;
-  const ptrdiff_t blocks = (count + kBlock - 1) / kBlock;
-  const int nt = count < kSerialWork ? 1 : static_cast<int>(std::min<ptrdiff_t>(threads, blocks));
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (ptrdiff_t i = 0; i < blocks; ++i) fn(i * kBlock, std::min(kBlock, count - i * kBlock));
-}
-
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   const auto fn = k.unary[op];
-  for_each_block(count, threads, [&](ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
+  for_each_block(count, threads,
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
 }
 
 template <class T>
 void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y, ptrdiff_t count,
             int threads) {
   const auto fn = k.binary[op];
-  for_each_block(count, threads, [&](ptrdiff_t i, ptrdiff_t len) { fn(a + i, b + i, y + i, len); });
+  for_each_block(count, threads,
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(a + i, b + i, y + i, len); });
 }
 
 template void row_map<float>(const KernelSet<float>&, RowOp, const RowShape&, const StridedArray&,
