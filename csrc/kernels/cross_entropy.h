@@ -214,7 +214,6 @@ double divergence_row(const typename V::T* zp, const typename V::T* zq, ptrdiff_
 template <class V>
 struct CrossEntropyKernel {
   using T = typename V::T;
-  using Mask = typename V::Mask;
 
   const CrossEntropyParams<T>& p;
   const bool capped = p.softcap > 0;

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._reductions import _same_view
 from ._runtime import current_isa_index
 from ._validation import (
     as_input_array,
@@ -467,14 +468,6 @@ def _logits_shape(prep: _Prepared) -> tuple[int, ...]:
     shape = list(prep.rows_shape)
     shape.insert(prep.axis, prep.logits.shape[-1])
     return tuple(shape)
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-    )
 
 
 def _bce(
