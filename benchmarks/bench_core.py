@@ -138,8 +138,9 @@ def logitkit_impls(op: str, x: np.ndarray, threads: int) -> list[Impl]:
 
 
 def numpy_impls(op: str, x: np.ndarray) -> list[Impl]:
-    fn = {"softmax": numpy_softmax, "log_softmax": numpy_log_softmax,
-          "logsumexp": numpy_logsumexp}[op]
+    fn = {"softmax": numpy_softmax, "log_softmax": numpy_log_softmax, "logsumexp": numpy_logsumexp}[
+        op
+    ]
     return [Impl("numpy (max-subtract)", partial(fn, x))]
 
 
@@ -214,16 +215,18 @@ def check_agreement(impls: list[Impl], reference: np.ndarray, dtype: np.dtype) -
         got = impl.to_numpy(impl.run())
         if got.shape != reference.shape:
             impl.agrees = False
-            warnings.append(f"WARNING: {impl.name}: result shape {got.shape}, "
-                            f"logitkit gives {reference.shape}")
+            warnings.append(
+                f"WARNING: {impl.name}: result shape {got.shape}, logitkit gives {reference.shape}"
+            )
             continue
         with np.errstate(invalid="ignore"):
             diff = float(np.max(np.abs(got.astype(np.float64) - ref64)))
         impl.max_abs_diff = diff
         impl.agrees = diff <= tol  # False for NaN too
         if not impl.agrees:
-            warnings.append(f"WARNING: {impl.name} differs from logitkit: max |diff| = "
-                            f"{diff:.3g} > {tol:.3g}")
+            warnings.append(
+                f"WARNING: {impl.name} differs from logitkit: max |diff| = {diff:.3g} > {tol:.3g}"
+            )
     return warnings
 
 
@@ -248,13 +251,18 @@ def median_ms(impl: Impl) -> float | None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rows", type=int, default=512)
     p.add_argument("--cols", type=int, default=32000)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for logitkit and PyTorch (default: logitkit's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for logitkit and PyTorch (default: logitkit's default)",
+    )
     p.add_argument("--repeat", type=int, default=7, help="timed calls per implementation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write every result to FILE")
@@ -266,13 +274,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def fmt_row(op: str, name: str, ms: float | None, gbps: float | None, ratio: float | None,
-            diff: float | None, note: str = "") -> str:
+def fmt_row(
+    op: str,
+    name: str,
+    ms: float | None,
+    gbps: float | None,
+    ratio: float | None,
+    diff: float | None,
+    note: str = "",
+) -> str:
     def num(v: float | None, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    return (f"{op:<12} {name:<40} {num(ms, '10.2f'):>10} {num(gbps, '7.1f'):>7} "
-            f"{num(ratio, '7.2f'):>7} {num(diff, '10.2e'):>10}  {note}").rstrip()
+    return (
+        f"{op:<12} {name:<40} {num(ms, '10.2f'):>10} {num(gbps, '7.1f'):>7} "
+        f"{num(ratio, '7.2f'):>7} {num(diff, '10.2e'):>10}  {note}"
+    ).rstrip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,28 +316,36 @@ def main(argv: list[str] | None = None) -> int:
         versions["jax"] = "not installed"
 
     machine = cpu_description()
-    x = (np.random.default_rng(args.seed).standard_normal((args.rows, args.cols)) * 3.0)
+    x = np.random.default_rng(args.seed).standard_normal((args.rows, args.cols)) * 3.0
     x = x.astype(dtype)
     n_bytes = x.nbytes
 
-    print(f"machine  : {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs"
-          f" ({machine['physical_cores'] or '?'} physical cores,"
-          f" {machine['usable_cpus'] or '?'} usable by this process)")
+    print(
+        f"machine  : {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs"
+        f" ({machine['physical_cores'] or '?'} physical cores,"
+        f" {machine['usable_cpus'] or '?'} usable by this process)"
+    )
     print(f"python   : {machine['python']} on {machine['platform']}")
     if machine["load_average"] is not None:
         # Other work on the machine shows up directly in the timings.
         load = ", ".join(f"{v:.2f}" for v in machine["load_average"])
         print(f"load avg : {load} (1, 5, 15 min) at start")
-    print(f"logitkit : {info['version']}, active ISA {info['active_isa']} "
-          f"(available: {', '.join(info['supported_isas'])}), default threads "
-          f"{info['threads']}, openmp {info['openmp']}")
+    print(
+        f"logitkit : {info['version']}, active ISA {info['active_isa']} "
+        f"(available: {', '.join(info['supported_isas'])}), default threads "
+        f"{info['threads']}, openmp {info['openmp']}"
+    )
     print("peers    : " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     torch_threads = torch.get_num_threads() if torch is not None else None
-    print(f"threads  : logitkit {threads}, torch {torch_threads or '-'}, numpy/scipy 1, "
-          "jax: XLA's own CPU thread pool (no documented size setting)")
-    print(f"input    : {args.rows} x {args.cols} {dtype.name} "
-          f"({n_bytes / 2**20:.1f} MiB), normal(scale=3), seed {args.seed}; "
-          f"median of {args.repeat} after one warm-up call")
+    print(
+        f"threads  : logitkit {threads}, torch {torch_threads or '-'}, numpy/scipy 1, "
+        "jax: XLA's own CPU thread pool (no documented size setting)"
+    )
+    print(
+        f"input    : {args.rows} x {args.cols} {dtype.name} "
+        f"({n_bytes / 2**20:.1f} MiB), normal(scale=3), seed {args.seed}; "
+        f"median of {args.repeat} after one warm-up call"
+    )
 
     results: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -330,21 +355,40 @@ def main(argv: list[str] | None = None) -> int:
         ms = median_ms(impl)
         gbps = bytes_moved / (ms * 1e-3) / 1e9 if ms else None
         ratio = ms / base_ms if ms is not None and base_ms else None
-        table.append(fmt_row(op, impl.name, ms, gbps, ratio, impl.max_abs_diff,
-                             impl.status or ("" if impl.agrees in (None, True)
-                                             else "DISAGREES")))
-        results.append({
-            "op": op, "implementation": impl.name, "status": impl.status or "ok",
-            "median_ms": ms, "times_ms": [1e3 * t for t in impl.times],
-            "gb_per_s": gbps, "ratio_to_logitkit_out": ratio,
-            "max_abs_diff_vs_logitkit": impl.max_abs_diff, "agrees": impl.agrees,
-            "bytes_moved": bytes_moved,
-        })
+        table.append(
+            fmt_row(
+                op,
+                impl.name,
+                ms,
+                gbps,
+                ratio,
+                impl.max_abs_diff,
+                impl.status or ("" if impl.agrees in (None, True) else "DISAGREES"),
+            )
+        )
+        results.append(
+            {
+                "op": op,
+                "implementation": impl.name,
+                "status": impl.status or "ok",
+                "median_ms": ms,
+                "times_ms": [1e3 * t for t in impl.times],
+                "gb_per_s": gbps,
+                "ratio_to_logitkit_out": ratio,
+                "max_abs_diff_vs_logitkit": impl.max_abs_diff,
+                "agrees": impl.agrees,
+                "bytes_moved": bytes_moved,
+            }
+        )
 
     for op in OPS:
-        impls = (logitkit_impls(op, x, threads) + numpy_impls(op, x)
-                 + scipy_impls(op, x, scipy_special) + torch_impls(op, x, torch)
-                 + jax_impls(op, x, jax))
+        impls = (
+            logitkit_impls(op, x, threads)
+            + numpy_impls(op, x)
+            + scipy_impls(op, x, scipy_special)
+            + torch_impls(op, x, torch)
+            + jax_impls(op, x, jax)
+        )
         reference = np.asarray(lk.__dict__[op](x, axis=-1, threads=threads))
         warnings += check_agreement(impls, reference, dtype)
         del reference
@@ -358,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # The yardstick: what one NumPy thread gets from memory with no arithmetic to do.
     buf = np.empty_like(x)
-    yard = [Impl("numpy np.copyto (read + write)", partial(np.copyto, buf, x)),
-            Impl("numpy x.sum() (read)", x.sum)]
+    yard = [
+        Impl("numpy np.copyto (read + write)", partial(np.copyto, buf, x)),
+        Impl("numpy x.sum() (read)", x.sum),
+    ]
     time_round_robin(yard, args.repeat)
     record("bandwidth", yard[0], 2 * n_bytes, None)
     record("bandwidth", yard[1], n_bytes, None)
@@ -368,11 +414,15 @@ def main(argv: list[str] | None = None) -> int:
     for line in warnings:
         print(line)
     if not warnings:
-        print("results agree with logitkit (max |diff| within "
-              f"{TOLERANCE_EPS} eps of the largest result) for every implementation")
+        print(
+            "results agree with logitkit (max |diff| within "
+            f"{TOLERANCE_EPS} eps of the largest result) for every implementation"
+        )
     print()
-    header = (f"{'op':<12} {'implementation':<40} {'median ms':>10} {'GB/s':>7} "
-              f"{'ratio':>7} {'max|diff|':>10}")
+    header = (
+        f"{'op':<12} {'implementation':<40} {'median ms':>10} {'GB/s':>7} "
+        f"{'ratio':>7} {'max|diff|':>10}"
+    )
     print(header)
     print("-" * len(header))
     for line in table:
@@ -383,9 +433,16 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "logitkit": info,
             "peers": versions,
-            "config": {"rows": args.rows, "cols": args.cols, "dtype": dtype.name,
-                       "threads": threads, "torch_threads": torch_threads,
-                       "repeat": args.repeat, "seed": args.seed, "input_bytes": n_bytes},
+            "config": {
+                "rows": args.rows,
+                "cols": args.cols,
+                "dtype": dtype.name,
+                "threads": threads,
+                "torch_threads": torch_threads,
+                "repeat": args.repeat,
+                "seed": args.seed,
+                "input_bytes": n_bytes,
+            },
             "warnings": warnings,
             "results": results,
         }

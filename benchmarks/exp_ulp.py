@@ -145,7 +145,7 @@ def spacing_of(rounded: np.ndarray) -> np.ndarray:
     else:
         powers = (rounded.view(np.uint64) & np.uint64(0x7FF0000000000000)).view(np.float64)
     sp = powers.astype(np.float64)
-    sp *= 2.0 ** -info.nmant
+    sp *= 2.0**-info.nmant
     # Exponent field 0 (zero and the subnormals): the spacing is the smallest subnormal.
     np.maximum(sp, float(info.smallest_subnormal), out=sp)
     return sp
@@ -174,8 +174,13 @@ def make_reference(x: np.ndarray, exact: np.ndarray, dtype: type, limits: bool) 
         return Reference(x, exact, spacing, None, None)
     overflow = np.isinf(rounded)
     underflow = np.abs(exact) < np.finfo(dtype).smallest_normal
-    ref = Reference(x, exact, spacing, overflow if overflow.any() else None,
-                    underflow if underflow.any() else None)
+    ref = Reference(
+        x,
+        exact,
+        spacing,
+        overflow if overflow.any() else None,
+        underflow if underflow.any() else None,
+    )
     if ref.underflow is not None:
         step = float(np.finfo(dtype).smallest_subnormal)
         units = np.abs(exact[ref.underflow]) / exact.dtype.type(step)
@@ -280,24 +285,54 @@ def build_scans(args: argparse.Namespace, isas: list[str]) -> list[Scan]:
     every = "every float32" if step == 1 else f"one float32 in every {step}"
 
     main = f32_bit_ranges(EXP32_LO, EXP32_HI)
-    scans.append(Scan(f"float32 exp, {every} in [{EXP32_LO:g}, {EXP32_HI:g}]", np.float32,
-                      list(f32_chunks(main, step)), exp32_chunk(isas), f32_count(main, step),
-                      show_underflow=True))
+    scans.append(
+        Scan(
+            f"float32 exp, {every} in [{EXP32_LO:g}, {EXP32_HI:g}]",
+            np.float32,
+            list(f32_chunks(main, step)),
+            exp32_chunk(isas),
+            f32_count(main, step),
+            show_underflow=True,
+        )
+    )
     edge_lo = float(np.nextafter(f32_inward(EXP32_LO, EXP32_HI)[1], np.float32(np.inf)))
     edge = f32_bit_ranges(edge_lo, EXP32_OVERFLOW_ALL)
-    scans.append(Scan(f"float32 exp, {every} in ({EXP32_HI:g}, {EXP32_OVERFLOW_ALL:g}]"
-                      " (the overflow threshold)", np.float32, list(f32_chunks(edge, step)),
-                      exp32_chunk(isas), f32_count(edge, step), show_overflow=True))
+    scans.append(
+        Scan(
+            f"float32 exp, {every} in ({EXP32_HI:g}, {EXP32_OVERFLOW_ALL:g}]"
+            " (the overflow threshold)",
+            np.float32,
+            list(f32_chunks(edge, step)),
+            exp32_chunk(isas),
+            f32_count(edge, step),
+            show_overflow=True,
+        )
+    )
 
     n = args.points
     pieces = [(i, min(F64_CHUNK, n - start)) for i, start in enumerate(range(0, n, F64_CHUNK))]
-    scans.append(Scan(f"float64 exp, {n:,} uniform random points in [{EXP64_LO:g}, "
-                      f"{EXP64_HI:g}] (seed {args.seed})", np.float64, list(pieces),
-                      exp64_chunk(isas, args.seed), n, show_underflow=True))
+    scans.append(
+        Scan(
+            f"float64 exp, {n:,} uniform random points in [{EXP64_LO:g}, "
+            f"{EXP64_HI:g}] (seed {args.seed})",
+            np.float64,
+            list(pieces),
+            exp64_chunk(isas, args.seed),
+            n,
+            show_underflow=True,
+        )
+    )
 
     logs = [(1, 0x7F800000)]  # smallest subnormal up to the largest finite float32
-    scans.append(Scan(f"float32 log, {every} > 0 (finite, subnormals included)", np.float32,
-                      list(f32_chunks(logs, step)), log32_chunk(isas), f32_count(logs, step)))
+    scans.append(
+        Scan(
+            f"float32 log, {every} > 0 (finite, subnormals included)",
+            np.float32,
+            list(f32_chunks(logs, step)),
+            log32_chunk(isas),
+            f32_count(logs, step),
+        )
+    )
     return scans
 
 
@@ -323,40 +358,59 @@ def report(scan: Scan, totals: dict[str, Stats], elapsed: float) -> bool:
             print(f"  {name:<7} (no arguments)")
             continue
         x, got, exact = s.at
-        line = (f"  {name:<7} max {s.max_ulp:.4f} ulp at x = {fmt_x(x, scan.dtype)}: "
-                f"got {fmt_value(got, scan.dtype)}, exact {exact:.17g}; "
-                f"kernel {s.seconds:.1f} s")
+        line = (
+            f"  {name:<7} max {s.max_ulp:.4f} ulp at x = {fmt_x(x, scan.dtype)}: "
+            f"got {fmt_value(got, scan.dtype)}, exact {exact:.17g}; "
+            f"kernel {s.seconds:.1f} s"
+        )
         checks = []
         if scan.show_overflow or s.over_seen:
             checks.append(f"overflow -> inf: {s.over_seen - s.over_bad:,}/{s.over_seen:,}")
         if scan.show_underflow or s.under_seen:
-            checks.append(f"below smallest normal -> 0 or adjacent subnormal: "
-                          f"{s.under_seen - s.under_bad:,}/{s.under_seen:,}")
+            checks.append(
+                f"below smallest normal -> 0 or adjacent subnormal: "
+                f"{s.under_seen - s.under_bad:,}/{s.under_seen:,}"
+            )
         if checks:
             line += "\n          " + "; ".join(checks)
         print(line)
         if s.first_bad is not None:
             bx, bgot, bexact = s.first_bad
-            print(f"          RULE BROKEN, e.g. x = {fmt_x(bx, scan.dtype)}: got "
-                  f"{fmt_value(bgot, scan.dtype)}, exact {bexact:.17g}")
+            print(
+                f"          RULE BROKEN, e.g. x = {fmt_x(bx, scan.dtype)}: got "
+                f"{fmt_value(bgot, scan.dtype)}, exact {bexact:.17g}"
+            )
         if s.over_bad or s.under_bad or not math.isfinite(s.max_ulp):
             ok = False
     return ok
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--isa", action="append", metavar="NAME",
-                   help="only this ISA (repeat, or separate with commas); default all "
-                        "available")
-    p.add_argument("--step", type=int, default=1,
-                   help="take every N-th float32 bit pattern (default 1: all of them)")
-    p.add_argument("--points", type=int, default=20_000_000,
-                   help="random points for the float64 exp scan")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--isa",
+        action="append",
+        metavar="NAME",
+        help="only this ISA (repeat, or separate with commas); default all available",
+    )
+    p.add_argument(
+        "--step",
+        type=int,
+        default=1,
+        help="take every N-th float32 bit pattern (default 1: all of them)",
+    )
+    p.add_argument(
+        "--points", type=int, default=20_000_000, help="random points for the float64 exp scan"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the float64 points")
-    p.add_argument("--threads", type=int, default=None,
-                   help="chunks processed at once (default: logitkit's default threads)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="chunks processed at once (default: logitkit's default threads)",
+    )
     args = p.parse_args(argv)
     if args.step < 1 or args.points < 0:
         p.error("--step must be positive and --points not negative")
@@ -367,8 +421,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         wanted = [n.strip().lower() for item in args.isa for n in item.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in available]
         if unknown:
-            p.error(f"not available here: {', '.join(unknown)} "
-                    f"(available: {', '.join(available)})")
+            p.error(f"not available here: {', '.join(unknown)} (available: {', '.join(available)})")
         args.isa = list(dict.fromkeys(wanted))
     else:
         args.isa = available
@@ -379,10 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     info = lk.runtime_info()
     workers = args.threads if args.threads is not None else info["threads"]
-    print(f"logitkit {info['version']}; ISAs: {', '.join(args.isa)} "
-          f"(best here: {info['best_isa']}); {workers} chunks at a time")
-    f64_ref = ("long double np.exp" if HAVE_EXTENDED else
-               "float64 np.exp (no 64-bit long double here)")
+    print(
+        f"logitkit {info['version']}; ISAs: {', '.join(args.isa)} "
+        f"(best here: {info['best_isa']}); {workers} chunks at a time"
+    )
+    f64_ref = (
+        "long double np.exp" if HAVE_EXTENDED else "float64 np.exp (no 64-bit long double here)"
+    )
     print(f"exact values: float64 np.exp / np.log for float32, {f64_ref} for float64")
     print()
 

@@ -258,14 +258,15 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   T m_raw;
   // Read before anything is written: grad may be z itself.
   const T z_target_raw = (!soft && counted && target >= 0) ? z[target] : T(0);
-  // For a plain row with a gradient the sum pass also stores exp(z - m) into grad, so the
-  // gradient costs one scaling instead of a second exp per entry.
-  bool exps_stored = false;
+  // For a plain row with a gradient the sum pass also stores exp(z - m), so the gradient
+  // costs one scaling instead of a second exp per entry. They go to grad itself, or to the
+  // scratch row when grad is streamed (written once, straight to memory).
+  T* exps = nullptr;
   if (plain && grad && counted) {
     m_raw = row_max<V>(z, n);
     if (std::isfinite(m_raw)) {
-      plain_stats = row_stats_store<V, VD>(z, grad, n, m_raw);
-      exps_stored = true;
+      exps = params.stream_grad ? row_scratch<T>(n) : grad;
+      plain_stats = row_stats_store<V, VD>(z, exps, n, m_raw);
     }
   } else if (plain) {
     plain_stats = row_stats<V, VD>(z, n);
@@ -366,23 +367,18 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const V p_scale = V::set1(T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
   const V q_scale = V::set1(T(grad_scale));
   const V neg_m = V::set1(-m);
-  if (exps_stored) {
-    scale_row<V>(grad, n, T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
-  }
-  auto write = [&](V zv, V wv, V yv) {
-    const V zc = k.capped_logits(zv);
-    V q = soft ? fma(keep, yv, spread) * wv : (need_smooth ? spread * wv : zero);
-    return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zc);
-  };
-  for (i = exps_stored ? n : 0; i + V::N <= n; i += V::N) {
-    write(V::load(z + i), w ? V::load(w + i) : k.one, soft ? V::load(soft + i) : zero)
-        .store(grad + i);
-  }
-  if (i < n) {
-    const ptrdiff_t r = n - i;
-    store_partial(grad + i, r,
-                  write(load_partial<V>(z + i, r, 0), w ? load_partial<V>(w + i, r, 0) : k.one,
-                        soft ? load_partial<V>(soft + i, r, 0) : zero));
+  if (exps) {
+    write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
+      return load_n<V>(exps + j, count, 0) * p_scale;
+    });
+  } else {
+    write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
+      const V zc = k.capped_logits(load_n<V>(z + j, count, 0));
+      const V wv = w ? load_n<V>(w + j, count, 0) : k.one;
+      const V q = soft ? fma(keep, load_n<V>(soft + j, count, 0), spread) * wv
+                       : (need_smooth ? spread * wv : zero);
+      return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zc);
+    });
   }
   if (!soft) {
     // The target's entry holds p_t - 1, which cancels when p_t is near 1: form it in double

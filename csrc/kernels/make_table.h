@@ -42,7 +42,8 @@ KernelSet<typename V::T> make_kernel_set() {
 
 template <class VF, class VD>
 IsaTable make_table(const char* name) {
-  return IsaTable{name, make_kernel_set<VF, VD>(), make_kernel_set<VD, VD>()};
+  return IsaTable{name, make_kernel_set<VF, VD>(), make_kernel_set<VD, VD>(),
+                  BandwidthKernels<float>{&read_sum<VF>, &copy_row<VF>}};
 }
 
 }  // namespace logitkit::LOGITKIT_ISA_NS

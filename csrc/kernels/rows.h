@@ -1,9 +1,13 @@
 // Row primitives over one contiguous row, written once over the simd/ vector types and
-// compiled per ISA inside LOGITKIT_ISA_NS. No threads, no allocation, no Python.
+// compiled per ISA inside LOGITKIT_ISA_NS. No threads and no Python; the only allocation is
+// one cached scratch row per thread (row_scratch).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "combine.h"
 #include "math.h"
@@ -28,6 +32,42 @@ inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
   alignas(64) typename V::T buf[V::N];
   v.store(buf);
   for (ptrdiff_t j = 0; j < n; ++j) p[j] = buf[j];
+}
+
+// A per-thread buffer of at least n elements, kept between calls: rows that stream their
+// output stage intermediate values here, where they stay in cache, instead of in the output.
+template <class T>
+T* row_scratch(ptrdiff_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+// Lanes [0, count) of p: a full load when count == N (the body of a row), padded otherwise.
+template <class V>
+inline V load_n(const typename V::T* p, ptrdiff_t count, typename V::T fill) {
+  return count == V::N ? V::load(p) : load_partial<V>(p, count, fill);
+}
+
+// Writes y[i, i + count) = value(i, count) for every vector of the row. With `stream` the
+// aligned full vectors bypass the cache: an output too large to stay cached then costs one
+// write to memory, instead of a read for ownership of every line plus its write-back.
+template <class V, class Value>
+inline void write_row(typename V::T* y, ptrdiff_t n, bool stream, Value&& value) {
+  using T = typename V::T;
+  constexpr auto kAlign = static_cast<std::uintptr_t>(V::N * sizeof(T));
+  const auto addr = reinterpret_cast<std::uintptr_t>(y);
+  ptrdiff_t i = 0;
+  if (stream && V::N > 1 && addr % sizeof(T) == 0) {
+    const auto head = std::min<ptrdiff_t>(
+        n, static_cast<ptrdiff_t>(((kAlign - addr % kAlign) % kAlign) / sizeof(T)));
+    if (head > 0) store_partial(y, head, value(ptrdiff_t(0), head));
+    for (i = head; i + V::N <= n; i += V::N) value(i, ptrdiff_t(V::N)).stream(y + i);
+    V::stream_fence();
+  } else {
+    for (; i + V::N <= n; i += V::N) value(i, ptrdiff_t(V::N)).store(y + i);
+  }
+  if (i < n) store_partial(y + i, n - i, value(i, n - i));
 }
 
 // Lanes [0, count) of a vector: the part of a padded tail that belongs to the row.
@@ -121,22 +161,12 @@ double store_exp_sum(const typename V::T* x, typename V::T* y, ptrdiff_t n, type
 }
 
 template <class V>
-void scale_row(typename V::T* y, ptrdiff_t n, typename V::T factor) {
-  const V f = V::set1(factor);
-  ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) (V::load(y + i) * f).store(y + i);
-  if (i < n) store_partial(y + i, n - i, load_partial<V>(y + i, n - i, 0) * f);
-}
-
-template <class V>
 void exp_shift_scale(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
-                     typename V::T scale) {
+                     typename V::T scale, bool stream) {
   const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(scale);
-  ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) (exp_diff(V::load(x + i), s, neg_s) * c).store(y + i);
-  if (i < n) {
-    store_partial(y + i, n - i, exp_diff(load_partial<V>(x + i, n - i, shift), s, neg_s) * c);
-  }
+  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+    return exp_diff(load_n<V>(x + i, count, shift), s, neg_s) * c;
+  });
 }
 
 // y = (x - shift) - offset. The rounding error of x - shift (TwoSum) is added back so
@@ -154,13 +184,11 @@ inline V sub_shift_exact(V x, V s, V neg_s, V c) {
 
 template <class V>
 void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
-               typename V::T offset) {
+               typename V::T offset, bool stream) {
   const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(offset);
-  ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) sub_shift_exact(V::load(x + i), s, neg_s, c).store(y + i);
-  if (i < n) {
-    store_partial(y + i, n - i, sub_shift_exact(load_partial<V>(x + i, n - i, shift), s, neg_s, c));
-  }
+  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+    return sub_shift_exact(load_n<V>(x + i, count, shift), s, neg_s, c);
+  });
 }
 
 // Max, then the exponentials split into the entries equal to the max and the rest.
@@ -257,22 +285,26 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
 // ---- whole-row operations for rows that stay in cache -------------------------------
 
 // Three passes: max; exp(x - max) stored and summed; scale. The row is read from memory
-// once, the later passes hit the cache.
+// once, the later passes hit the cache. A streamed row keeps the unscaled exponentials in
+// the scratch row, so that y is written once, by the final pass, straight to memory.
 template <class V, class VD>
-void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
   using T = typename V::T;
   const T m = row_max<V>(x, n);
   if (!std::isfinite(m)) return softmax_special_row(x, y, n, false);
-  const double sum = store_exp_sum<V, VD>(x, y, n, m);
-  scale_row<V>(y, n, T(1.0 / sum));
+  T* e = stream ? row_scratch<T>(n) : y;
+  const V f = V::set1(T(1.0 / store_exp_sum<V, VD>(x, e, n, m)));
+  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+    return load_n<V>(e + i, count, 0) * f;
+  });
 }
 
 template <class V, class VD>
-void log_softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+void log_softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
   using T = typename V::T;
   const RowStats<T> s = row_stats<V, VD>(x, n);
   if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, true);
-  sub_shift<V>(x, y, n, s.max, T(log_abs_sum(s.at_max, s.rest).value));
+  sub_shift<V>(x, y, n, s.max, T(log_abs_sum(s.at_max, s.rest).value), stream);
 }
 
 template <class V, class VD>
@@ -506,10 +538,31 @@ inline V apply_unary(int op, V x) {
 }
 
 template <class V, int Op>
-void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
+  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+    return apply_unary(Op, load_n<V>(x + i, count, 0));
+  });
+}
+
+// ---- the memory yardstick: the same loads and stores as the kernels, and no arithmetic --
+
+template <class V>
+double read_sum(const typename V::T* x, ptrdiff_t n) {
+  V s0 = V::zero(), s1 = s0, s2 = s0, s3 = s0;
   ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) apply_unary(Op, V::load(x + i)).store(y + i);
-  if (i < n) store_partial(y + i, n - i, apply_unary(Op, load_partial<V>(x + i, n - i, 0)));
+  for (; i + 4 * V::N <= n; i += 4 * V::N) {
+    s0 = s0 + V::load(x + i);
+    s1 = s1 + V::load(x + i + V::N);
+    s2 = s2 + V::load(x + i + 2 * V::N);
+    s3 = s3 + V::load(x + i + 3 * V::N);
+  }
+  for (; i < n; i += V::N) s0 = s0 + load_n<V>(x + i, std::min<ptrdiff_t>(V::N, n - i), 0);
+  return reduce_add((s0 + s1) + (s2 + s3));
+}
+
+template <class V>
+void copy_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
+  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(x + i, count, 0); });
 }
 
 }  // namespace logitkit::LOGITKIT_ISA_NS

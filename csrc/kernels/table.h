@@ -31,6 +31,7 @@ struct CrossEntropyParams {
   double z_loss = 0;                // coefficient of lse^2
   T softcap = 0;                    // logits become softcap * tanh(z / softcap); 0: off
   bool want_argmax = true;          // without it the row statistics take a faster path
+  bool stream_grad = false;         // write the gradient with non-temporal stores
 };
 
 struct CrossEntropyRow {
@@ -52,9 +53,11 @@ enum BinaryOp : int {
 
 template <class T>
 struct KernelSet {
-  // Whole-row operations for rows short enough to stay in cache; y may alias x.
-  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n);
-  void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n);
+  // Whole-row operations for rows short enough to stay in cache; y may alias x. Kernels
+  // with a `stream` flag write their output with non-temporal stores when it is set (for
+  // outputs larger than the cache, which the next reader would not find there anyway).
+  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n, bool stream);
+  void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n, bool stream);
   LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
   // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
   void (*masked_softmax_row)(const T* x, const T* mask, T* y, std::ptrdiff_t n, bool log);
@@ -69,13 +72,15 @@ struct KernelSet {
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
   RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
-  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale);  // exp(x-s)*c
-  void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset);       // (x-s)-c
+  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale,  // exp(x-s)*c
+                          bool stream);
+  void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
+                    bool stream);
   // Rows whose maximum is not finite (NaN, +inf, or all -inf): scalar and rare.
   void (*softmax_special)(const T* x, T* y, std::ptrdiff_t n, bool log);
   LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
 
-  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
+  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n, bool stream);
   void (*binary[kNumBinaryOps])(const T* a, const T* b, T* y, std::ptrdiff_t n);
 
   // Binary cross-entropy with logits over one row of n independent classes:
@@ -103,10 +108,19 @@ struct KernelSet {
                                        T* grad);
 };
 
+// The memory yardstick, with the kernels' own loads and stores: a read-only sum, and a copy
+// with plain or non-temporal stores.
+template <class T>
+struct BandwidthKernels {
+  double (*read_sum)(const T* x, std::ptrdiff_t n);
+  void (*copy)(const T* x, T* y, std::ptrdiff_t n, bool stream);
+};
+
 struct IsaTable {
   const char* name;
   KernelSet<float> f32;
   KernelSet<double> f64;
+  BandwidthKernels<float> bandwidth;  // float lanes; the yardstick is dtype-blind
 };
 
 }  // namespace logitkit

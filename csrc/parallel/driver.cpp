@@ -1,6 +1,7 @@
 #include "parallel/driver.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -17,6 +18,14 @@ namespace logitkit::parallel {
 namespace {
 
 using std::ptrdiff_t;
+
+// 16 MiB: half of this machine class's last-level cache, which the input shares.
+std::atomic<ptrdiff_t> g_stream_min_bytes{ptrdiff_t(16) << 20};
+
+template <class T>
+bool streams(ptrdiff_t elements) {
+  return elements * static_cast<ptrdiff_t>(sizeof(T)) >= g_stream_min_bytes.load();
+}
 
 int thread_id() {
 #if defined(_OPENMP)
@@ -111,9 +120,9 @@ RowStats<T> long_row_stats(const KernelSet<T>& k, const T* x, const T* b, ptrdif
 
 template <class T>
 void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n, bool log,
-                            int threads) {
+                            bool stream, int threads) {
   if (n <= long_row_elements<T>()) {
-    (log ? k.log_softmax_row : k.softmax_row)(x, y, n);
+    (log ? k.log_softmax_row : k.softmax_row)(x, y, n, stream);
     return;
   }
   const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
@@ -129,9 +138,9 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
   for (ptrdiff_t c = 0; c < n_chunks; ++c) {
     const ptrdiff_t len = std::min(chunk, n - c * chunk);
     if (log) {
-      k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset);
+      k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset, stream);
     } else {
-      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale);
+      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale, stream);
     }
   }
 }
@@ -207,6 +216,7 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   // applied to rows that long.
   const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<T>();
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
+  const bool stream = contiguous && streams<T>(rows * n);
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
@@ -227,7 +237,7 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
         if (has_aux) {
           k.masked_softmax_row(xr, ar, target, n, log);
         } else {
-          softmax_contiguous_row(k, xr, target, n, log, row_threads);
+          softmax_contiguous_row(k, xr, target, n, log, stream, row_threads);
         }
         break;
       case RowOp::softmax_backward:
@@ -302,6 +312,8 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   const T* sd = static_cast<const T*>(soft.data);
   T* gd = static_cast<T*>(grad.data);
   const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
+  CrossEntropyParams<T> row_params = params;
+  row_params.stream_grad = has_grad && contiguous && streams<T>(n_rows * n);
   auto one_row = [&](ptrdiff_t r, T* buf, int /*row_threads*/) {
     const T* zr = zd + offsets.offset(0, r);
     const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
@@ -320,7 +332,7 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
     const long long target = (has_soft || !counted) ? -1 : rows.target[r];
     const double scale = has_grad ? rows.grad_scale[r] : 0.0;
     const CrossEntropyRow res =
-        k.cross_entropy_row(zr, n, target, sr, counted, params, scale, g_target);
+        k.cross_entropy_row(zr, n, target, sr, counted, row_params, scale, g_target);
     if (has_grad && !contiguous) scatter(g_target, n, gr, grad.axis_stride);
     rows.loss[r] = res.loss;
     rows.lse[r] = res.lse;
@@ -361,9 +373,30 @@ double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, 
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   const auto fn = k.unary[op];
+  const bool stream = streams<T>(count);
   for_each_block(count, threads,
-                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len, stream); });
 }
+
+double bandwidth_read(const BandwidthKernels<float>& k, const float* x, ptrdiff_t count,
+                      int threads) {
+  std::vector<double> sums(static_cast<size_t>((count + kElementBlock - 1) / kElementBlock));
+  for_each_block(count, threads, [&](ptrdiff_t b, ptrdiff_t i, ptrdiff_t len) {
+    sums[b] = k.read_sum(x + i, len);
+  });
+  double total = 0.0;
+  for (double v : sums) total += v;
+  return total;
+}
+
+void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y, ptrdiff_t count,
+                    bool stream, int threads) {
+  for_each_block(count, threads,
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.copy(x + i, y + i, len, stream); });
+}
+
+ptrdiff_t stream_min_bytes() { return g_stream_min_bytes.load(); }
+void set_stream_min_bytes(ptrdiff_t bytes) { g_stream_min_bytes.store(bytes); }
 
 template <class T>
 void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y, ptrdiff_t count,

@@ -89,6 +89,19 @@ template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, std::ptrdiff_t count,
            int threads);
 
+// The memory yardstick over `count` contiguous floats: a read-only sum (returned, so the
+// reads cannot be skipped), and a copy with plain or non-temporal stores.
+double bandwidth_read(const BandwidthKernels<float>& k, const float* x, std::ptrdiff_t count,
+                      int threads);
+void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y,
+                    std::ptrdiff_t count, bool stream, int threads);
+
+// Outputs of at least this many bytes (over the whole call) are written with non-temporal
+// stores: bigger than the last-level cache, they would be evicted before anyone read them,
+// and a plain store would first read every line it writes. Settable for measurements.
+std::ptrdiff_t stream_min_bytes();
+void set_stream_min_bytes(std::ptrdiff_t bytes);
+
 // Below this many elements a call runs on the calling thread: a fork/join costs more.
 constexpr std::ptrdiff_t kSerialWork = 1 << 15;
 

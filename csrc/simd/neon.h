@@ -18,6 +18,9 @@ struct VF32 {
   static VF32 set1(float x) { return {vdupq_n_f32(x)}; }
   static VF32 zero() { return {vdupq_n_f32(0.0f)}; }
   void store(float* p) const { vst1q_f32(p, v); }
+  // No non-temporal store here: a plain store (see avx2.h).
+  void stream(float* p) const { vst1q_f32(p, v); }
+  static void stream_fence() {}
 
   friend VF32 operator+(VF32 a, VF32 b) { return {vaddq_f32(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {vsubq_f32(a.v, b.v)}; }
@@ -67,6 +70,8 @@ struct VF64 {
   static VF64 set1(double x) { return {vdupq_n_f64(x)}; }
   static VF64 zero() { return {vdupq_n_f64(0.0)}; }
   void store(double* p) const { vst1q_f64(p, v); }
+  void stream(double* p) const { vst1q_f64(p, v); }
+  static void stream_fence() {}
 
   friend VF64 operator+(VF64 a, VF64 b) { return {vaddq_f64(a.v, b.v)}; }
   friend VF64 operator-(VF64 a, VF64 b) { return {vsubq_f64(a.v, b.v)}; }

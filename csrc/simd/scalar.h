@@ -27,6 +27,9 @@ struct Vec1 {
   static Vec1 set1(T x) { return {x}; }
   static Vec1 zero() { return {T(0)}; }
   void store(T* p) const { *p = v; }
+  // No non-temporal store here: a plain store (see avx2.h).
+  void stream(T* p) const { *p = v; }
+  static void stream_fence() {}
 
   friend Vec1 operator+(Vec1 a, Vec1 b) { return {a.v + b.v}; }
   friend Vec1 operator-(Vec1 a, Vec1 b) { return {a.v - b.v}; }

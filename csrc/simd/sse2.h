@@ -18,6 +18,10 @@ struct VF32 {
   static VF32 set1(float x) { return {_mm_set1_ps(x)}; }
   static VF32 zero() { return {_mm_setzero_ps()}; }
   void store(float* p) const { _mm_storeu_ps(p, v); }
+  // Non-temporal store, bypassing the cache: p must be aligned to the vector size, and
+  // stream_fence() must follow the last one before other threads read the data.
+  void stream(float* p) const { _mm_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
 
   friend VF32 operator+(VF32 a, VF32 b) { return {_mm_add_ps(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {_mm_sub_ps(a.v, b.v)}; }
@@ -75,6 +79,8 @@ struct VF64 {
   static VF64 set1(double x) { return {_mm_set1_pd(x)}; }
   static VF64 zero() { return {_mm_setzero_pd()}; }
   void store(double* p) const { _mm_storeu_pd(p, v); }
+  void stream(double* p) const { _mm_stream_pd(p, v); }
+  static void stream_fence() { _mm_sfence(); }
 
   friend VF64 operator+(VF64 a, VF64 b) { return {_mm_add_pd(a.v, b.v)}; }
   friend VF64 operator-(VF64 a, VF64 b) { return {_mm_sub_pd(a.v, b.v)}; }

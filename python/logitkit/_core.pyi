@@ -25,6 +25,12 @@ def best_isa() -> int: ...
 def openmp_enabled() -> bool: ...
 def hardware_threads() -> int: ...
 def default_threads() -> int: ...
+def stream_min_bytes() -> int: ...
+def set_stream_min_bytes(bytes: int) -> None: ...
+def bandwidth_read(x: NDArray[np.float32], isa: int, threads: int) -> float: ...
+def bandwidth_copy(
+    x: NDArray[np.float32], out: NDArray[np.float32], nontemporal: bool, isa: int, threads: int
+) -> None: ...
 def softmax(
     x: NDArray[np.floating],
     out: NDArray[np.floating],
@@ -45,35 +51,69 @@ def unary(
     op: int, x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int
 ) -> None: ...
 def cross_entropy(
-    logits: NDArray[np.floating], target: NDArray[np.int64] | None,
-    soft: NDArray[np.floating] | None, counted: NDArray[np.uint8],
-    grad_scale: NDArray[np.float64] | None, weight: NDArray[np.floating] | None,
-    weight_sum: float, smoothing: float, z_loss: float, softcap: float,
-    grad: NDArray[np.floating] | None, loss: NDArray[np.float64], lse: NDArray[np.float64],
-    argmax: NDArray[np.int64], want_argmax: bool, isa: int, threads: int,
+    logits: NDArray[np.floating],
+    target: NDArray[np.int64] | None,
+    soft: NDArray[np.floating] | None,
+    counted: NDArray[np.uint8],
+    grad_scale: NDArray[np.float64] | None,
+    weight: NDArray[np.floating] | None,
+    weight_sum: float,
+    smoothing: float,
+    z_loss: float,
+    softcap: float,
+    grad: NDArray[np.floating] | None,
+    loss: NDArray[np.float64],
+    lse: NDArray[np.float64],
+    argmax: NDArray[np.int64],
+    want_argmax: bool,
+    isa: int,
+    threads: int,
 ) -> None: ...
 def entropy(
-    x: NDArray[np.floating], mask: NDArray[np.floating] | None, out: NDArray[np.floating],
-    isa: int, threads: int,
+    x: NDArray[np.floating],
+    mask: NDArray[np.floating] | None,
+    out: NDArray[np.floating],
+    isa: int,
+    threads: int,
 ) -> None: ...
 def softmax_backward(
-    grad: NDArray[np.floating], y: NDArray[np.floating], out: NDArray[np.floating], log: bool,
-    isa: int, threads: int,
+    grad: NDArray[np.floating],
+    y: NDArray[np.floating],
+    out: NDArray[np.floating],
+    log: bool,
+    isa: int,
+    threads: int,
 ) -> None: ...
 def hardmax(x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int) -> None: ...
 def binary_cross_entropy(
-    logits: NDArray[np.floating], target: NDArray[np.floating],
-    weight: NDArray[np.floating] | None, pos_weight: NDArray[np.floating] | None,
-    smoothing: float, loss: NDArray[np.floating] | None, grad: NDArray[np.floating] | None,
-    grad_scale: NDArray[np.floating] | None, scale: float, isa: int, threads: int,
+    logits: NDArray[np.floating],
+    target: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
+    pos_weight: NDArray[np.floating] | None,
+    smoothing: float,
+    loss: NDArray[np.floating] | None,
+    grad: NDArray[np.floating] | None,
+    grad_scale: NDArray[np.floating] | None,
+    scale: float,
+    isa: int,
+    threads: int,
 ) -> float: ...
 def divergence(
-    p_logits: NDArray[np.floating], q_logits: NDArray[np.floating], beta: float,
-    value: NDArray[np.float64], grad_p: NDArray[np.floating] | None,
-    grad_q: NDArray[np.floating] | None, scale: NDArray[np.float64] | None, isa: int,
+    p_logits: NDArray[np.floating],
+    q_logits: NDArray[np.floating],
+    beta: float,
+    value: NDArray[np.float64],
+    grad_p: NDArray[np.floating] | None,
+    grad_q: NDArray[np.floating] | None,
+    scale: NDArray[np.float64] | None,
+    isa: int,
     threads: int,
 ) -> None: ...
 def binary(
-    op: int, a: NDArray[np.floating], b: NDArray[np.floating], out: NDArray[np.floating],
-    isa: int, threads: int,
+    op: int,
+    a: NDArray[np.floating],
+    b: NDArray[np.floating],
+    out: NDArray[np.floating],
+    isa: int,
+    threads: int,
 ) -> None: ...

@@ -472,6 +472,19 @@ void compare_in_place(Check& c, const std::vector<T>& in_place, const std::vecto
   }
 }
 
+// The streamed (non-temporal) output of a kernel must equal its plain output bit for bit,
+// written at every alignment relative to the vector width.
+template <class T, class Run>
+void compare_streamed(Check& c, const std::vector<T>& plain, const Case& cs, Run&& run) {
+  std::vector<T> buf(plain.size() + 16);
+  for (size_t shift : {size_t(0), size_t(1), size_t(3)}) {
+    T* out = buf.data() + shift;
+    run(out);
+    const std::vector<T> got(out, out + plain.size());
+    compare_in_place(c, got, plain, Case{cs.what + " streamed, offset " + std::to_string(shift)});
+  }
+}
+
 // log-sum-exp = m + log|S|. The final addition can cancel (m < 0 < log|S|), and S itself
 // cancels with weights of both signs, where its error is relative to sum |terms| and so is
 // the error of log|S| relative to kappa = sum|terms| / |S|: the magnitude the ulps are
@@ -569,21 +582,23 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
 
         {
           Check& c = checks.get<T>("softmax_row");
-          ref.softmax_row(x.data(), y_ref.data(), n);
-          k.softmax_row(x.data(), y.data(), n);
+          ref.softmax_row(x.data(), y_ref.data(), n, false);
+          k.softmax_row(x.data(), y.data(), n, false);
           compare_rows(c, y, y_ref, pi.exact, cs);
           y_in = x;
-          k.softmax_row(y_in.data(), y_in.data(), n);
+          k.softmax_row(y_in.data(), y_in.data(), n, false);
           compare_in_place(c, y_in, y, cs);
+          compare_streamed(c, y, cs, [&](T* out) { k.softmax_row(x.data(), out, n, true); });
         }
         {
           Check& c = checks.get<T>("log_softmax_row");
-          ref.log_softmax_row(x.data(), y_ref.data(), n);
-          k.log_softmax_row(x.data(), y.data(), n);
+          ref.log_softmax_row(x.data(), y_ref.data(), n, false);
+          k.log_softmax_row(x.data(), y.data(), n, false);
           compare_rows(c, y, y_ref, pi.exact, cs);
           y_in = x;
-          k.log_softmax_row(y_in.data(), y_in.data(), n);
+          k.log_softmax_row(y_in.data(), y_in.data(), n, false);
           compare_in_place(c, y_in, y, cs);
+          compare_streamed(c, y, cs, [&](T* out) { k.log_softmax_row(x.data(), out, n, true); });
         }
         compare_lse(checks.get<T>("logsumexp_row"), k.logsumexp_row(x.data(), nullptr, n),
                     ref.logsumexp_row(x.data(), nullptr, n), x.data(), static_cast<const T*>(nullptr), n,
@@ -604,8 +619,8 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
           const Case sc{cs.what + " shift=" + fmt(double(shift))};
           {
             Check& c = checks.get<T>("exp_shift_scale");
-            ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale);
-            k.exp_shift_scale(x.data(), y.data(), n, shift, scale);
+            ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale, false);
+            k.exp_shift_scale(x.data(), y.data(), n, shift, scale, false);
             compare_rows(c, y, y_ref, false, Case{sc.what + " scale=" + fmt(double(scale))}, &x);
             for (ptrdiff_t i = 0; i < n; ++i) {
               if (exp_underflows<T>(static_cast<long double>(x[i]) - shift) && !(y[i] == 0 && y_ref[i] == 0)) {
@@ -615,17 +630,21 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
               }
             }
             y_in = x;
-            k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale);
+            k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale, false);
             compare_in_place(c, y_in, y, sc);
+            compare_streamed(c, y, sc, [&](T* out) {
+              k.exp_shift_scale(x.data(), out, n, shift, scale, true);
+            });
           }
           {
             Check& c = checks.get<T>("sub_shift");
-            ref.sub_shift(x.data(), y_ref.data(), n, shift, offset);
-            k.sub_shift(x.data(), y.data(), n, shift, offset);
+            ref.sub_shift(x.data(), y_ref.data(), n, shift, offset, false);
+            k.sub_shift(x.data(), y.data(), n, shift, offset, false);
             compare_rows(c, y, y_ref, false, Case{sc.what + " offset=" + fmt(double(offset))}, &x);
             y_in = x;
-            k.sub_shift(y_in.data(), y_in.data(), n, shift, offset);
+            k.sub_shift(y_in.data(), y_in.data(), n, shift, offset, false);
             compare_in_place(c, y_in, y, sc);
+            compare_streamed(c, y, sc, [&](T* out) { k.sub_shift(x.data(), out, n, shift, offset, true); });
           }
         }
 
@@ -825,7 +844,7 @@ void run_backward_and_hardmax(const KernelSet<T>& ref, const KernelSet<T>& k, st
         for (bool log : {false, true}) {
           Check& c = checks.get<T>(log ? "softmax_backward_row+log" : "softmax_backward_row");
           std::vector<T> fwd(x.size()), g(x.size()), out_ref(x.size()), out(x.size()), out_in;
-          (log ? ref.log_softmax_row : ref.softmax_row)(x.data(), fwd.data(), n);
+          (log ? ref.log_softmax_row : ref.softmax_row)(x.data(), fwd.data(), n, false);
           for (bool constant : {false, true}) {
             const double g0 = rng.normal();
             for (T& v : g) v = T(constant ? g0 : rng.normal());
@@ -1045,6 +1064,17 @@ void run_cross_entropy(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
             if (!same_row(in_place, got)) c.fail(describe_row() + "  differs with grad over z");
             compare_in_place(c, z_in, grad, Case{cs.what});
           }
+          if (o.grad) {
+            logitkit::CrossEntropyParams<T> streamed = params;
+            streamed.stream_grad = true;
+            compare_streamed(checks.get<T>("cross_entropy_row:grad"), grad, cs, [&](T* out) {
+              const logitkit::CrossEntropyRow r =
+                  k.cross_entropy_row(z.data(), n, target, soft_p, o.counted, streamed, gs, out);
+              if (!same_row(r, got)) {
+                checks.get<T>("cross_entropy_row:grad").fail(describe_row() + "  differs when streamed");
+              }
+            });
+          }
         }
       }
     }
@@ -1202,12 +1232,13 @@ void run_unary(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t see
           fill_unary(ui.input, rng, x);
           const Case cs{std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " input=" + ui.name +
                         " rep=" + std::to_string(rep)};
-          ref.unary[op](x.data(), y_ref.data(), n);
-          k.unary[op](x.data(), y.data(), n);
+          ref.unary[op](x.data(), y_ref.data(), n, false);
+          k.unary[op](x.data(), y.data(), n, false);
           compare_rows(c, y, y_ref, false, cs, &x);
           y_in = x;
-          k.unary[op](y_in.data(), y_in.data(), n);
+          k.unary[op](y_in.data(), y_in.data(), n, false);
           compare_in_place(c, y_in, y, cs);
+          compare_streamed(c, y, cs, [&](T* out) { k.unary[op](x.data(), out, n, true); });
         }
       }
     }
