@@ -20,6 +20,9 @@ struct MathConsts<float> {
   static constexpr float ln2_hi = 0x1.62ep-1f;
   static constexpr float ln2_lo = 0x1.0bfbe8p-15f;
   static constexpr float round_magic = 0x1.8p23f;
+  static constexpr float exponent_bias = 127.0f;
+  // Below this |x|, exp(x) and 2^round(x log2 e) are normal numbers: the fast path applies.
+  static constexpr float normal_range = 87.0f;
   static constexpr float min_normal = 0x1p-126f;
   static constexpr float subnormal_scale = 0x1p25f;
   static constexpr float subnormal_shift = 25.0f;
@@ -33,6 +36,8 @@ struct MathConsts<double> {
   static constexpr double ln2_hi = 0x1.62e42ffp-1;
   static constexpr double ln2_lo = -0x1.718432a1b0e26p-35;
   static constexpr double round_magic = 0x1.8p52;
+  static constexpr double exponent_bias = 1023.0;
+  static constexpr double normal_range = 708.0;
   static constexpr double min_normal = 0x1p-1022;
   static constexpr double subnormal_scale = 0x1p54;
   static constexpr double subnormal_shift = 54.0;
@@ -68,11 +73,30 @@ inline V exp_poly_tail(V r, double) {
   return q;
 }
 
-// exp(x) with correct overflow to +inf, gradual underflow through the subnormals, and NaN
-// propagation. x = k ln2 + r, exp(x) = 2^k exp(r); 2^k is applied in two halves so that
-// both the subnormal results and those near the overflow threshold stay representable.
+// exp(x) for |x| < normal_range, where x = k ln2 + r has a normal 2^k and a normal result.
+// Rounding x log2 e with the biased magic constant leaves k + bias in the low bits, which one
+// integer shift turns into 2^k, and 2^k (1 + expm1(r)) is a single fma: a third of the
+// floating-point work of the full-range form below.
 template <class V>
-inline V exp_(V x) {
+inline V exp_normal_range(V x) {
+  using T = typename V::T;
+  using C = MathConsts<T>;
+  const V magic = V::set1(C::round_magic + C::exponent_bias);
+  V n = fma(x, V::set1(C::log2e), magic);
+  const V scale = shift_into_exponent(n);
+  n = n - magic;
+  V r = fma(n, V::set1(-C::ln2_hi), x);
+  r = fma(n, V::set1(-C::ln2_lo), r);
+  const V expm1_r = fma(exp_poly_tail(r, T()), r * r, r);
+  return fma(scale, expm1_r, scale);
+}
+
+// exp(x) over the whole range, with correct overflow to +inf, gradual underflow through the
+// subnormals, and NaN propagation. x = k ln2 + r, exp(x) = 2^k exp(r); 2^k is applied in two
+// halves so that both the subnormal results and those near the overflow threshold stay
+// representable.
+template <class V>
+inline V exp_full_range(V x) {
   using T = typename V::T;
   using C = MathConsts<T>;
   x = clamp_keep_nan(x, V::set1(C::exp_lo), V::set1(C::exp_hi));
@@ -86,21 +110,25 @@ inline V exp_(V x) {
   return p * pow2i(k1) * pow2i(k2);
 }
 
-// exp(x) for x <= 0 as a term of a sum: results below the smallest normal number flush to
-// 0 (they cannot change a sum that holds exp(0) = 1), which lets 2^k be applied in one step;
-// k is clamped so that 2^k is exactly 0 there. -inf gives 0, NaN stays NaN.
+// exp(x): vectors whose lanes are all well inside the range (nearly all of them) need only
+// the fast path. Lanes inside it always take the fast path's value, so that a result does not
+// depend on which neighbours share its vector (alignment, row tails).
+template <class V>
+inline V exp_(V x) {
+  using T = typename V::T;
+  const auto in_range = lt(abs_(x), V::set1(MathConsts<T>::normal_range));
+  const V fast = exp_normal_range(x);
+  if (all_(in_range)) return fast;
+  return select(in_range, fast, exp_full_range(x));
+}
+
+// exp(x) for x <= 0 as a term of a sum: results below exp(-normal_range) flush to 0 (they
+// cannot change a sum that holds exp(0) = 1), so every lane takes the fast path; what it
+// computes for the flushed lanes (-inf among them) is discarded. NaN stays NaN.
 template <class V>
 inline V exp_sum_term_(V x) {
   using T = typename V::T;
-  using C = MathConsts<T>;
-  x = clamp_keep_nan(x, V::set1(C::exp_lo), V::zero());
-  const V magic = V::set1(C::round_magic);
-  const V k = fma(x, V::set1(C::log2e), magic) - magic;
-  V r = fma(k, V::set1(-C::ln2_hi), x);
-  r = fma(k, V::set1(-C::ln2_lo), r);
-  const V p = fma(exp_poly_tail(r, T()), r * r, r) + V::set1(T(1));
-  constexpr T lowest_exponent = sizeof(T) == 4 ? T(-127) : T(-1023);  // 2^k with k = this is 0
-  return p * pow2i(max_(k, V::set1(lowest_exponent)));
+  return select(lt(x, V::set1(-MathConsts<T>::normal_range)), V::zero(), exp_normal_range(x));
 }
 
 // exp(x) - 1 without cancellation near 0: for |x| <= ln2/2 the reduced argument is x itself

@@ -216,7 +216,8 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   // applied to rows that long.
   const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<T>();
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
-  const bool stream = contiguous && streams<T>(rows * n);
+  // In place, the output's lines are already cached by the read: nothing to save.
+  const bool stream = contiguous && y.data != x.data && streams<T>(rows * n);
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
@@ -313,7 +314,7 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   T* gd = static_cast<T*>(grad.data);
   const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
   CrossEntropyParams<T> row_params = params;
-  row_params.stream_grad = has_grad && contiguous && streams<T>(n_rows * n);
+  row_params.stream_grad = has_grad && contiguous && grad.data != z.data && streams<T>(n_rows * n);
   auto one_row = [&](ptrdiff_t r, T* buf, int /*row_threads*/) {
     const T* zr = zd + offsets.offset(0, r);
     const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
@@ -373,7 +374,7 @@ double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, 
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   const auto fn = k.unary[op];
-  const bool stream = streams<T>(count);
+  const bool stream = y != x && streams<T>(count);
   for_each_block(count, threads,
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len, stream); });
 }

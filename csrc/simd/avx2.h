@@ -43,6 +43,11 @@ struct VF32 {
   friend Mask le(VF32 a, VF32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
   friend VF32 select(Mask m, VF32 a, VF32 b) { return {_mm256_blendv_ps(b.v, a.v, m.m)}; }
   friend Mask mask_or(Mask a, Mask b) { return {_mm256_or_ps(a.m, b.m)}; }
+  friend bool all_(Mask m) { return _mm256_movemask_ps(m.m) == 0xff; }
+  // 2^k from n = round_magic + bias + k (|k| small): the low bits of n moved into the exponent.
+  friend VF32 shift_into_exponent(VF32 n) {
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n.v), 23))};
+  }
   friend float reduce_max(VF32 a) {
     __m128 t = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
     t = _mm_max_ps(t, _mm_movehl_ps(t, t));
@@ -102,6 +107,10 @@ struct VF64 {
   friend Mask le(VF64 a, VF64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
   friend VF64 select(Mask m, VF64 a, VF64 b) { return {_mm256_blendv_pd(b.v, a.v, m.m)}; }
   friend Mask mask_or(Mask a, Mask b) { return {_mm256_or_pd(a.m, b.m)}; }
+  friend bool all_(Mask m) { return _mm256_movemask_pd(m.m) == 0xf; }
+  friend VF64 shift_into_exponent(VF64 n) {
+    return {_mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(n.v), 52))};
+  }
   friend double reduce_max(VF64 a) {
     __m128d t = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_max_sd(t, _mm_unpackhi_pd(t, t)));

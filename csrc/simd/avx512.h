@@ -41,6 +41,11 @@ struct VF32 {
   friend Mask le(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
   friend VF32 select(Mask m, VF32 a, VF32 b) { return {_mm512_mask_blend_ps(m.m, b.v, a.v)}; }
   friend Mask mask_or(Mask a, Mask b) { return {static_cast<__mmask16>(a.m | b.m)}; }
+  friend bool all_(Mask m) { return m.m == 0xffff; }
+  // 2^k from n = round_magic + bias + k (|k| small): the low bits of n moved into the exponent.
+  friend VF32 shift_into_exponent(VF32 n) {
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(n.v), 23))};
+  }
   friend float reduce_max(VF32 a) {
     __m256 t = _mm256_max_ps(_mm512_castps512_ps256(a.v),
                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)));
@@ -99,6 +104,10 @@ struct VF64 {
   friend Mask le(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ)}; }
   friend VF64 select(Mask m, VF64 a, VF64 b) { return {_mm512_mask_blend_pd(m.m, b.v, a.v)}; }
   friend Mask mask_or(Mask a, Mask b) { return {static_cast<__mmask8>(a.m | b.m)}; }
+  friend bool all_(Mask m) { return m.m == 0xff; }
+  friend VF64 shift_into_exponent(VF64 n) {
+    return {_mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(n.v), 52))};
+  }
   friend double reduce_max(VF64 a) { return _mm512_reduce_max_pd(a.v); }
   friend double reduce_add(VF64 a) { return _mm512_reduce_add_pd(a.v); }
   friend VF64 pow2i(VF64 k) {

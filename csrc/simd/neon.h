@@ -40,6 +40,11 @@ struct VF32 {
   friend Mask le(VF32 a, VF32 b) { return {vcleq_f32(a.v, b.v)}; }
   friend VF32 select(Mask m, VF32 a, VF32 b) { return {vbslq_f32(m.m, a.v, b.v)}; }
   friend Mask mask_or(Mask a, Mask b) { return {vorrq_u32(a.m, b.m)}; }
+  friend bool all_(Mask m) { return vminvq_u32(m.m) != 0; }
+  // 2^k from n = round_magic + bias + k (|k| small): the low bits of n moved into the exponent.
+  friend VF32 shift_into_exponent(VF32 n) {
+    return {vreinterpretq_f32_s32(vshlq_n_s32(vreinterpretq_s32_f32(n.v), 23))};
+  }
   friend float reduce_max(VF32 a) { return vmaxvq_f32(a.v); }
   friend double reduce_add(VF32 a) {
     const float64x2_t s = vaddq_f64(vcvt_f64_f32(vget_low_f32(a.v)), vcvt_high_f64_f32(a.v));
@@ -92,6 +97,10 @@ struct VF64 {
   friend Mask le(VF64 a, VF64 b) { return {vcleq_f64(a.v, b.v)}; }
   friend VF64 select(Mask m, VF64 a, VF64 b) { return {vbslq_f64(m.m, a.v, b.v)}; }
   friend Mask mask_or(Mask a, Mask b) { return {vorrq_u64(a.m, b.m)}; }
+  friend bool all_(Mask m) { return (vgetq_lane_u64(m.m, 0) & vgetq_lane_u64(m.m, 1)) != 0; }
+  friend VF64 shift_into_exponent(VF64 n) {
+    return {vreinterpretq_f64_s64(vshlq_n_s64(vreinterpretq_s64_f64(n.v), 52))};
+  }
   friend double reduce_max(VF64 a) { return vmaxvq_f64(a.v); }
   friend double reduce_add(VF64 a) { return vaddvq_f64(a.v); }
   friend VF64 pow2i(VF64 k) {

@@ -53,6 +53,11 @@ struct Vec1 {
   friend Mask le(Vec1 a, Vec1 b) { return {a.v <= b.v}; }
   friend Vec1 select(Mask m, Vec1 a, Vec1 b) { return m.b ? a : b; }
   friend Mask mask_or(Mask a, Mask b) { return {a.b || b.b}; }
+  friend bool all_(Mask m) { return m.b; }
+  // 2^k from n = round_magic + bias + k (|k| small): the low bits of n moved into the exponent.
+  friend Vec1 shift_into_exponent(Vec1 n) {
+    return {bit_cast<T>(static_cast<UInt>(bit_cast<UInt>(n.v) << kMantBits))};
+  }
   friend T reduce_max(Vec1 a) { return a.v; }
   friend double reduce_add(Vec1 a) { return double(a.v); }
 

@@ -45,6 +45,11 @@ struct VF32 {
     return {_mm_or_ps(_mm_and_ps(m.m, a.v), _mm_andnot_ps(m.m, b.v))};
   }
   friend Mask mask_or(Mask a, Mask b) { return {_mm_or_ps(a.m, b.m)}; }
+  friend bool all_(Mask m) { return _mm_movemask_ps(m.m) == 0xf; }
+  // 2^k from n = round_magic + bias + k (|k| small): the low bits of n moved into the exponent.
+  friend VF32 shift_into_exponent(VF32 n) {
+    return {_mm_castsi128_ps(_mm_slli_epi32(_mm_castps_si128(n.v), 23))};
+  }
   friend float reduce_max(VF32 a) {
     __m128 t = _mm_max_ps(a.v, _mm_movehl_ps(a.v, a.v));
     t = _mm_max_ss(t, _mm_shuffle_ps(t, t, 1));
@@ -103,6 +108,10 @@ struct VF64 {
     return {_mm_or_pd(_mm_and_pd(m.m, a.v), _mm_andnot_pd(m.m, b.v))};
   }
   friend Mask mask_or(Mask a, Mask b) { return {_mm_or_pd(a.m, b.m)}; }
+  friend bool all_(Mask m) { return _mm_movemask_pd(m.m) == 0x3; }
+  friend VF64 shift_into_exponent(VF64 n) {
+    return {_mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(n.v), 52))};
+  }
   friend double reduce_max(VF64 a) {
     return _mm_cvtsd_f64(_mm_max_sd(a.v, _mm_unpackhi_pd(a.v, a.v)));
   }
