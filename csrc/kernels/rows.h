@@ -191,36 +191,79 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
   });
 }
 
-// Max, then the exponentials split into the entries equal to the max and the rest.
+// Max, then the exponentials split into the entries equal to the max and the rest, in one
+// read of the row: each block of kStatsBlock bytes is swept twice while it sits in L1, once
+// for its maximum and once for its terms, so the memory streams while the exps are computed.
+// A block with a larger maximum rescales what was summed so far by exp(old - new) (in
+// double; the earlier at-max counts become ordinary terms). The blocks are the same on
+// every ISA, so ISAs differ only in the order of additions within a block.
 // Plain exp(x - m) suffices here: the rounding of x - m scales a term's error by the term
 // itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
 // Four vectors are added pairwise in the input precision before each widening to double:
 // two roundings of a handful of terms, at a quarter of the widening cost.
+constexpr ptrdiff_t kStatsBlockBytes = 2048;
+
+template <class VD>
+inline void scale_wide(WideSum<VD>& s, double factor) {
+  const VD f = VD::set1(factor);
+  s.a0 = s.a0 * f;
+  s.a1 = s.a1 * f;
+}
+
 template <class V, class VD>
 RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  const T m = row_max<V>(x, n);
-  if (!std::isfinite(m)) {
-    return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
-  }
-  const V mv = V::set1(m), zero = V::zero(), one = V::set1(T(1));
+  constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+  static_assert(block % (4 * V::N) == 0, "a block is a whole number of 4-vector steps");
+  const V zero = V::zero(), one = V::set1(T(1));
+  T m = ninf;
   WideSum<VD> rest;
+  double earlier_at_max = 0;  // entries at a smaller running maximum, already rescaled
   V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
-  auto term = [&](V xv, V& count) {
-    const auto at_max = eq(xv, mv);
-    count = count + select(at_max, one, zero);
-    return select(at_max, zero, exp_sum_term_(xv - mv));
-  };
-  ptrdiff_t i = 0;
-  for (; i + 4 * V::N <= n; i += 4 * V::N) {
-    const V a = term(V::load(x + i), count0) + term(V::load(x + i + V::N), count1);
-    const V b = term(V::load(x + i + 2 * V::N), count0) + term(V::load(x + i + 3 * V::N), count1);
-    rest.add(a + b);
+  for (ptrdiff_t b = 0; b < n; b += block) {
+    const T* xb = x + b;
+    const ptrdiff_t len = std::min(block, n - b);
+    const T bm = row_max<V>(xb, len);
+    if (bm > m) {
+      if (!std::isfinite(bm)) {  // +inf: the special path below
+        m = bm;
+        break;
+      }
+      if (m != ninf) {
+        const double f = std::exp(double(m) - double(bm));
+        scale_wide(rest, f);
+        earlier_at_max = (earlier_at_max + reduce_add(count0 + count1)) * f;
+        count0 = count1 = zero;
+      }
+      m = bm;
+    } else if (std::isnan(bm)) {
+      m = bm;
+      break;
+    }
+    if (m == ninf) continue;  // only -inf so far (or a NaN the max skipped; see below)
+    const V mv = V::set1(m);
+    auto term = [&](V xv, V& count) {
+      const auto at_max = eq(xv, mv);
+      count = count + select(at_max, one, zero);
+      return select(at_max, zero, exp_sum_term_(xv - mv));
+    };
+    ptrdiff_t i = 0;
+    for (; i + 4 * V::N <= len; i += 4 * V::N) {
+      const V a = term(V::load(xb + i), count0) + term(V::load(xb + i + V::N), count1);
+      const V c = term(V::load(xb + i + 2 * V::N), count0) + term(V::load(xb + i + 3 * V::N), count1);
+      rest.add(a + c);
+    }
+    for (; i + V::N <= len; i += V::N) rest.add(term(V::load(xb + i), count0));
+    if (i < len) rest.add(term(load_partial<V>(xb + i, len - i, ninf), count1));
   }
-  for (; i + V::N <= n; i += V::N) rest.add(term(V::load(x + i), count0));
-  if (i < n) rest.add(term(load_partial<V>(x + i, n - i, ninf), count1));
-  return {m, reduce_add(count0 + count1), rest.total()};
+  // A maximum that is not finite (+inf, NaN, or no entry above -inf): the caller takes the
+  // special path. A NaN that the max skipped shows up as a NaN term instead.
+  if (!std::isfinite(m)) {
+    const T limit = m == ninf ? ninf : std::numeric_limits<T>::infinity();
+    return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : limit, 0.0, 0.0};
+  }
+  return {m, reduce_add(count0 + count1), rest.total() + earlier_at_max};
 }
 
 // row_stats with a known finite maximum m that also stores y = exp(x - m) (compensated, as
