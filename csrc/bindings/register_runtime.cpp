@@ -39,6 +39,38 @@ void bandwidth_copy(const py::array& x, py::array& out, bool nontemporal, int is
   parallel::bandwidth_copy(k, xp, yp, x.shape(0), nontemporal, nt);
 }
 
+// src and dst: contiguous 1-d arrays of one length, one of them float32 and the other of
+// 16-bit items (viewed as uint16 by the Python layer).
+void convert16(const py::array& src, py::array& dst, bool bfloat16, bool to_float, int isa,
+               int threads) {
+  const char* name = to_float ? "widen_to_float32" : "narrow_from_float32";
+  const py::array& wide = to_float ? dst : src;
+  const py::array& narrow = to_float ? src : dst;
+  float_buffer(wide, name, to_float ? "dst" : "src");
+  if (!py::isinstance<py::array_t<std::uint16_t>>(narrow) || narrow.ndim() != 1 ||
+      (narrow.shape(0) > 1 && narrow.strides(0) != 2) || narrow.shape(0) != wide.shape(0)) {
+    throw py::value_error(std::string(name) +
+                          "(): the 16-bit side must be a contiguous 1-d uint16 array of the "
+                          "float32 side's length");
+  }
+  require_writeable(dst, name, "dst");
+  const auto kind = bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
+  const auto& k = table_for(isa).convert;
+  const int nt = runtime::resolve_threads(threads);
+  const std::ptrdiff_t count = src.shape(0);
+  if (to_float) {
+    const auto* s = static_cast<const std::uint16_t*>(src.data());
+    auto* d = static_cast<float*>(dst.mutable_data());
+    py::gil_scoped_release release;
+    parallel::widen_to_float(k, kind, s, d, count, nt);
+  } else {
+    const auto* s = static_cast<const float*>(src.data());
+    auto* d = static_cast<std::uint16_t*>(dst.mutable_data());
+    py::gil_scoped_release release;
+    parallel::narrow_from_float(k, kind, s, d, count, nt);
+  }
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
@@ -73,6 +105,10 @@ void register_runtime(py::module_& m) {
         py::arg("isa"), py::arg("threads"),
         "The copy yardstick: out[:] = x for contiguous float32 buffers, with plain or "
         "non-temporal stores.");
+  m.def("convert16", &convert16, py::arg("src"), py::arg("dst"), py::arg("bfloat16"),
+        py::arg("to_float"), py::arg("isa"), py::arg("threads"),
+        "float16/bfloat16 (as uint16) to float32 when to_float, else float32 to 16 bits; "
+        "rounding to nearest even.");
   m.attr("long_row_bytes") = parallel::kLongRowBytes;
   m.attr("chunk_bytes") = parallel::kChunkBytes;
 }

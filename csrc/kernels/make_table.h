@@ -1,6 +1,7 @@
 // Fills the kernel table of one ISA. Included by exactly one translation unit per ISA,
 // after it has defined LOGITKIT_ISA_NS and included its simd/ header.
 #pragma once
+#include "convert.h"
 #include "cross_entropy.h"
 #include "rows.h"
 
@@ -43,7 +44,8 @@ KernelSet<typename V::T> make_kernel_set() {
 template <class VF, class VD>
 IsaTable make_table(const char* name) {
   return IsaTable{name, make_kernel_set<VF, VD>(), make_kernel_set<VD, VD>(),
-                  BandwidthKernels<float>{&read_sum<VF>, &copy_row<VF>}};
+                  BandwidthKernels<float>{&read_sum<VF>, &copy_row<VF>},
+                  ConvertKernels{&half_to_float, &float_to_half, &bf16_to_float, &float_to_bf16}};
 }
 
 }  // namespace logitkit::LOGITKIT_ISA_NS

@@ -2,6 +2,7 @@
 // plain data types and one table of function pointers per instruction set.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace logitkit {
 
@@ -116,11 +117,20 @@ struct BandwidthKernels {
   void (*copy)(const T* x, T* y, std::ptrdiff_t n, bool stream);
 };
 
+// Conversions between float32 and the 16-bit storage formats (see convert.h).
+struct ConvertKernels {
+  void (*half_to_float)(const std::uint16_t* src, float* dst, std::ptrdiff_t n);
+  void (*float_to_half)(const float* src, std::uint16_t* dst, std::ptrdiff_t n);
+  void (*bf16_to_float)(const std::uint16_t* src, float* dst, std::ptrdiff_t n);
+  void (*float_to_bf16)(const float* src, std::uint16_t* dst, std::ptrdiff_t n);
+};
+
 struct IsaTable {
   const char* name;
   KernelSet<float> f32;
   KernelSet<double> f64;
   BandwidthKernels<float> bandwidth;  // float lanes; the yardstick is dtype-blind
+  ConvertKernels convert;
 };
 
 }  // namespace logitkit

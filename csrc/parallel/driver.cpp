@@ -396,6 +396,18 @@ void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y, 
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.copy(x + i, y + i, len, stream); });
 }
 
+void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t* src, float* dst,
+                    ptrdiff_t count, int threads) {
+  const auto fn = kind == Storage16::half ? k.half_to_float : k.bf16_to_float;
+  for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
+}
+
+void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
+                       std::uint16_t* dst, ptrdiff_t count, int threads) {
+  const auto fn = kind == Storage16::half ? k.float_to_half : k.float_to_bf16;
+  for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
+}
+
 ptrdiff_t stream_min_bytes() { return g_stream_min_bytes.load(); }
 void set_stream_min_bytes(ptrdiff_t bytes) { g_stream_min_bytes.store(bytes); }
 

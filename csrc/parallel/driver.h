@@ -2,6 +2,7 @@
 // one; every other axis is an "outer" axis enumerating rows. Strides are in elements.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/table.h"
@@ -95,6 +96,13 @@ double bandwidth_read(const BandwidthKernels<float>& k, const float* x, std::ptr
                       int threads);
 void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y,
                     std::ptrdiff_t count, bool stream, int threads);
+
+// Conversion of `count` contiguous 16-bit values (IEEE half, or bfloat16) to float32 and back.
+enum class Storage16 { half, bfloat16 };
+void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t* src, float* dst,
+                    std::ptrdiff_t count, int threads);
+void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
+                       std::uint16_t* dst, std::ptrdiff_t count, int threads);
 
 // Outputs of at least this many bytes (over the whole call) are written with non-temporal
 // stores: bigger than the last-level cache, they would be evicted before anyone read them,

@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._reductions import _RowInfo, logsumexp, map_rows, rows_of, softmax
+from ._storage import cast, copy_cast
 from ._validation import as_input_array, check_out, compute_dtypes
 
 __all__ = [
@@ -142,13 +143,13 @@ def sigmoid_backward(
     if out is not None:
         check_out(func, out, g.shape, result)
     del threads  # one fused NumPy expression; bound by memory, not arithmetic
-    yc = ya.astype(compute, copy=False)
+    yc = cast(ya, compute)
     res = np.multiply(yc, 1 - yc)
     np.multiply(res, g, out=res, casting="unsafe")
     if out is not None:
-        np.copyto(out, res, casting="unsafe")
+        copy_cast(out, res)
         return out
-    res = res.astype(result, copy=False)
+    res = cast(res, result)
     return res[()] if res.ndim == 0 else res
 
 

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._elementwise import binary_op, entr, rel_entr
 from ._runtime import current_isa_index
+from ._storage import cast
 from ._validation import (
     as_input_array,
     check_base,
@@ -101,7 +102,7 @@ def _divergence(
     )
     value = np.where(counted_flat, value, 0.0)
     if reduction == "none":
-        res: Any = value.reshape(rows_shape).astype(result)
+        res: Any = cast(value.reshape(rows_shape), result)
         res = res[()] if res.ndim == 0 else res
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -115,7 +116,7 @@ def _divergence(
         assert g_rows is not None
         g_rows[~counted_flat] = 0  # rows that do not count, NaN ones included
         shaped = g_rows.reshape(rows_shape + (n_classes,))
-        out.append(np.moveaxis(shaped, -1, ax).astype(result, copy=False))
+        out.append(cast(np.moveaxis(shaped, -1, ax), result))
     return res, out[0], out[1]
 
 
@@ -332,16 +333,16 @@ def entropy(
         func, "pk", p.dtype if q is None else np.result_type(p.dtype, q.dtype)
     )
     axes = normalize_axes(func, axis, max(p.ndim, 1))
-    pa = np.atleast_1d(p).astype(compute)
+    pa = cast(np.atleast_1d(p), compute)
     with np.errstate(invalid="ignore", divide="ignore"):
         pa = pa / pa.sum(axis=axes, keepdims=True)
         if q is None:
             terms = entr(pa, threads=threads)
         else:
-            qa = np.atleast_1d(q).astype(compute)
+            qa = cast(np.atleast_1d(q), compute)
             terms = rel_entr(pa, qa / qa.sum(axis=axes, keepdims=True), threads=threads)
         h = np.sum(terms, axis=axes, keepdims=keepdims)
         if base is not None:
             h = h / np.log(compute.type(base))
-    h = np.asarray(h).astype(result, copy=False)
+    h = cast(np.asarray(h), result)
     return h[()] if h.ndim == 0 else h

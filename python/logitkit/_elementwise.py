@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
+from ._storage import cast, copy_cast
 from ._validation import as_input_array, check_out, check_threads, compute_dtypes
 
 __all__ = [
@@ -41,7 +42,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
         check_out(func, out, arr.shape, result_dtype)
     isa = current_isa_index()
 
-    src = arr if arr.dtype == compute and arr.flags.aligned else arr.astype(compute)
+    src = arr if arr.dtype == compute and arr.flags.aligned else cast(arr, compute)
     flat_in = _flat(src)
     if flat_in is None:
         src = np.ascontiguousarray(src)
@@ -67,9 +68,9 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
     assert flat_res is not None  # empty_like keeps the C or Fortran order of src
     _core.unary(op, flat_in, flat_res, isa, nthreads)
     if out is not None:
-        np.copyto(out, res, casting="unsafe")
+        copy_cast(out, res)
         return out
-    res = res.astype(result_dtype, copy=False)
+    res = cast(res, result_dtype)
     return res[()] if res.ndim == 0 else res
 
 
@@ -164,9 +165,9 @@ def binary_op(func: str, op: int, a: Any, b: Any, out: Any, threads: Any) -> Any
     res = np.empty(shape, dtype=compute)
     _core.binary(op, flat(x), flat(y), res.reshape(-1), current_isa_index(), nthreads)
     if out is not None:
-        np.copyto(out, res, casting="unsafe")
+        copy_cast(out, res)
         return out
-    res = res.astype(result_dtype, copy=False)
+    res = cast(res, result_dtype)
     return res[()] if res.ndim == 0 else res
 
 

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._reductions import _same_view
 from ._runtime import current_isa_index
+from ._storage import cast, copy_cast
 from ._validation import (
     as_input_array,
     check_out,
@@ -127,7 +128,7 @@ def _prepare(
             )
         if np.isnan(np.moveaxis(t, ax, -1)[counted]).any():
             raise ValueError(f"{func}(): probability target contains NaN")
-        soft_target = np.moveaxis(t, ax, -1).astype(compute, copy=False)
+        soft_target = cast(np.moveaxis(t, ax, -1), compute)
         if not soft_target.flags.aligned:
             soft_target = soft_target.copy()
     else:
@@ -160,7 +161,7 @@ def _prepare(
 
     zv = np.moveaxis(z, ax, -1)
     if zv.dtype != compute:
-        zv = zv.astype(compute)
+        zv = cast(zv, compute)
     elif not zv.flags.aligned:
         zv = zv.copy()
     return _Prepared(
@@ -238,7 +239,7 @@ def _run(
 
 def _reduce(loss_rows: np.ndarray, prep: _Prepared, reduction: str) -> Any:
     if reduction == "none":
-        return loss_rows.reshape(prep.rows_shape).astype(prep.result)
+        return cast(loss_rows.reshape(prep.rows_shape), prep.result)
     total = loss_rows.sum()
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -257,7 +258,7 @@ def _stats(prep: _Prepared, lse: np.ndarray, argmax: np.ndarray) -> CrossEntropy
     n = np.count_nonzero(counted)
     accuracy = float(np.count_nonzero(correct)) / n if n else float("nan")
     return CrossEntropyStats(
-        lse.reshape(prep.rows_shape).astype(prep.result),
+        cast(lse.reshape(prep.rows_shape), prep.result),
         argmax.reshape(prep.rows_shape),
         correct.reshape(prep.rows_shape),
         accuracy,
@@ -454,10 +455,10 @@ def cross_entropy_with_grad(
         )
         moved = np.moveaxis(tmp, -1, prep.axis)
         if grad_out is not None:
-            np.copyto(grad_out, moved, casting="unsafe")
+            copy_cast(grad_out, moved)
             grad = grad_out
         else:
-            grad = moved.astype(prep.result, copy=False)
+            grad = cast(moved, prep.result)
     result = _reduce(loss, prep, reduction)
     if return_stats:
         return result, grad, _stats(prep, lse, argmax)
@@ -525,9 +526,9 @@ def _bce(
     total = _core.binary_cross_entropy(
         flat(x), flat(y), w, pw, alpha, loss, grad, grad_scale, scale, current_isa_index(), nthreads
     )
-    grad_res = None if grad is None else grad.reshape(x.shape).astype(result, copy=False)
+    grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
     if loss is not None:
-        res = loss.reshape(x.shape).astype(result, copy=False)
+        res = cast(loss.reshape(x.shape), result)
         return (res[()] if res.ndim == 0 else res), grad_res
     if reduction == "mean":
         total = total / x.size if x.size else float("nan")

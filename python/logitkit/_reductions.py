@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
+from ._storage import cast, copy_cast
 from ._validation import (
     as_input_array,
     check_base,
@@ -36,7 +37,7 @@ def _rows_view(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Cast to the compute dtype and make sure the data is aligned for the kernels."""
     if a.dtype != dtype:
-        return a.astype(dtype)
+        return cast(a, dtype)
     if not a.flags.aligned:
         return a.copy()
     return a
@@ -76,7 +77,7 @@ def _mask_rows(
         raise ValueError(
             f"{func}(): where with shape {mask.shape} cannot be broadcast to x with shape {shape}"
         ) from None
-    return _rows_view(mask, axes).astype(dtype)
+    return cast(_rows_view(mask, axes), dtype)
 
 
 def _softmax_impl(
@@ -142,9 +143,9 @@ def map_rows(
     if scalar_input:
         res = res.reshape(())
     if out is not None:
-        np.copyto(out, res, casting="unsafe")
+        copy_cast(out, res)
         return out  # type: ignore[no-any-return]
-    return res.astype(result_dtype, copy=False)
+    return cast(res, result_dtype)
 
 
 def rows_of(a: np.ndarray, info: _RowInfo, dtype: np.dtype) -> np.ndarray:
@@ -386,9 +387,9 @@ def logsumexp(
     def finish(res: np.ndarray, target: Any) -> Any:
         res = res.reshape(final_shape)
         if target is not None:
-            np.copyto(target, res, casting="unsafe")
+            copy_cast(target, res)
             return target
-        res = res.astype(result_dtype, copy=False)
+        res = cast(res, result_dtype)
         return res[()] if res.ndim == 0 else res
 
     if return_sign:
@@ -443,5 +444,5 @@ def entropy_from_logits(
         value /= np.log(compute.type(base))
     if keepdims and not scalar_input:
         value = np.expand_dims(value, axes)
-    value = value.astype(result_dtype, copy=False)
+    value = cast(value, result_dtype)
     return value[()] if value.ndim == 0 else value

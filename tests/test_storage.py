@@ -1,0 +1,98 @@
+"""float16 and bfloat16 are converted to and from float32 natively (F16C on x86, bit-level
+code elsewhere). The conversions are exact operations: they must match NumPy's (float16) and
+ml_dtypes' (bfloat16) bit for bit on every ISA, subnormals, ties, overflow and NaN included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import logitkit as lk
+from logitkit._storage import cast, copy_cast
+
+
+def every_16_bit_pattern(dtype) -> np.ndarray:
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(dtype)
+
+
+def interesting_float32() -> np.ndarray:
+    """Every float32 around the 16-bit formats' range limits and rounding ties, and a sample
+    of the rest."""
+    rng = np.random.default_rng(0)
+    bits = [rng.integers(0, 1 << 32, 1 << 18, dtype=np.uint64).astype(np.uint32)]
+    # float16: subnormal range, normal range edges and the overflow threshold, densely
+    for lo, hi in [(0x33000000, 0x33800000), (0x387F0000, 0x38810000), (0x477FE000, 0x47800100)]:
+        bits.append(np.arange(lo, hi, dtype=np.uint32))
+    # exact ties of both formats: the dropped bits are 100...0
+    mant = rng.integers(0, 1 << 23, 1 << 16, dtype=np.uint64).astype(np.uint32)
+    exps = rng.integers(90, 160, 1 << 16, dtype=np.uint64).astype(np.uint32) << 23
+    bits.append((exps | (mant & ~np.uint32(0x1FFF))) | np.uint32(0x1000))
+    bits.append((exps | (mant & ~np.uint32(0xFFFF))) | np.uint32(0x8000))
+    out = np.concatenate(bits)
+    out = np.concatenate([out, out | np.uint32(0x80000000)])
+    return out.view(np.float32)
+
+
+def narrowed(x: np.ndarray, dtype) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and overflow are part of the test
+        return x.astype(dtype)
+
+
+def same_bits_or_both_nan(got: np.ndarray, want: np.ndarray) -> None:
+    nan = np.isnan(want.astype(np.float32))
+    np.testing.assert_array_equal(np.isnan(got.astype(np.float32)), nan)
+    g = got.view(np.uint16 if got.itemsize == 2 else np.uint32)[~nan]
+    w = want.view(np.uint16 if want.itemsize == 2 else np.uint32)[~nan]
+    bad = np.flatnonzero(g != w)
+    assert bad.size == 0, f"{bad.size} differ, e.g. got {g[bad[:3]]} want {w[bad[:3]]}"
+
+
+def storage_dtypes():
+    dtypes = [np.dtype(np.float16)]
+    try:
+        import ml_dtypes
+
+        dtypes.append(np.dtype(ml_dtypes.bfloat16))
+    except ImportError:
+        pass
+    return dtypes
+
+
+@pytest.fixture(params=storage_dtypes(), ids=lambda d: d.name)
+def storage(request):
+    return request.param
+
+
+def test_widening_matches_exactly(isa, storage):
+    h = every_16_bit_pattern(storage)
+    same_bits_or_both_nan(cast(h, np.float32), h.astype(np.float32))
+
+
+def test_narrowing_matches_exactly(isa, storage):
+    x = interesting_float32()
+    same_bits_or_both_nan(cast(x, storage), narrowed(x, storage))
+    out = np.empty(x.shape, storage)
+    copy_cast(out, x)
+    same_bits_or_both_nan(out, narrowed(x, storage))
+
+
+def test_shapes_and_layouts_are_kept(storage):
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)[:, ::2, 1:]
+    assert cast(x, storage).shape == x.shape
+    np.testing.assert_array_equal(cast(x, storage).astype(np.float32), x)
+    scalar = np.array(1.5, dtype=np.float32)
+    assert cast(scalar, storage).shape == ()
+    assert cast(cast(scalar, storage), np.float32) == 1.5
+
+
+def test_small_probabilities_round_trip_through_the_functions(isa):
+    # softmax over many classes gives float16 subnormals; they must be the float32 results
+    # rounded once, as the dtype policy promises
+    x = (np.random.default_rng(1).standard_normal((4, 5000)) * 3).astype(np.float16)
+    got = lk.softmax(x)
+    want = lk.softmax(x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    out = np.empty_like(x)
+    lk.softmax(x, out=out)
+    np.testing.assert_array_equal(out.view(np.uint16), want.view(np.uint16))
