@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_ulp_close
 
 import logitkit as lk
-from tests.conftest import assert_ulp_close
 
 N = 4099  # several blocks for float32 (512 entries) and float64 (256), and a ragged end
 

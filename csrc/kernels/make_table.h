@@ -1,6 +1,7 @@
 // Fills the kernel table of one ISA. Included by exactly one translation unit per ISA,
 // after it has defined LOGITKIT_ISA_NS and included its simd/ header.
 #pragma once
+#include "columns.h"
 #include "convert.h"
 #include "cross_entropy.h"
 #include "rows.h"
@@ -18,6 +19,8 @@ KernelSet<typename V::T> make_kernel_set() {
   k.softmax_backward_row = &softmax_backward_row<V, VD>;
   k.hardmax_row = &hardmax_row<V>;
   k.entropy_row = &entropy_row<V, VD>;
+  k.softmax_columns = &softmax_columns<V, VD>;
+  k.logsumexp_columns = &logsumexp_columns<V, VD>;
   k.stats = &row_stats<V, VD>;
   k.weighted_stats = &weighted_row_stats<V, VD>;
   k.exp_shift_scale = &exp_shift_scale<V>;

@@ -70,6 +70,13 @@ struct KernelSet {
   // Entropy of softmax(x) in nats over the entries with non-zero mask (all when null).
   double (*entropy_row)(const T* x, const T* mask, std::ptrdiff_t n);
 
+  // The same along a non-contiguous axis: x holds `width` contiguous columns whose n entries
+  // are x_stride apart, and each column is one row of the operation (see columns.h).
+  void (*softmax_columns)(const T* x, std::ptrdiff_t x_stride, T* y, std::ptrdiff_t y_stride,
+                          std::ptrdiff_t n, std::ptrdiff_t width, bool log);
+  void (*logsumexp_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
+                            std::ptrdiff_t width);
+
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
   RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);

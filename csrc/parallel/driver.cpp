@@ -195,6 +195,73 @@ void for_each_block(ptrdiff_t count, int threads, Fn&& fn) {
   }
 }
 
+// ---- rows that are columns: the reduction axis is not the contiguous one ----------------
+
+// An outer axis along which x (and y, when given) are contiguous: its entries become the
+// lanes of the column kernels. -1 when there is none.
+int contiguous_outer_axis(const RowShape& shape, const StridedArray& x, const StridedArray* y) {
+  for (size_t d = shape.outer.size(); d-- > 0;) {
+    if (shape.outer[d] > 1 && x.outer_strides[d] == 1 && (!y || y->outer_strides[d] == 1)) {
+      return static_cast<int>(d);
+    }
+  }
+  return -1;
+}
+
+// Columns per work item: the item's n x width block should stay in L2 between its sweeps.
+template <class T>
+ptrdiff_t column_chunk(ptrdiff_t n, ptrdiff_t width) {
+  constexpr ptrdiff_t kBudgetBytes = 256 * 1024, kMin = 16;
+  const ptrdiff_t fit = kBudgetBytes / std::max<ptrdiff_t>(1, n * static_cast<ptrdiff_t>(sizeof(T)));
+  return std::min(width, std::max(kMin, fit / kMin * kMin));
+}
+
+// Runs fn(x_offset, y_offset, first_column, columns) over every slab of the other outer axes
+// and every chunk of columns along axis d.
+template <class T, class Fn>
+void for_column_blocks(const RowShape& shape, int d, const StridedArray& x, const StridedArray& y,
+                       int threads, Fn&& fn) {
+  std::vector<ptrdiff_t> slab_shape = shape.outer;
+  const ptrdiff_t width = slab_shape[d];
+  slab_shape[d] = 1;
+  const RowOffsets offsets(slab_shape, {&x, &y});
+  const ptrdiff_t slabs = product(slab_shape);
+  const ptrdiff_t chunk = column_chunk<T>(shape.n, width);
+  const ptrdiff_t per_slab = (width + chunk - 1) / chunk;
+  const ptrdiff_t items = slabs * per_slab;
+  const int nt = threads_for(slabs * width, shape.n, threads);
+  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, items));
+#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
+  for (ptrdiff_t item = 0; item < items; ++item) {
+    const ptrdiff_t slab = item / per_slab, first = (item % per_slab) * chunk;
+    fn(offsets.offset(0, slab), offsets.offset(1, slab), first, std::min(chunk, width - first));
+  }
+}
+
+// Many short contiguous rows: blocks of rows are transposed into a scratch block, whose
+// columns are then the rows, so that the vectors run across rows.
+constexpr ptrdiff_t kShortRow = 16, kShortRowBlock = 256;
+
+template <class T>
+T* driver_scratch(ptrdiff_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+template <class T, class Fn>
+void for_short_row_blocks(ptrdiff_t rows, ptrdiff_t n, int threads, Fn&& fn) {
+  const ptrdiff_t blocks = (rows + kShortRowBlock - 1) / kShortRowBlock;
+  const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(rows, n, threads), blocks));
+#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
+  for (ptrdiff_t b = 0; b < blocks; ++b) {
+    const ptrdiff_t first = b * kShortRowBlock;
+    const ptrdiff_t count = std::min(kShortRowBlock, rows - first);
+    T* block = driver_scratch<T>(2 * kShortRowBlock * n);
+    fn(first, count, block, block + kShortRowBlock * n);
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -215,6 +282,29 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   // Only plain softmax shares a long row between threads; the other operations are rarely
   // applied to rows that long.
   const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<T>();
+  if (plain_softmax && !contiguous && rows > 1) {
+    const int d = contiguous_outer_axis(shape, x, &y);
+    if (d >= 0) {
+      for_column_blocks<T>(shape, d, x, y, threads, [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols) {
+        k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first, y.axis_stride, n, cols, log);
+      });
+      return;
+    }
+  }
+  if (plain_softmax && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
+    for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out) {
+      for (ptrdiff_t r = 0; r < count; ++r) {
+        const T* xr = xd + offsets.offset(0, first + r);
+        for (ptrdiff_t c = 0; c < n; ++c) in[c * count + r] = xr[c];
+      }
+      k.softmax_columns(in, count, out, count, n, count, log);
+      for (ptrdiff_t r = 0; r < count; ++r) {
+        T* yr = yd + offsets.offset(1, first + r);
+        for (ptrdiff_t c = 0; c < n; ++c) yr[c] = out[c * count + r];
+      }
+    });
+    return;
+  }
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
   // In place, the output's lines are already cached by the read: nothing to save.
   const bool stream = contiguous && y.data != x.data && streams<T>(rows * n);
@@ -272,6 +362,31 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
   const int nt = threads_for(rows, n, threads);
   const bool split_rows =
       op == RowReduction::logsumexp && nt > 1 && rows < nt && n > long_row_elements<T>();
+  const bool plain_lse = op == RowReduction::logsumexp && !weighted && !sd && n > 0;
+  if (plain_lse && !contiguous && rows > 1) {
+    const int d = contiguous_outer_axis(shape, x, nullptr);
+    if (d >= 0) {
+      const ptrdiff_t out_stride = out.outer_strides[d];
+      for_column_blocks<T>(shape, d, x, out, threads, [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols) {
+        T* o = od + oo + first * out_stride;
+        T* tmp = out_stride == 1 ? o : driver_scratch<T>(cols);
+        k.logsumexp_columns(xd + xo + first, x.axis_stride, tmp, n, cols);
+        if (out_stride != 1) scatter(tmp, cols, o, out_stride);
+      });
+      return;
+    }
+  }
+  if (plain_lse && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
+    for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res) {
+      for (ptrdiff_t r = 0; r < count; ++r) {
+        const T* xr = xd + offsets.offset(0, first + r);
+        for (ptrdiff_t c = 0; c < n; ++c) in[c * count + r] = xr[c];
+      }
+      k.logsumexp_columns(in, count, res, n, count);
+      for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
+    });
+    return;
+  }
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
