@@ -90,6 +90,9 @@ constexpr Tolerance kTolerances[] = {
     {"bce_row:sum", 6, 96},
     {"bce_row:loss", 10, 10},
     {"bce_row:grad", 8, 10},
+    {"softmax_columns", 8, 160},
+    {"softmax_columns+log", 4, 16},
+    {"logsumexp_columns", 1, 6},  // rounded to T, unlike the double-valued row results
 };
 
 const char* const kUnaryNames[] = {"unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit",
@@ -646,6 +649,26 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
             compare_in_place(c, y_in, y, sc);
             compare_streamed(c, y, sc, [&](T* out) { k.sub_shift(x.data(), out, n, shift, offset, true); });
           }
+        }
+
+        // The column kernels on a block of 11 columns (a partial vector on every ISA), column
+        // j holding the row rotated by j: each lane sees the pattern, special values and all.
+        if (n > 0) {
+          constexpr ptrdiff_t W = 11;
+          std::vector<T> cols(static_cast<size_t>(n * W)), c_ref(cols.size()), c_got(cols.size());
+          for (ptrdiff_t c = 0; c < n; ++c) {
+            for (ptrdiff_t j = 0; j < W; ++j) cols[size_t(c * W + j)] = x[size_t((c + j) % n)];
+          }
+          for (bool log : {false, true}) {
+            Check& c = checks.get<T>(log ? "softmax_columns+log" : "softmax_columns");
+            ref.softmax_columns(cols.data(), W, c_ref.data(), W, n, W, log);
+            k.softmax_columns(cols.data(), W, c_got.data(), W, n, W, log);
+            compare_rows(c, c_got, c_ref, pi.exact, Case{cs.what + (log ? " columns log" : " columns")}, &cols);
+          }
+          std::vector<T> l_ref(W), l_got(W);
+          ref.logsumexp_columns(cols.data(), W, l_ref.data(), n, W);
+          k.logsumexp_columns(cols.data(), W, l_got.data(), n, W);
+          compare_rows(checks.get<T>("logsumexp_columns"), l_got, l_ref, pi.exact, Case{cs.what + " columns"});
         }
 
         // The special-row kernels are scalar code in every ISA; they must agree bit for bit
