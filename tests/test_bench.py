@@ -195,3 +195,21 @@ def test_bad_options(argv, message, capsys):
         _bench.parse_args(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_agreement_check_handles_nan_inf_and_shapes():
+    import numpy as np
+
+    a = np.array([1.0, np.inf, np.nan, -np.inf], np.float32)
+    diff = _bench._max_abs_diff
+    assert diff(a, a.copy()) == 0.0
+    assert diff(a, np.array([1.5, np.inf, np.nan, -np.inf])) == 0.5
+    assert diff(a, np.array([1.0, np.inf, 0.0, -np.inf])) == math.inf  # NaN in one only
+    assert diff(a, np.array([1.0, -np.inf, np.nan, -np.inf])) == math.inf  # inf of other sign
+    assert diff(np.zeros(3), np.zeros(4)) == math.inf
+    assert diff((np.float32(2), np.zeros(3)), (np.float32(2), np.ones(3))) == 1.0
+    big, other = np.zeros(200_000, np.float32), np.zeros(200_000, np.float32)
+    other[150_000] = np.nan  # past the first chunk
+    assert diff(big, other) == math.inf
+    assert _bench._scale(a) == 1.0
+    assert _bench._scale(np.array([np.nan, -5.0])) == 5.0
