@@ -1,9 +1,14 @@
 """``python -m logitkit``: run every function on a default batch, natively and through the
-reference, report the largest disagreement and the times (and SciPy's, when installed)."""
+reference, report the largest disagreement and the times (and SciPy's, when installed).
+
+``python -m logitkit bench [options]`` runs the side-by-side benchmark suite instead
+(:mod:`logitkit._bench`; ``python -m logitkit bench --help`` lists its options).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +56,11 @@ def _max_errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] == "bench":
+        from logitkit._bench import main as bench_main
+
+        return bench_main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m logitkit",
         description="Run logitkit on a default batch of logits and compare it with the "
