@@ -14,39 +14,65 @@
 
 namespace logitkit::LOGITKIT_ISA_NS {
 
-// The statistics of `lanes` (<= V::N) adjacent columns starting at x; a column whose max is
-// not finite gets max = that value and no sums (the caller takes the special path for it).
+// Columns are taken kStrips vectors at a time, and every sweep walks the rows in order, so
+// that each row's segment of the block (up to 8 vectors: 4 cache lines of float) is read
+// whole, and the block's 8 x n values stay in cache between the sweeps.
+constexpr int kStrips = 8;
+
+template <class V>
+inline ptrdiff_t strip_lanes(ptrdiff_t width, int strip) {
+  return std::min<ptrdiff_t>(V::N, width - ptrdiff_t(strip) * V::N);
+}
+
+// The statistics of `width` (<= kStrips * V::N) adjacent columns starting at x; a column
+// whose max is not finite gets that max and no sums (the caller takes the special path).
 template <class V, class VD>
-void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t lanes,
+void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
                   RowStats<typename V::T>* stats) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  V m = V::set1(ninf);
-  for (ptrdiff_t c = 0; c < n; ++c) m = max_(m, load_n<V>(x + c * x_stride, lanes, ninf));
-  alignas(64) T max_lanes[V::N], sweep_max[V::N];
-  m.store(max_lanes);
+  const int strips = static_cast<int>((width + V::N - 1) / V::N);
+  V m[kStrips];
+  for (int s = 0; s < strips; ++s) m[s] = V::set1(ninf);
+  for (ptrdiff_t c = 0; c < n; ++c) {
+    const T* row = x + c * x_stride;
+    for (int s = 0; s < strips; ++s) {
+      m[s] = max_(m[s], load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf));
+    }
+  }
+  alignas(64) T max_lanes[kStrips * V::N], sweep_max[kStrips * V::N];
+  for (int s = 0; s < strips; ++s) m[s].store(max_lanes + s * V::N);
   // A column whose max is not finite follows the special rules (its caller's job); its lane
   // sweeps with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
-  for (int j = 0; j < V::N; ++j) sweep_max[j] = std::isfinite(max_lanes[j]) ? max_lanes[j] : T(0);
-  m = V::load(sweep_max);
+  for (int j = 0; j < strips * V::N; ++j) {
+    sweep_max[j] = std::isfinite(max_lanes[j]) ? max_lanes[j] : T(0);
+  }
+  for (int s = 0; s < strips; ++s) m[s] = V::load(sweep_max + s * V::N);
   const V zero = V::zero(), one = V::set1(T(1));
-  WideSum<VD> rest;  // accumulate_wide keeps lane j of the input in lane j of (a0, a1)
-  V count = zero;
+  WideSum<VD> rest[kStrips];  // accumulate_wide keeps lane j of the input in lane j of (a0, a1)
+  V count[kStrips];
+  for (int s = 0; s < strips; ++s) count[s] = zero;
   for (ptrdiff_t c = 0; c < n; ++c) {
-    const V xv = load_n<V>(x + c * x_stride, lanes, ninf);
-    const auto at_max = eq(xv, m);
-    count = count + select(at_max, one, zero);
-    rest.add(select(at_max, zero, exp_sum_term_(xv - m)));
+    const T* row = x + c * x_stride;
+    for (int s = 0; s < strips; ++s) {
+      const V xv = load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf);
+      const auto at_max = eq(xv, m[s]);
+      count[s] = count[s] + select(at_max, one, zero);
+      rest[s].add(select(at_max, zero, exp_sum_term_(xv - m[s])));
+    }
   }
   alignas(64) T count_lanes[V::N];
   alignas(64) double rest_lanes[2 * V::N];
-  count.store(count_lanes);
-  rest.a0.store(rest_lanes);
-  rest.a1.store(rest_lanes + VD::N);
-  for (ptrdiff_t j = 0; j < lanes; ++j) {
-    stats[j] = std::isfinite(max_lanes[j])
-                   ? RowStats<T>{max_lanes[j], double(count_lanes[j]), rest_lanes[j]}
-                   : RowStats<T>{max_lanes[j], 0.0, 0.0};
+  for (int s = 0; s < strips; ++s) {
+    count[s].store(count_lanes);
+    rest[s].a0.store(rest_lanes);
+    rest[s].a1.store(rest_lanes + VD::N);
+    for (ptrdiff_t j = 0; j < strip_lanes<V>(width, s); ++j) {
+      const T mx = max_lanes[s * V::N + j];
+      stats[s * V::N + j] = std::isfinite(mx)
+                                ? RowStats<T>{mx, double(count_lanes[j]), rest_lanes[j]}
+                                : RowStats<T>{mx, 0.0, 0.0};
+    }
   }
 }
 
@@ -55,38 +81,51 @@ template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
                      ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log) {
   using T = typename V::T;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += V::N) {
-    const ptrdiff_t lanes = std::min<ptrdiff_t>(V::N, width - j0);
+  constexpr ptrdiff_t kBlock = kStrips * V::N;
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
+    const ptrdiff_t w = std::min(kBlock, width - j0);
+    const int strips = static_cast<int>((w + V::N - 1) / V::N);
     const T* xs = x + j0;
     T* ys = y + j0;
-    RowStats<T> s[V::N];
-    column_stats<V, VD>(xs, x_stride, n, lanes, s);
-    alignas(64) T m[V::N] = {}, factor[V::N] = {};
+    RowStats<T> st[kBlock];
+    column_stats<V, VD>(xs, x_stride, n, w, st);
+    alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
     bool special = false;
-    for (ptrdiff_t j = 0; j < lanes; ++j) {
-      if (!std::isfinite(s[j].max)) {  // redone below; harmless values meanwhile
+    for (ptrdiff_t j = 0; j < w; ++j) {
+      if (!std::isfinite(st[j].max)) {  // redone below; harmless values meanwhile
         special = true;
         continue;
       }
-      m[j] = s[j].max;
-      factor[j] = log ? T(log_abs_sum(s[j].at_max, s[j].rest).value)
-                      : T(1.0 / (s[j].at_max + s[j].rest));
+      m[j] = st[j].max;
+      factor[j] = log ? T(log_abs_sum(st[j].at_max, st[j].rest).value)
+                      : T(1.0 / (st[j].at_max + st[j].rest));
     }
-    const V mv = V::load(m), neg_m = V::zero() - mv, f = V::load(factor);
+    V mv[kStrips], neg_m[kStrips], f[kStrips];
+    for (int s = 0; s < strips; ++s) {
+      mv[s] = V::load(m + s * V::N);
+      neg_m[s] = V::zero() - mv[s];
+      f[s] = V::load(factor + s * V::N);
+    }
     for (ptrdiff_t c = 0; c < n; ++c) {
-      const V xv = load_n<V>(xs + c * x_stride, lanes, 0);
-      const V v = log ? sub_shift_exact(xv, mv, neg_m, f) : exp_diff(xv, mv, neg_m) * f;
-      if (lanes == V::N) {
-        v.store(ys + c * y_stride);
-      } else {
-        store_partial(ys + c * y_stride, lanes, v);
+      const T* row = xs + c * x_stride;
+      T* out = ys + c * y_stride;
+      for (int s = 0; s < strips; ++s) {
+        const ptrdiff_t lanes = strip_lanes<V>(w, s);
+        const V xv = load_n<V>(row + s * V::N, lanes, 0);
+        const V v = log ? sub_shift_exact(xv, mv[s], neg_m[s], f[s])
+                        : exp_diff(xv, mv[s], neg_m[s]) * f[s];
+        if (lanes == V::N) {
+          v.store(out + s * V::N);
+        } else {
+          store_partial(out + s * V::N, lanes, v);
+        }
       }
     }
     if (special) {
       // Columns whose max is not finite: gathered, given the row rules, scattered back.
       T* col = row_scratch<T>(2 * n);
-      for (ptrdiff_t j = 0; j < lanes; ++j) {
-        if (std::isfinite(s[j].max)) continue;
+      for (ptrdiff_t j = 0; j < w; ++j) {
+        if (std::isfinite(st[j].max)) continue;
         for (ptrdiff_t c = 0; c < n; ++c) col[c] = xs[c * x_stride + j];
         softmax_special_row(col, col + n, n, log);
         for (ptrdiff_t c = 0; c < n; ++c) ys[c * y_stride + j] = col[n + c];
@@ -100,13 +139,14 @@ template <class V, class VD>
 void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out,
                        ptrdiff_t n, ptrdiff_t width) {
   using T = typename V::T;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += V::N) {
-    const ptrdiff_t lanes = std::min<ptrdiff_t>(V::N, width - j0);
-    RowStats<T> s[V::N];
-    column_stats<V, VD>(x + j0, x_stride, n, lanes, s);
-    for (ptrdiff_t j = 0; j < lanes; ++j) {
-      if (std::isfinite(s[j].max)) {
-        out[j0 + j] = T(finish_logsumexp(s[j]).value);
+  constexpr ptrdiff_t kBlock = kStrips * V::N;
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
+    const ptrdiff_t w = std::min(kBlock, width - j0);
+    RowStats<T> st[kBlock];
+    column_stats<V, VD>(x + j0, x_stride, n, w, st);
+    for (ptrdiff_t j = 0; j < w; ++j) {
+      if (std::isfinite(st[j].max)) {
+        out[j0 + j] = T(finish_logsumexp(st[j]).value);
         continue;
       }
       T* col = row_scratch<T>(n);
