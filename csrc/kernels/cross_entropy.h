@@ -258,16 +258,17 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   T m_raw;
   // Read before anything is written: grad may be z itself.
   const T z_target_raw = (!soft && counted && target >= 0) ? z[target] : T(0);
-  // For a plain row with a gradient the sum pass also stores exp(z - m), so the gradient
-  // costs one scaling instead of a second exp per entry. They go to grad itself, or to the
-  // scratch row when grad is streamed (written once, straight to memory).
+  // For a plain row with a gradient the one read of the row also stores exp(z - m_b) in
+  // the scratch row (m_b: the running max of each block), so the gradient costs one scaling
+  // per block instead of a second exp per entry, and grad is written once.
   T* exps = nullptr;
+  T* block_max = nullptr;
   if (plain && grad && counted) {
-    m_raw = row_max<V>(z, n);
-    if (std::isfinite(m_raw)) {
-      exps = params.stream_grad ? row_scratch<T>(n) : grad;
-      plain_stats = row_stats_store<V, VD>(z, exps, n, m_raw);
-    }
+    exps = row_scratch<T, 0>(n);
+    block_max = row_scratch<T, 1>(n / (kStatsBlockBytes / ptrdiff_t(sizeof(T))) + 1);
+    plain_stats = row_stats_store<V, VD>(z, exps, n, block_max);
+    m_raw = plain_stats.max;
+    if (!std::isfinite(m_raw)) exps = nullptr;
   } else if (plain) {
     plain_stats = row_stats<V, VD>(z, n);
     m_raw = plain_stats.max;
@@ -368,9 +369,16 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const V q_scale = V::set1(T(grad_scale));
   const V neg_m = V::set1(-m);
   if (exps) {
-    write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
-      return load_n<V>(exps + j, count, 0) * p_scale;
-    });
+    const double base = grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum;
+    constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+    for (ptrdiff_t b = 0; b < n; b += block) {
+      const V f = V::set1(T(base * std::exp(double(block_max[b / block]) - double(m))));
+      write_row<V>(
+          grad + b, std::min(block, n - b), params.stream_grad,
+          [&](ptrdiff_t j, ptrdiff_t count) { return load_n<V>(exps + b + j, count, 0) * f; },
+          false);
+    }
+    if (params.stream_grad) V::stream_fence();
   } else {
     write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
       const V zc = k.capped_logits(load_n<V>(z + j, count, 0));

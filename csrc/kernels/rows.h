@@ -1,6 +1,6 @@
 // Row primitives over one contiguous row, written once over the simd/ vector types and
-// compiled per ISA inside LOGITKIT_ISA_NS. No threads and no Python; the only allocation is
-// one cached scratch row per thread (row_scratch).
+// compiled per ISA inside LOGITKIT_ISA_NS. No threads and no Python; the only allocations are
+// the cached per-thread scratch rows (row_scratch).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -36,7 +36,7 @@ inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
 
 // A per-thread buffer of at least n elements, kept between calls: rows that stream their
 // output stage intermediate values here, where they stay in cache, instead of in the output.
-template <class T>
+template <class T, int Slot = 0>
 T* row_scratch(ptrdiff_t n) {
   thread_local std::vector<T> buffer;
   if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
@@ -52,8 +52,10 @@ inline V load_n(const typename V::T* p, ptrdiff_t count, typename V::T fill) {
 // Writes y[i, i + count) = value(i, count) for every vector of the row. With `stream` the
 // aligned full vectors bypass the cache: an output too large to stay cached then costs one
 // write to memory, instead of a read for ownership of every line plus its write-back.
+// `fence` = false leaves the stream_fence() to the caller (one per row, not per piece).
 template <class V, class Value>
-inline void write_row(typename V::T* y, ptrdiff_t n, bool stream, Value&& value) {
+inline void write_row(typename V::T* y, ptrdiff_t n, bool stream, Value&& value,
+                      bool fence = true) {
   using T = typename V::T;
   constexpr auto kAlign = static_cast<std::uintptr_t>(V::N * sizeof(T));
   const auto addr = reinterpret_cast<std::uintptr_t>(y);
@@ -63,7 +65,7 @@ inline void write_row(typename V::T* y, ptrdiff_t n, bool stream, Value&& value)
         n, static_cast<ptrdiff_t>(((kAlign - addr % kAlign) % kAlign) / sizeof(T)));
     if (head > 0) store_partial(y, head, value(ptrdiff_t(0), head));
     for (i = head; i + V::N <= n; i += V::N) value(i, ptrdiff_t(V::N)).stream(y + i);
-    V::stream_fence();
+    if (fence) V::stream_fence();
   } else {
     for (; i + V::N <= n; i += V::N) value(i, ptrdiff_t(V::N)).store(y + i);
   }
@@ -266,29 +268,57 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
   return {m, reduce_add(count0 + count1), rest.total() + earlier_at_max};
 }
 
-// row_stats with a known finite maximum m that also stores y = exp(x - m) (compensated, as
-// softmax stores it): the cross-entropy gradient is then one scaling of y away. y may be x.
+// row_stats that also stores y = exp(x - m_b) (compensated, as softmax stores it), m_b
+// being the running maximum its block was summed against, and m_b into block_max[b]: the
+// cross-entropy gradient is then one scaling of y away, by exp(m_b - max) / sum per block.
+// Blocks before the first entry above -inf store 0 with m_b = -inf. y must not be x.
 template <class V, class VD>
 RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y, ptrdiff_t n,
-                                        typename V::T m) {
+                                        typename V::T* block_max) {
   using T = typename V::T;
-  const V mv = V::set1(m), neg_m = V::set1(-m), zero = V::zero(), one = V::set1(T(1));
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+  const V zero = V::zero(), one = V::set1(T(1));
+  T m = ninf;
   WideSum<VD> rest;
+  double earlier_at_max = 0;
   V count = zero;
-  auto term = [&](V xv) {
-    const auto at_max = eq(xv, mv);
-    const V e = exp_diff(xv, mv, neg_m);
-    count = count + select(at_max, one, zero);
-    rest.add(select(at_max, zero, e));
-    return e;
-  };
-  ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) term(V::load(x + i)).store(y + i);
-  if (i < n) {
-    store_partial(y + i, n - i,
-                  term(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity())));
+  for (ptrdiff_t b = 0; b < n; b += block) {
+    const T* xb = x + b;
+    T* yb = y + b;
+    const ptrdiff_t len = std::min(block, n - b);
+    const T bm = row_max<V>(xb, len);
+    if (bm > m) {
+      if (!std::isfinite(bm)) return {bm, 0.0, 0.0};  // +inf: the caller's special path
+      if (m != ninf) {
+        const double f = std::exp(double(m) - double(bm));
+        scale_wide(rest, f);
+        earlier_at_max = (earlier_at_max + reduce_add(count)) * f;
+        count = zero;
+      }
+      m = bm;
+    } else if (std::isnan(bm)) {
+      return {bm, 0.0, 0.0};
+    }
+    block_max[b / block] = m;
+    if (m == ninf) {
+      for (ptrdiff_t i = 0; i < len; ++i) yb[i] = T(0);
+      continue;
+    }
+    const V mv = V::set1(m), neg_m = V::set1(-m);
+    auto term = [&](V xv) {
+      const auto at_max = eq(xv, mv);
+      const V e = exp_diff(xv, mv, neg_m);
+      count = count + select(at_max, one, zero);
+      rest.add(select(at_max, zero, e));
+      return e;
+    };
+    ptrdiff_t i = 0;
+    for (; i + V::N <= len; i += V::N) term(V::load(xb + i)).store(yb + i);
+    if (i < len) store_partial(yb + i, len - i, term(load_partial<V>(xb + i, len - i, ninf)));
   }
-  return {m, reduce_add(count), rest.total()};
+  if (!std::isfinite(m)) return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
+  return {m, reduce_add(count), rest.total() + earlier_at_max};
 }
 
 // As row_stats with weights b; entries with b == 0 are not counted at all.

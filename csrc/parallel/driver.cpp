@@ -306,8 +306,11 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
     return;
   }
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
-  // In place, the output's lines are already cached by the read: nothing to save.
-  const bool stream = contiguous && y.data != x.data && streams<T>(rows * n);
+  // In place, the output's lines are already cached by the read: nothing to save. Measured
+  // on an AVX2 machine with 2 cores (benchmarks/), streaming helped log_softmax, whose final
+  // sweep computes as it writes, and slowed softmax, whose final sweep only scales cached
+  // values and so sends the whole row to memory in one burst.
+  const bool stream = contiguous && log && y.data != x.data && streams<T>(rows * n);
 
   auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
     const T* xr = xd + offsets.offset(0, r);
@@ -489,7 +492,9 @@ double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, 
 template <class T>
 void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count, int threads) {
   const auto fn = k.unary[op];
-  const bool stream = y != x && streams<T>(count);
+  // Elementwise outputs are written with plain stores: streaming measured no faster (see
+  // row_map), the write-backs of plain stores overlapping the arithmetic of later blocks.
+  constexpr bool stream = false;
   for_each_block(count, threads,
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len, stream); });
 }
