@@ -208,10 +208,12 @@ int contiguous_outer_axis(const RowShape& shape, const StridedArray& x, const St
   return -1;
 }
 
-// Columns per work item: the item's n x width block should stay in L2 between its sweeps.
+// Columns per work item: the item's n x width block should stay in cache between its
+// sweeps, and each row's segment of it should span whole cache lines (64 columns of float
+// are four), which matters more on tall blocks than staying within L2.
 template <class T>
 ptrdiff_t column_chunk(ptrdiff_t n, ptrdiff_t width) {
-  constexpr ptrdiff_t kBudgetBytes = 256 * 1024, kMin = 16;
+  constexpr ptrdiff_t kBudgetBytes = 256 * 1024, kMin = 256 / static_cast<ptrdiff_t>(sizeof(T));
   const ptrdiff_t fit = kBudgetBytes / std::max<ptrdiff_t>(1, n * static_cast<ptrdiff_t>(sizeof(T)));
   return std::min(width, std::max(kMin, fit / kMin * kMin));
 }
