@@ -96,3 +96,36 @@ def test_small_probabilities_round_trip_through_the_functions(isa):
     out = np.empty_like(x)
     lk.softmax(x, out=out)
     np.testing.assert_array_equal(out.view(np.uint16), want.view(np.uint16))
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "sigmoid"])
+def test_staged_calls_equal_float32_rounded_once(isa, storage, func):
+    # Arrays larger than one stage (2 MB of float32) run a stage at a time; each result must
+    # be the float32 computation rounded once, whatever stage its row fell in.
+    x = (np.random.default_rng(2).standard_normal((300, 5000)) * 4).astype(storage)
+    want = narrowed(getattr(lk, func)(x.astype(np.float32)), storage)
+    bits = np.uint16
+    np.testing.assert_array_equal(getattr(lk, func)(x).view(bits), want.view(bits))
+    out = np.empty_like(x)
+    assert getattr(lk, func)(x, out=out) is out
+    np.testing.assert_array_equal(out.view(bits), want.view(bits))
+    y = x.copy()
+    assert getattr(lk, func)(y, out=y) is y
+    np.testing.assert_array_equal(y.view(bits), want.view(bits))
+    # a non-contiguous input takes the general path, with the same results
+    np.testing.assert_array_equal(
+        getattr(lk, func)(x[::2]).view(bits),
+        want[::2].view(bits)
+        if func == "sigmoid"
+        else narrowed(getattr(lk, func)(x[::2].astype(np.float32)), storage).view(bits),
+    )
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "entropy_from_logits"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_staged_reductions_equal_float32_rounded_once(isa, storage, func, keepdims):
+    x = (np.random.default_rng(3).standard_normal((3, 150, 5000)) * 4).astype(storage)
+    want = narrowed(getattr(lk, func)(x.astype(np.float32), keepdims=keepdims), storage)
+    got = getattr(lk, func)(x, keepdims=keepdims)
+    assert got.dtype == storage and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast
+from ._storage import cast, copy_cast, is_storage16, staged_reduce, staged_rows
 from ._validation import (
     as_input_array,
     check_base,
@@ -83,11 +83,52 @@ def _mask_rows(
 def _softmax_impl(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any]:
+    staged = _staged_softmax(func, x, axis, where, out, threads, log)
+    if staged is not None:
+        return staged
+
     def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
         mask = None if where is None else _mask_rows(func, where, info.shape, info.axes, xv.dtype)
         _core.softmax(xv, target, log, isa, nthreads, mask)
 
     return map_rows(func, x, axis, out, threads, run)
+
+
+def _stageable(rows: np.ndarray) -> bool:
+    """float16/bfloat16 rows that can be reduced a stage at a time (see staged_reduce)."""
+    return is_storage16(rows) and rows.flags.c_contiguous and rows.ndim > 0 and rows.shape[-1] > 0
+
+
+def _staged_softmax(
+    func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
+) -> NDArray[Any] | None:
+    """float16/bfloat16 rows along the last axis of a C-contiguous array, a stage at a time
+    through float32 buffers (see staged_rows); None where the general path applies."""
+    if where is not None or not isinstance(x, np.ndarray) or x.ndim == 0:
+        return None
+    if not is_storage16(x) or not x.flags.c_contiguous:
+        return None
+    try:
+        axes = normalize_axes(func, axis, x.ndim)
+    except (TypeError, ValueError):
+        return None  # the general path raises the error
+    if axes != (x.ndim - 1,):
+        return None
+    nthreads = check_threads(func, threads)
+    if out is not None:
+        check_out(func, out, x.shape, x.dtype)
+        if not out.flags.c_contiguous or (np.may_share_memory(out, x) and not _same_view(out, x)):
+            return None
+        target = out
+    else:
+        target = np.empty_like(x)
+    isa = current_isa_index()
+
+    def rows(a: np.ndarray, b: np.ndarray) -> None:
+        _core.softmax(a, b, log, isa, nthreads, None)
+
+    staged_rows(x, target, x.shape[-1], rows, nthreads)
+    return target
 
 
 class _RowInfo(NamedTuple):
@@ -378,11 +419,21 @@ def logsumexp(
         else:
             outs = (check_out(func, out, final_shape, result_dtype), None)
 
-    xv = _native_ready(_rows_view(arr, axes), compute)
-    bv = None if barr is None else _native_ready(_rows_view(barr, axes), compute)
-    value = np.empty(xv.shape[:-1], dtype=compute)
-    sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
-    _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
+    rows = _rows_view(arr, axes)
+    sign = None
+    if _stageable(rows) and barr is None and not return_sign:
+        isa = current_isa_index()
+
+        def reduce(a: np.ndarray, v: np.ndarray) -> None:
+            _core.logsumexp(a, None, v, None, isa, nthreads)
+
+        value = staged_reduce(rows, rows.shape[-1], reduce, nthreads)
+    else:
+        xv = _native_ready(rows, compute)
+        bv = None if barr is None else _native_ready(_rows_view(barr, axes), compute)
+        value = np.empty(xv.shape[:-1], dtype=compute)
+        sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
+        _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
 
     def finish(res: np.ndarray, target: Any) -> Any:
         res = res.reshape(final_shape)
@@ -437,9 +488,18 @@ def entropy_from_logits(
         arr = arr.reshape(1)
     axes = normalize_axes(func, axis, arr.ndim)
     mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
-    xv = _native_ready(_rows_view(arr, axes), compute)
-    value = np.empty(xv.shape[:-1], dtype=compute)
-    _core.entropy(xv, mask, value, current_isa_index(), nthreads)
+    rows = _rows_view(arr, axes)
+    if _stageable(rows) and mask is None:
+        isa = current_isa_index()
+
+        def reduce(a: np.ndarray, v: np.ndarray) -> None:
+            _core.entropy(a, None, v, isa, nthreads)
+
+        value = staged_reduce(rows, rows.shape[-1], reduce, nthreads)
+    else:
+        xv = _native_ready(rows, compute)
+        value = np.empty(xv.shape[:-1], dtype=compute)
+        _core.entropy(xv, mask, value, current_isa_index(), nthreads)
     if base is not None:
         value /= np.log(compute.type(base))
     if keepdims and not scalar_input:

@@ -4,6 +4,7 @@ subnormals (small probabilities) a hundred times slower."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,3 +62,72 @@ def copy_cast(out: np.ndarray, res: np.ndarray) -> None:
         _core.convert16(src.reshape(-1), _bits(out), kind, False, current_isa_index(), 0)
         return
     np.copyto(out, cast(res, out.dtype) if kind is not None else res, casting="unsafe")
+
+
+# float32 bytes per stage of a staged call: small enough that the converted rows are still
+# in cache when the kernel reads them, large enough that the per-stage calls cost nothing.
+_STAGE_BYTES = 2 << 20
+
+
+def is_storage16(a: np.ndarray) -> bool:
+    return _is_bfloat16(a.dtype) is not None
+
+
+def staged_rows(
+    x: np.ndarray,
+    out: np.ndarray,
+    n: int,
+    fn: Callable[[NDArray[np.float32], NDArray[np.float32]], None],
+    threads: int,
+) -> None:
+    """Run a float32 row-to-row kernel `fn(rows_in, rows_out)` over the rows of length `n` of
+    a C-contiguous float16/bfloat16 array `x`, writing `out` (same shape and dtype, C order;
+    it may be `x` itself). The rows go through two cached float32 buffers a stage at a time,
+    so memory sees 16-bit traffic only, and no float32 copy of the whole array is made."""
+    kind = _is_bfloat16(x.dtype)
+    assert kind is not None and out.dtype == x.dtype and out.flags.c_contiguous
+    rows = x.size // n if n else 0
+    if rows == 0:
+        return
+    per = max(1, _STAGE_BYTES // (4 * n))
+    stage_in = np.empty((min(per, rows), n), _F32)
+    stage_out = np.empty_like(stage_in)
+    x_rows, out_rows = x.reshape(rows, n), out.reshape(rows, n)
+    isa = current_isa_index()
+    for first in range(0, rows, per):
+        count = min(per, rows - first)
+        a, b = stage_in[:count], stage_out[:count]
+        _core.convert16(
+            _bits(x_rows[first : first + count]), a.reshape(-1), kind, True, isa, threads
+        )
+        fn(a, b)
+        _core.convert16(
+            b.reshape(-1), _bits(out_rows[first : first + count]), kind, False, isa, threads
+        )
+
+
+def staged_reduce(
+    x: np.ndarray,
+    n: int,
+    fn: Callable[[NDArray[np.float32], NDArray[np.float32]], None],
+    threads: int,
+) -> NDArray[np.float32]:
+    """Run a float32 row reduction `fn(rows_in, values_out)` over the rows of length `n` of a
+    C-contiguous float16/bfloat16 array, a stage at a time (see staged_rows); returns the
+    float32 values, one per row, shaped like x without its last axis."""
+    kind = _is_bfloat16(x.dtype)
+    assert kind is not None and x.flags.c_contiguous and n > 0
+    rows = x.size // n
+    values = np.empty(rows, _F32)
+    per = max(1, _STAGE_BYTES // (4 * n))
+    stage = np.empty((min(per, rows), n), _F32)
+    x_rows = x.reshape(rows, n)
+    isa = current_isa_index()
+    for first in range(0, rows, per):
+        count = min(per, rows - first)
+        a = stage[:count]
+        _core.convert16(
+            _bits(x_rows[first : first + count]), a.reshape(-1), kind, True, isa, threads
+        )
+        fn(a, values[first : first + count])
+    return values.reshape(x.shape[:-1])
