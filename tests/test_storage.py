@@ -129,3 +129,27 @@ def test_staged_reductions_equal_float32_rounded_once(isa, storage, func, keepdi
     got = getattr(lk, func)(x, keepdims=keepdims)
     assert got.dtype == storage and got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "reduction": "sum"}])
+def test_staged_cross_entropy_equals_float32(isa, storage, options):
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((300, 5000)) * 4).astype(storage)
+    target = rng.integers(0, z.shape[1], z.shape[0])
+    target[7] = -100
+    z32 = z.astype(np.float32)
+    loss32, grad32 = lk.cross_entropy_with_grad(z32, target, **options)
+    want_grad = narrowed(grad32, storage).view(np.uint16)
+    loss, grad = lk.cross_entropy_with_grad(z, target, **options)
+    assert loss.dtype == storage and grad.dtype == storage
+    # the loss is a double rounded once to the storage type, or via float32: 1 ulp apart
+    eps = 2.0**-10 if storage == np.float16 else 2.0**-7
+    np.testing.assert_allclose(float(loss), float(loss32), rtol=eps)
+    np.testing.assert_array_equal(grad.view(np.uint16), want_grad)
+    assert float(lk.cross_entropy(z, target, **options)) == float(loss)
+    out = np.empty_like(z)
+    lk.cross_entropy_with_grad(z, target, grad_out=out, **options)
+    np.testing.assert_array_equal(out.view(np.uint16), want_grad)
+    y = z.copy()
+    lk.cross_entropy_with_grad(y, target, inplace=True, **options)
+    np.testing.assert_array_equal(y.view(np.uint16), want_grad)

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._reductions import _same_view
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast
+from ._storage import cast, copy_cast, is_storage16, stages
 from ._validation import (
     as_input_array,
     check_out,
@@ -49,7 +49,9 @@ class CrossEntropyStats(NamedTuple):
 
 
 class _Prepared(NamedTuple):
-    logits: np.ndarray  # class axis last, compute dtype, aligned
+    # class axis last, compute dtype, aligned; or, for a staged call, float16/bfloat16 rows
+    # in C order, converted a stage at a time (see _run)
+    logits: np.ndarray
     rows_shape: tuple[int, ...]
     axis: int
     index_target: np.ndarray | None  # int64, C-contiguous, rows_shape
@@ -75,6 +77,7 @@ def _prepare(
     smoothing: Any,
     softcap: Any,
     where: Any,
+    stage16: bool = False,
 ) -> _Prepared:
     z = as_input_array(func, "logits", logits)
     compute, result = compute_dtypes(func, "logits", z.dtype)
@@ -160,7 +163,9 @@ def _prepare(
         denominator = float(np.count_nonzero(counted_flat))
 
     zv = np.moveaxis(z, ax, -1)
-    if zv.dtype != compute:
+    if stage16 and is_storage16(zv) and zv.flags.c_contiguous and zv.size > 0:
+        pass  # converted a stage at a time by _run
+    elif zv.dtype != compute:
         zv = cast(zv, compute)
     elif not zv.flags.aligned:
         zv = zv.copy()
@@ -215,25 +220,49 @@ def _run(
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
     argmax = np.empty(n_rows, dtype=np.int64)
-    _core.cross_entropy(
-        prep.logits,
-        prep.index_target,
-        prep.soft_target,
-        counted,
-        grad_scale,
-        prep.weight,
-        prep.weight_sum,
-        prep.smoothing,
-        float(z_loss),
-        0.0 if softcap is None else float(softcap),
-        grad_view,
-        loss,
-        lse,
-        argmax,
-        want_argmax,
-        current_isa_index(),
-        check_threads(func, threads),
-    )
+    nthreads = check_threads(func, threads)
+    isa = current_isa_index()
+
+    def rows(
+        first: int,
+        count: int,
+        z: np.ndarray,
+        soft: np.ndarray | None,
+        grad: np.ndarray | None,
+    ) -> None:
+        end = first + count
+        _core.cross_entropy(
+            z,
+            None if prep.index_target is None else prep.index_target[first:end],
+            soft,
+            counted[first:end],
+            None if grad_scale is None else grad_scale[first:end],
+            prep.weight,
+            prep.weight_sum,
+            prep.smoothing,
+            float(z_loss),
+            0.0 if softcap is None else float(softcap),
+            grad,
+            loss[first:end],
+            lse[first:end],
+            argmax[first:end],
+            want_argmax,
+            isa,
+            nthreads,
+        )
+
+    if prep.logits.dtype == prep.compute:
+        rows(0, n_rows, prep.logits, prep.soft_target, grad_view)
+        return loss, lse, argmax
+    # float16/bfloat16 logits (and gradient): a stage of rows at a time through float32
+    # buffers, so memory sees 16-bit traffic only
+    n = prep.logits.shape[-1]
+    z_rows = prep.logits.reshape(n_rows, n)
+    soft_rows = None if prep.soft_target is None else prep.soft_target.reshape(n_rows, n)
+    grad_rows = None if grad_view is None else grad_view.reshape(n_rows, n)
+    for first, count, stage_z, stage_grad in stages(z_rows, grad_rows, nthreads):
+        soft = None if soft_rows is None else soft_rows[first : first + count]
+        rows(first, count, stage_z, soft, stage_grad)
     return loss, lse, argmax
 
 
@@ -351,6 +380,7 @@ def cross_entropy(
         smoothing,
         softcap,
         where,
+        stage16=True,
     )
     loss, lse, argmax = _run(
         func, prep, z_loss, softcap, reduction, threads, None, None, return_stats
@@ -423,6 +453,7 @@ def cross_entropy_with_grad(
         smoothing,
         softcap,
         where,
+        stage16=True,
     )
     z_in = logits if isinstance(logits, np.ndarray) else None
     if inplace and grad_out is not None:
@@ -435,6 +466,28 @@ def cross_entropy_with_grad(
         grad_out = z_in
     elif grad_out is not None:
         check_out(func, grad_out, _logits_shape(prep), prep.result, "grad_out")
+
+    if prep.logits.dtype != prep.compute:  # staged float16/bfloat16 rows (see _run)
+        staged_grad = grad_out
+        if (
+            staged_grad is None
+            or not staged_grad.flags.c_contiguous
+            or (
+                np.may_share_memory(staged_grad, prep.logits)
+                and not _same_view(staged_grad, prep.logits)
+            )
+        ):
+            staged_grad = np.empty_like(prep.logits)
+        loss, lse, argmax = _run(
+            func, prep, z_loss, softcap, reduction, threads, staged_grad, grad_output, return_stats
+        )
+        if grad_out is not None and staged_grad is not grad_out:
+            np.copyto(grad_out, staged_grad)
+        grad = staged_grad if grad_out is None else grad_out
+        result = _reduce(loss, prep, reduction)
+        if return_stats:
+            return result, grad, _stats(prep, lse, argmax)
+        return result, grad
 
     direct = grad_out is not None and grad_out.dtype == prep.compute and grad_out.flags.aligned
     if direct:

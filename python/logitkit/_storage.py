@@ -4,7 +4,7 @@ subnormals (small probabilities) a hundred times slower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -131,3 +131,28 @@ def staged_reduce(
         )
         fn(a, values[first : first + count])
     return values.reshape(x.shape[:-1])
+
+
+def stages(
+    x: np.ndarray, out: np.ndarray | None, threads: int
+) -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.float32] | None]]:
+    """Stages of the C-contiguous float16/bfloat16 rows of the 2-d `x`, as
+    ``(first, count, rows_in, rows_out)``: rows_in holds rows [first, first + count) in
+    float32; what the caller writes into rows_out (when `out`, 2-d like x, is given) is
+    converted into those rows of `out` before the next stage."""
+    kind = _is_bfloat16(x.dtype)
+    assert kind is not None and x.ndim == 2 and x.flags.c_contiguous
+    rows, n = x.shape
+    per = max(1, _STAGE_BYTES // (4 * max(n, 1)))
+    stage_in = np.empty((min(per, rows), n), _F32)
+    stage_out = None if out is None else np.empty_like(stage_in)
+    isa = current_isa_index()
+    for first in range(0, rows, per):
+        count = min(per, rows - first)
+        a = stage_in[:count]
+        b = None if stage_out is None else stage_out[:count]
+        _core.convert16(_bits(x[first : first + count]), a.reshape(-1), kind, True, isa, threads)
+        yield first, count, a, b
+        if out is not None and b is not None:
+            dst = _bits(out[first : first + count])
+            _core.convert16(b.reshape(-1), dst, kind, False, isa, threads)
