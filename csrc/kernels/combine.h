@@ -43,7 +43,9 @@ inline LseResult log_abs_sum(double at_max, double rest) {
   }
   const double t = rest / at_max;
   const double sign_at_max = at_max > 0 ? 1.0 : -1.0;
-  const double log_at_max = std::log(std::fabs(at_max));
+  // at_max is a count of entries (or a sum of weights): usually exactly one entry, whose log
+  // is 0, and short rows feel the cost of the call.
+  const double log_at_max = at_max == 1.0 ? 0.0 : std::log(std::fabs(at_max));
   if (t >= -1.0) {
     if (t == -1.0) return {-inf, 0.0};
     return {log_at_max + std::log1p(t), sign_at_max};
