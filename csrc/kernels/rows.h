@@ -253,7 +253,8 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
     ptrdiff_t i = 0;
     for (; i + 4 * V::N <= len; i += 4 * V::N) {
       const V a = term(V::load(xb + i), count0) + term(V::load(xb + i + V::N), count1);
-      const V c = term(V::load(xb + i + 2 * V::N), count0) + term(V::load(xb + i + 3 * V::N), count1);
+      const V c =
+          term(V::load(xb + i + 2 * V::N), count0) + term(V::load(xb + i + 3 * V::N), count1);
       rest.add(a + c);
     }
     for (; i + V::N <= len; i += V::N) rest.add(term(V::load(xb + i), count0));
@@ -635,7 +636,8 @@ double read_sum(const typename V::T* x, ptrdiff_t n) {
 
 template <class V>
 void copy_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
-  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(x + i, count, 0); });
+  write_row<V>(y, n, stream,
+               [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(x + i, count, 0); });
 }
 
 }  // namespace logitkit::LOGITKIT_ISA_NS

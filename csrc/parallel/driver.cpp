@@ -251,6 +251,17 @@ T* driver_scratch(ptrdiff_t n) {
   return buffer.data();
 }
 
+// Rows [first, first + count) of operand `op`, each n long, into `block` as its columns:
+// entry c of row first + r lands at block[c * count + r].
+template <class T>
+void rows_to_columns(const T* base, const RowOffsets& offsets, size_t op, ptrdiff_t first,
+                     ptrdiff_t count, ptrdiff_t n, T* block) {
+  for (ptrdiff_t r = 0; r < count; ++r) {
+    const T* row = base + offsets.offset(op, first + r);
+    for (ptrdiff_t c = 0; c < n; ++c) block[c * count + r] = row[c];
+  }
+}
+
 template <class T, class Fn>
 void for_short_row_blocks(ptrdiff_t rows, ptrdiff_t n, int threads, Fn&& fn) {
   const ptrdiff_t blocks = (rows + kShortRowBlock - 1) / kShortRowBlock;
@@ -287,18 +298,17 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   if (plain_softmax && !contiguous && rows > 1) {
     const int d = contiguous_outer_axis(shape, x, &y);
     if (d >= 0) {
-      for_column_blocks<T>(shape, d, x, y, threads, [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols) {
-        k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first, y.axis_stride, n, cols, log);
-      });
+      for_column_blocks<T>(
+          shape, d, x, y, threads, [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols) {
+            k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first, y.axis_stride, n,
+                              cols, log);
+          });
       return;
     }
   }
   if (plain_softmax && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out) {
-      for (ptrdiff_t r = 0; r < count; ++r) {
-        const T* xr = xd + offsets.offset(0, first + r);
-        for (ptrdiff_t c = 0; c < n; ++c) in[c * count + r] = xr[c];
-      }
+      rows_to_columns(xd, offsets, 0, first, count, n, in);
       k.softmax_columns(in, count, out, count, n, count, log);
       for (ptrdiff_t r = 0; r < count; ++r) {
         T* yr = yd + offsets.offset(1, first + r);
@@ -372,7 +382,9 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
     const int d = contiguous_outer_axis(shape, x, nullptr);
     if (d >= 0) {
       const ptrdiff_t out_stride = out.outer_strides[d];
-      for_column_blocks<T>(shape, d, x, out, threads, [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols) {
+      for_column_blocks<T>(
+          shape, d, x, out, threads,
+          [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols) {
         T* o = od + oo + first * out_stride;
         T* tmp = out_stride == 1 ? o : driver_scratch<T>(cols);
         k.logsumexp_columns(xd + xo + first, x.axis_stride, tmp, n, cols);
@@ -383,10 +395,7 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
   }
   if (plain_lse && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res) {
-      for (ptrdiff_t r = 0; r < count; ++r) {
-        const T* xr = xd + offsets.offset(0, first + r);
-        for (ptrdiff_t c = 0; c < n; ++c) in[c * count + r] = xr[c];
-      }
+      rows_to_columns(xd, offsets, 0, first, count, n, in);
       k.logsumexp_columns(in, count, res, n, count);
       for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
     });
