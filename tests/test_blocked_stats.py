@@ -81,3 +81,15 @@ def test_special_values_in_any_block(isa, dtype, where):
     only_late[where] = 2.5
     assert lk.logsumexp(only_late) == dtype.type(2.5)
     assert lk.log_softmax(only_late)[where] == 0
+
+
+@pytest.mark.parametrize("func", ["logsumexp", "log_softmax", "softmax"])
+def test_nan_hidden_among_minus_inf_before_the_first_finite_block(isa, dtype, func):
+    # max() may skip a NaN; in a block of otherwise -inf entries nothing else would find it
+    x = np.full(N, -np.inf, dtype=dtype)
+    x[0] = np.nan
+    x[2000:] = np.random.default_rng(9).standard_normal(N - 2000)
+    assert np.isnan(getattr(lk, func)(x)).all()
+    target = np.array([2500])
+    loss, grad = lk.cross_entropy_with_grad(x[None, :], target)
+    assert np.isnan(loss) and np.isnan(grad).all()

@@ -82,3 +82,14 @@ def test_short_rows(isa, dtype, func, n):
         check(func, x, -1, dtype)
     # the rows of a block need not be adjacent
     check(func, x[::3], -1, dtype)
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+def test_axis_zero_in_place_with_special_columns(isa, dtype, func):
+    x = (np.random.default_rng(5).standard_normal((9, 20)) * 3).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        x = with_special_columns(x)
+        want = getattr(ref, func)(x, axis=0)
+        y = x.copy()
+        getattr(lk, func)(y, axis=0, out=y)
+    assert_ulp_close(y, want, dtype, ulps(dtype), abs_scale=8.0 if func == "log_softmax" else 0)

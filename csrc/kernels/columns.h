@@ -100,6 +100,15 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
       factor[j] = log ? T(log_abs_sum(st[j].at_max, st[j].rest).value)
                       : T(1.0 / (st[j].at_max + st[j].rest));
     }
+    // Columns whose max is not finite get the row rules from a copy taken now: with y = x
+    // the sweep below overwrites them first.
+    T* saved = special ? row_scratch<T>((w + 1) * n) : nullptr;
+    if (special) {
+      for (ptrdiff_t j = 0; j < w; ++j) {
+        if (std::isfinite(st[j].max)) continue;
+        for (ptrdiff_t c = 0; c < n; ++c) saved[j * n + c] = xs[c * x_stride + j];
+      }
+    }
     V mv[kStrips], neg_m[kStrips], f[kStrips];
     for (int s = 0; s < strips; ++s) {
       mv[s] = V::load(m + s * V::N);
@@ -122,13 +131,11 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
       }
     }
     if (special) {
-      // Columns whose max is not finite: gathered, given the row rules, scattered back.
-      T* col = row_scratch<T>(2 * n);
+      T* col = saved + w * n;
       for (ptrdiff_t j = 0; j < w; ++j) {
         if (std::isfinite(st[j].max)) continue;
-        for (ptrdiff_t c = 0; c < n; ++c) col[c] = xs[c * x_stride + j];
-        softmax_special_row(col, col + n, n, log);
-        for (ptrdiff_t c = 0; c < n; ++c) ys[c * y_stride + j] = col[n + c];
+        softmax_special_row(saved + j * n, col, n, log);
+        for (ptrdiff_t c = 0; c < n; ++c) ys[c * y_stride + j] = col[c];
       }
     }
   }

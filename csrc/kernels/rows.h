@@ -243,7 +243,12 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
       m = bm;
       break;
     }
-    if (m == ninf) continue;  // only -inf so far (or a NaN the max skipped; see below)
+    if (m == ninf) {
+      // Only -inf so far, unless the max skipped a NaN (max_ keeps a NaN only sometimes):
+      // later blocks would not see it, so it is looked for here.
+      if (has_nan(xb, len)) return {std::numeric_limits<T>::quiet_NaN(), 0.0, 0.0};
+      continue;
+    }
     const V mv = V::set1(m);
     auto term = [&](V xv, V& count) {
       const auto at_max = eq(xv, mv);
@@ -302,7 +307,8 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
       return {bm, 0.0, 0.0};
     }
     block_max[b / block] = m;
-    if (m == ninf) {
+    if (m == ninf) {  // as in row_stats
+      if (has_nan(xb, len)) return {std::numeric_limits<T>::quiet_NaN(), 0.0, 0.0};
       for (ptrdiff_t i = 0; i < len; ++i) yb[i] = T(0);
       continue;
     }
