@@ -365,14 +365,12 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   // Sweep 2: grad_j = s * (coeff * p_j - q_j) * cap'(z_j), where q is the smoothed target
   // distribution times the class weights, and p_j = exp(z_j - m) / sum.
   const double sum = at_max + rest_sum;
-  const V p_scale = V::set1(T(grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum));
-  const V q_scale = V::set1(T(grad_scale));
-  const V neg_m = V::set1(-m);
+  const double p_coeff = grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum;
   if (exps) {
-    const double base = grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum;
+    // exps holds exp(z - m_b) per block; exp(m_b - m) brings each block to the row's max
     constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
     for (ptrdiff_t b = 0; b < n; b += block) {
-      const V f = V::set1(T(base * std::exp(double(block_max[b / block]) - double(m))));
+      const V f = V::set1(T(p_coeff * std::exp(double(block_max[b / block]) - double(m))));
       write_row<V>(
           grad + b, std::min(block, n - b), params.stream_grad,
           [&](ptrdiff_t j, ptrdiff_t count) { return load_n<V>(exps + b + j, count, 0) * f; },
@@ -380,6 +378,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     }
     if (params.stream_grad) V::stream_fence();
   } else {
+    const V p_scale = V::set1(T(p_coeff)), q_scale = V::set1(T(grad_scale)), neg_m = V::set1(-m);
     write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
       const V zc = k.capped_logits(load_n<V>(z + j, count, 0));
       const V wv = w ? load_n<V>(w + j, count, 0) : k.one;
