@@ -218,8 +218,9 @@ ptrdiff_t column_chunk(ptrdiff_t n, ptrdiff_t width) {
   return std::min(width, std::max(kMin, fit / kMin * kMin));
 }
 
-// Runs fn(x_offset, y_offset, first_column, columns) over every slab of the other outer axes
-// and every chunk of columns along axis d.
+// Runs fn(x_offset, y_offset, first_column, columns, buffer) over every slab of the other
+// outer axes and every chunk of columns along axis d; buffer holds a chunk's worth of T for
+// the calling thread.
 template <class T, class Fn>
 void for_column_blocks(const RowShape& shape, int d, const StridedArray& x, const StridedArray& y,
                        int threads, Fn&& fn) {
@@ -232,24 +233,16 @@ void for_column_blocks(const RowShape& shape, int d, const StridedArray& x, cons
   const ptrdiff_t per_slab = (width + chunk - 1) / chunk;
   const ptrdiff_t items = slabs * per_slab;
   const int nt = threads_for(slabs * width, shape.n, threads);
-  const int team = static_cast<int>(std::min<ptrdiff_t>(nt, items));
-#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
-  for (ptrdiff_t item = 0; item < items; ++item) {
+  for_rows<T>(items, nt, false, chunk, [&](ptrdiff_t item, T* buf, int) {
     const ptrdiff_t slab = item / per_slab, first = (item % per_slab) * chunk;
-    fn(offsets.offset(0, slab), offsets.offset(1, slab), first, std::min(chunk, width - first));
-  }
+    fn(offsets.offset(0, slab), offsets.offset(1, slab), first, std::min(chunk, width - first),
+       buf);
+  });
 }
 
 // Many short contiguous rows: blocks of rows are transposed into a scratch block, whose
 // columns are then the rows, so that the vectors run across rows.
 constexpr ptrdiff_t kShortRow = 16, kShortRowBlock = 256;
-
-template <class T>
-T* driver_scratch(ptrdiff_t n) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
 
 // Rows [first, first + count) of operand `op`, each n long, into `block` as its columns:
 // entry c of row first + r lands at block[c * count + r].
@@ -262,17 +255,17 @@ void rows_to_columns(const T* base, const RowOffsets& offsets, size_t op, ptrdif
   }
 }
 
+// Runs fn(first_row, rows_in_block, in, out) for every block of short rows, with in and out
+// two blocks' worth of T for the calling thread.
 template <class T, class Fn>
 void for_short_row_blocks(ptrdiff_t rows, ptrdiff_t n, int threads, Fn&& fn) {
   const ptrdiff_t blocks = (rows + kShortRowBlock - 1) / kShortRowBlock;
-  const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(rows, n, threads), blocks));
-#pragma omp parallel for num_threads(team) if (team > 1) schedule(static)
-  for (ptrdiff_t b = 0; b < blocks; ++b) {
-    const ptrdiff_t first = b * kShortRowBlock;
-    const ptrdiff_t count = std::min(kShortRowBlock, rows - first);
-    T* block = driver_scratch<T>(2 * kShortRowBlock * n);
-    fn(first, count, block, block + kShortRowBlock * n);
-  }
+  const ptrdiff_t block_elements = kShortRowBlock * n;
+  for_rows<T>(blocks, threads_for(rows, n, threads), false, 2 * block_elements,
+              [&](ptrdiff_t b, T* buf, int) {
+                const ptrdiff_t first = b * kShortRowBlock;
+                fn(first, std::min(kShortRowBlock, rows - first), buf, buf + block_elements);
+              });
 }
 
 }  // namespace
@@ -298,11 +291,11 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   if (plain_softmax && !contiguous && rows > 1) {
     const int d = contiguous_outer_axis(shape, x, &y);
     if (d >= 0) {
-      for_column_blocks<T>(
-          shape, d, x, y, threads, [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols) {
-            k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first, y.axis_stride, n,
-                              cols, log);
-          });
+      for_column_blocks<T>(shape, d, x, y, threads,
+                           [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols, T*) {
+                             k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first,
+                                               y.axis_stride, n, cols, log);
+                           });
       return;
     }
   }
@@ -384,12 +377,12 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
       const ptrdiff_t out_stride = out.outer_strides[d];
       for_column_blocks<T>(
           shape, d, x, out, threads,
-          [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols) {
-        T* o = od + oo + first * out_stride;
-        T* tmp = out_stride == 1 ? o : driver_scratch<T>(cols);
-        k.logsumexp_columns(xd + xo + first, x.axis_stride, tmp, n, cols);
-        if (out_stride != 1) scatter(tmp, cols, o, out_stride);
-      });
+          [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols, T* buf) {
+            T* o = od + oo + first * out_stride;
+            T* values = out_stride == 1 ? o : buf;
+            k.logsumexp_columns(xd + xo + first, x.axis_stride, values, n, cols);
+            if (out_stride != 1) scatter(values, cols, o, out_stride);
+          });
       return;
     }
   }
