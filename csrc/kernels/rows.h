@@ -164,9 +164,9 @@ double store_exp_sum(const typename V::T* x, typename V::T* y, ptrdiff_t n, type
 
 template <class V>
 void exp_shift_scale(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
-                     typename V::T scale, bool stream) {
+                     typename V::T scale) {
   const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(scale);
-  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+  write_row<V>(y, n, false, [&](ptrdiff_t i, ptrdiff_t count) {
     return exp_diff(load_n<V>(x + i, count, shift), s, neg_s) * c;
   });
 }
@@ -365,18 +365,15 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
 // ---- whole-row operations for rows that stay in cache -------------------------------
 
 // Three passes: max; exp(x - max) stored and summed; scale. The row is read from memory
-// once, the later passes hit the cache. A streamed row keeps the unscaled exponentials in
-// the scratch row, so that y is written once, by the final pass, straight to memory.
+// once, the later passes hit the cache.
 template <class V, class VD>
-void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
+void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
   using T = typename V::T;
   const T m = row_max<V>(x, n);
   if (!std::isfinite(m)) return softmax_special_row(x, y, n, false);
-  T* e = stream ? row_scratch<T>(n) : y;
-  const V f = V::set1(T(1.0 / store_exp_sum<V, VD>(x, e, n, m)));
-  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
-    return load_n<V>(e + i, count, 0) * f;
-  });
+  const V f = V::set1(T(1.0 / store_exp_sum<V, VD>(x, y, n, m)));
+  write_row<V>(y, n, false,
+               [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(y + i, count, 0) * f; });
 }
 
 template <class V, class VD>
@@ -618,8 +615,8 @@ inline V apply_unary(int op, V x) {
 }
 
 template <class V, int Op>
-void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
-  write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
+void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+  write_row<V>(y, n, false, [&](ptrdiff_t i, ptrdiff_t count) {
     return apply_unary(Op, load_n<V>(x + i, count, 0));
   });
 }

@@ -57,7 +57,7 @@ struct KernelSet {
   // Whole-row operations for rows short enough to stay in cache; y may alias x. Kernels
   // with a `stream` flag write their output with non-temporal stores when it is set (for
   // outputs larger than the cache, which the next reader would not find there anyway).
-  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n, bool stream);
+  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n);
   void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n, bool stream);
   LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
   // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
@@ -80,15 +80,14 @@ struct KernelSet {
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
   RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
-  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale,  // exp(x-s)*c
-                          bool stream);
+  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale);  // exp(x-s)*c
   void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
                     bool stream);
   // Rows whose maximum is not finite (NaN, +inf, or all -inf): scalar and rare.
   void (*softmax_special)(const T* x, T* y, std::ptrdiff_t n, bool log);
   LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
 
-  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n, bool stream);
+  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
   void (*binary[kNumBinaryOps])(const T* a, const T* b, T* y, std::ptrdiff_t n);
 
   // Binary cross-entropy with logits over one row of n independent classes:

@@ -118,11 +118,16 @@ RowStats<T> long_row_stats(const KernelSet<T>& k, const T* x, const T* b, ptrdif
   return host::merge_stats(parts.data(), n_chunks);
 }
 
+// `stream` applies to log_softmax only (see row_map).
 template <class T>
 void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n, bool log,
                             bool stream, int threads) {
   if (n <= long_row_elements<T>()) {
-    (log ? k.log_softmax_row : k.softmax_row)(x, y, n, stream);
+    if (log) {
+      k.log_softmax_row(x, y, n, stream);
+    } else {
+      k.softmax_row(x, y, n);
+    }
     return;
   }
   const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
@@ -140,7 +145,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
     if (log) {
       k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset, stream);
     } else {
-      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale, stream);
+      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale);
     }
   }
 }
@@ -498,9 +503,8 @@ void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count,
   const auto fn = k.unary[op];
   // Elementwise outputs are written with plain stores: streaming measured no faster (see
   // row_map), the write-backs of plain stores overlapping the arithmetic of later blocks.
-  constexpr bool stream = false;
   for_each_block(count, threads,
-                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len, stream); });
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
 }
 
 double bandwidth_read(const BandwidthKernels<float>& k, const float* x, ptrdiff_t count,

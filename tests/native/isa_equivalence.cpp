@@ -585,13 +585,12 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
 
         {
           Check& c = checks.get<T>("softmax_row");
-          ref.softmax_row(x.data(), y_ref.data(), n, false);
-          k.softmax_row(x.data(), y.data(), n, false);
+          ref.softmax_row(x.data(), y_ref.data(), n);
+          k.softmax_row(x.data(), y.data(), n);
           compare_rows(c, y, y_ref, pi.exact, cs);
           y_in = x;
-          k.softmax_row(y_in.data(), y_in.data(), n, false);
+          k.softmax_row(y_in.data(), y_in.data(), n);
           compare_in_place(c, y_in, y, cs);
-          compare_streamed(c, y, cs, [&](T* out) { k.softmax_row(x.data(), out, n, true); });
         }
         {
           Check& c = checks.get<T>("log_softmax_row");
@@ -622,8 +621,8 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
           const Case sc{cs.what + " shift=" + fmt(double(shift))};
           {
             Check& c = checks.get<T>("exp_shift_scale");
-            ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale, false);
-            k.exp_shift_scale(x.data(), y.data(), n, shift, scale, false);
+            ref.exp_shift_scale(x.data(), y_ref.data(), n, shift, scale);
+            k.exp_shift_scale(x.data(), y.data(), n, shift, scale);
             compare_rows(c, y, y_ref, false, Case{sc.what + " scale=" + fmt(double(scale))}, &x);
             for (ptrdiff_t i = 0; i < n; ++i) {
               if (exp_underflows<T>(static_cast<long double>(x[i]) - shift) && !(y[i] == 0 && y_ref[i] == 0)) {
@@ -633,11 +632,8 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
               }
             }
             y_in = x;
-            k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale, false);
+            k.exp_shift_scale(y_in.data(), y_in.data(), n, shift, scale);
             compare_in_place(c, y_in, y, sc);
-            compare_streamed(c, y, sc, [&](T* out) {
-              k.exp_shift_scale(x.data(), out, n, shift, scale, true);
-            });
           }
           {
             Check& c = checks.get<T>("sub_shift");
@@ -867,7 +863,11 @@ void run_backward_and_hardmax(const KernelSet<T>& ref, const KernelSet<T>& k, st
         for (bool log : {false, true}) {
           Check& c = checks.get<T>(log ? "softmax_backward_row+log" : "softmax_backward_row");
           std::vector<T> fwd(x.size()), g(x.size()), out_ref(x.size()), out(x.size()), out_in;
-          (log ? ref.log_softmax_row : ref.softmax_row)(x.data(), fwd.data(), n, false);
+          if (log) {
+            ref.log_softmax_row(x.data(), fwd.data(), n, false);
+          } else {
+            ref.softmax_row(x.data(), fwd.data(), n);
+          }
           for (bool constant : {false, true}) {
             const double g0 = rng.normal();
             for (T& v : g) v = T(constant ? g0 : rng.normal());
@@ -1255,13 +1255,12 @@ void run_unary(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t see
           fill_unary(ui.input, rng, x);
           const Case cs{std::string(Dtype<T>::name) + " n=" + std::to_string(n) + " input=" + ui.name +
                         " rep=" + std::to_string(rep)};
-          ref.unary[op](x.data(), y_ref.data(), n, false);
-          k.unary[op](x.data(), y.data(), n, false);
+          ref.unary[op](x.data(), y_ref.data(), n);
+          k.unary[op](x.data(), y.data(), n);
           compare_rows(c, y, y_ref, false, cs, &x);
           y_in = x;
-          k.unary[op](y_in.data(), y_in.data(), n, false);
+          k.unary[op](y_in.data(), y_in.data(), n);
           compare_in_place(c, y_in, y, cs);
-          compare_streamed(c, y, cs, [&](T* out) { k.unary[op](x.data(), out, n, true); });
         }
       }
     }
