@@ -10,7 +10,13 @@ from numpy.typing import ArrayLike, NDArray
 from . import _core
 from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, is_storage16, staged_rows
-from ._validation import as_input_array, check_out, check_threads, compute_dtypes
+from ._validation import (
+    as_input_array,
+    check_out,
+    check_threads,
+    compute_dtypes,
+    partially_overlaps,
+)
 
 __all__ = [
     "sigmoid",
@@ -45,9 +51,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
     if is_storage16(arr) and arr.flags.c_contiguous:
         # float16/bfloat16 a stage at a time through float32 buffers (see staged_rows)
         target = np.empty_like(arr) if out is None else out
-        if out is None or (
-            out.flags.c_contiguous and (not np.may_share_memory(out, arr) or out is arr)
-        ):
+        if out is None or (out.flags.c_contiguous and not partially_overlaps(out, arr)):
 
             def elements(a: np.ndarray, b: np.ndarray) -> None:
                 _core.unary(op, a.reshape(-1), b.reshape(-1), isa, nthreads)

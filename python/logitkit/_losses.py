@@ -8,7 +8,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._reductions import _same_view
 from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, is_storage16, stages
 from ._validation import (
@@ -17,6 +16,7 @@ from ._validation import (
     check_threads,
     compute_dtypes,
     normalize_axes,
+    partially_overlaps,
     row_mask,
 )
 
@@ -472,10 +472,7 @@ def cross_entropy_with_grad(
         if (
             staged_grad is None
             or not staged_grad.flags.c_contiguous
-            or (
-                np.may_share_memory(staged_grad, prep.logits)
-                and not _same_view(staged_grad, prep.logits)
-            )
+            or partially_overlaps(staged_grad, prep.logits)
         ):
             staged_grad = np.empty_like(prep.logits)
         loss, lse, argmax = _run(
@@ -493,7 +490,7 @@ def cross_entropy_with_grad(
     if direct:
         assert grad_out is not None
         view = np.moveaxis(grad_out, prep.axis, -1)
-        if np.may_share_memory(view, prep.logits) and not _same_view(view, prep.logits):
+        if partially_overlaps(view, prep.logits):
             direct = False
     if direct:
         assert grad_out is not None

@@ -18,6 +18,7 @@ from ._validation import (
     check_threads,
     compute_dtypes,
     normalize_axes,
+    partially_overlaps,
 )
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "entropy_from_logits"]
@@ -41,14 +42,6 @@ def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if not a.flags.aligned:
         return a.copy()
     return a
-
-
-def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-    )
 
 
 def _prepare(
@@ -117,7 +110,7 @@ def _staged_softmax(
     nthreads = check_threads(func, threads)
     if out is not None:
         check_out(func, out, x.shape, x.dtype)
-        if not out.flags.c_contiguous or (np.may_share_memory(out, x) and not _same_view(out, x)):
+        if not out.flags.c_contiguous or partially_overlaps(out, x):
             return None
         target = out
     else:
@@ -168,7 +161,7 @@ def map_rows(
     if out is not None and len(axes) == 1 and not scalar_input and out.dtype == compute:
         target = np.moveaxis(out, axes[0], -1) if out.flags.aligned else None
         # A partial overlap with the input would be read after being written.
-        if target is not None and np.may_share_memory(target, xv) and not _same_view(target, xv):
+        if target is not None and partially_overlaps(target, xv):
             target = None
     if target is not None:
         run(xv, target, isa, nthreads, info)

@@ -85,6 +85,17 @@ def check_out(
     return out
 
 
+def partially_overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b share memory without being the same view: writing one would change entries
+    of the other before they are read."""
+    same_view = (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+    return not same_view and bool(np.may_share_memory(a, b))
+
+
 def check_threads(func: str, threads: Any) -> int:
     """``threads=None`` means the library default, passed to the native layer as 0."""
     if threads is None:
