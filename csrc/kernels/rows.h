@@ -212,23 +212,29 @@ inline void scale_wide(WideSum<VD>& s, double factor) {
   s.a1 = s.a1 * f;
 }
 
-template <class V, class VD>
-RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
+// The blocked loop of the one-read statistics, shared by row_stats and row_stats_store.
+// For each block: its max; then sweep(b, len, m, count0, count1, rest) adds the block's
+// terms against the running max m (finite), after the sums so far were rescaled if the
+// block raised it; blocks before the first finite entry go to before_first(b, len) instead.
+// A row whose max is not finite returns that max (NaN where the row holds a NaN) and no
+// sums: the caller takes the special path.
+template <class V, class VD, class Sweep, class BeforeFirst>
+RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Sweep&& sweep,
+                                       BeforeFirst&& before_first) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   static_assert(block % (4 * V::N) == 0, "a block is a whole number of 4-vector steps");
-  const V zero = V::zero(), one = V::set1(T(1));
+  const V zero = V::zero();
   T m = ninf;
   WideSum<VD> rest;
   double earlier_at_max = 0;  // entries at a smaller running maximum, already rescaled
   V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
   for (ptrdiff_t b = 0; b < n; b += block) {
-    const T* xb = x + b;
     const ptrdiff_t len = std::min(block, n - b);
-    const T bm = row_max<V>(xb, len);
+    const T bm = row_max<V>(x + b, len);
     if (bm > m) {
-      if (!std::isfinite(bm)) {  // +inf: the special path below
+      if (!std::isfinite(bm)) {  // +inf
         m = bm;
         break;
       }
@@ -246,9 +252,27 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
     if (m == ninf) {
       // Only -inf so far, unless the max skipped a NaN (max_ keeps a NaN only sometimes):
       // later blocks would not see it, so it is looked for here.
-      if (has_nan(xb, len)) return {std::numeric_limits<T>::quiet_NaN(), 0.0, 0.0};
+      if (has_nan(x + b, len)) return {std::numeric_limits<T>::quiet_NaN(), 0.0, 0.0};
+      before_first(b, len);
       continue;
     }
+    sweep(b, len, m, count0, count1, rest);
+  }
+  // A NaN that the max skipped in a later block shows up as a NaN term instead.
+  if (!std::isfinite(m)) {
+    const T limit = m == ninf ? ninf : std::numeric_limits<T>::infinity();
+    return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : limit, 0.0, 0.0};
+  }
+  return {m, reduce_add(count0 + count1), rest.total() + earlier_at_max};
+}
+
+template <class V, class VD>
+RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const V zero = V::zero(), one = V::set1(T(1));
+  auto sweep = [&](ptrdiff_t b, ptrdiff_t len, T m, V& count0, V& count1, WideSum<VD>& rest) {
+    const T* xb = x + b;
     const V mv = V::set1(m);
     auto term = [&](V xv, V& count) {
       const auto at_max = eq(xv, mv);
@@ -264,14 +288,8 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
     }
     for (; i + V::N <= len; i += V::N) rest.add(term(V::load(xb + i), count0));
     if (i < len) rest.add(term(load_partial<V>(xb + i, len - i, ninf), count1));
-  }
-  // A maximum that is not finite (+inf, NaN, or no entry above -inf): the caller takes the
-  // special path. A NaN that the max skipped shows up as a NaN term instead.
-  if (!std::isfinite(m)) {
-    const T limit = m == ninf ? ninf : std::numeric_limits<T>::infinity();
-    return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : limit, 0.0, 0.0};
-  }
-  return {m, reduce_add(count0 + count1), rest.total() + earlier_at_max};
+  };
+  return one_read_stats<V, VD>(x, n, sweep, [](ptrdiff_t, ptrdiff_t) {});
 }
 
 // row_stats that also stores y = exp(x - m_b) (compensated, as softmax stores it), m_b
@@ -285,33 +303,10 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   const V zero = V::zero(), one = V::set1(T(1));
-  T m = ninf;
-  WideSum<VD> rest;
-  double earlier_at_max = 0;
-  V count = zero;
-  for (ptrdiff_t b = 0; b < n; b += block) {
+  auto sweep = [&](ptrdiff_t b, ptrdiff_t len, T m, V& count, V&, WideSum<VD>& rest) {
     const T* xb = x + b;
     T* yb = y + b;
-    const ptrdiff_t len = std::min(block, n - b);
-    const T bm = row_max<V>(xb, len);
-    if (bm > m) {
-      if (!std::isfinite(bm)) return {bm, 0.0, 0.0};  // +inf: the caller's special path
-      if (m != ninf) {
-        const double f = std::exp(double(m) - double(bm));
-        scale_wide(rest, f);
-        earlier_at_max = (earlier_at_max + reduce_add(count)) * f;
-        count = zero;
-      }
-      m = bm;
-    } else if (std::isnan(bm)) {
-      return {bm, 0.0, 0.0};
-    }
     block_max[b / block] = m;
-    if (m == ninf) {  // as in row_stats
-      if (has_nan(xb, len)) return {std::numeric_limits<T>::quiet_NaN(), 0.0, 0.0};
-      for (ptrdiff_t i = 0; i < len; ++i) yb[i] = T(0);
-      continue;
-    }
     const V mv = V::set1(m), neg_m = V::set1(-m);
     auto term = [&](V xv) {
       const auto at_max = eq(xv, mv);
@@ -323,9 +318,12 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
     ptrdiff_t i = 0;
     for (; i + V::N <= len; i += V::N) term(V::load(xb + i)).store(yb + i);
     if (i < len) store_partial(yb + i, len - i, term(load_partial<V>(xb + i, len - i, ninf)));
-  }
-  if (!std::isfinite(m)) return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : m, 0.0, 0.0};
-  return {m, reduce_add(count), rest.total() + earlier_at_max};
+  };
+  auto before_first = [&](ptrdiff_t b, ptrdiff_t len) {
+    block_max[b / block] = ninf;
+    for (ptrdiff_t i = 0; i < len; ++i) y[b + i] = T(0);
+  };
+  return one_read_stats<V, VD>(x, n, sweep, before_first);
 }
 
 // As row_stats with weights b; entries with b == 0 are not counted at all.
