@@ -93,3 +93,62 @@ def test_axis_zero_in_place_with_special_columns(isa, dtype, func):
         y = x.copy()
         getattr(lk, func)(y, axis=0, out=y)
     assert_ulp_close(y, want, dtype, ulps(dtype), abs_scale=8.0 if func == "log_softmax" else 0)
+
+
+# ---- entropy and the plain cross-entropy take the same column and short-row paths ----------
+
+
+def loss_grad_case(shape, axis, seed, dtype):
+    """Logits with special classes in a few rows, targets with ignored rows, class weights."""
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal(shape) * 4).astype(dtype)
+    zc = np.moveaxis(z, axis, -1)  # a view: writes land in z
+    n = zc.shape[-1]
+    flat = [np.unravel_index(i, zc.shape[:-1]) for i in range(min(6, zc[..., 0].size))]
+    specials = [np.nan, np.inf, -np.inf, -np.inf, 30.0, -np.inf]
+    for k, idx in enumerate(flat[: len(specials)]):
+        if k == 2:
+            zc[idx] = -np.inf  # a row of -inf only
+        elif k == 4:
+            zc[idx][n // 2] = 1e30  # a finite max far above the rest
+        else:
+            zc[idx][k % n] = specials[k]
+    t = rng.integers(0, n, zc.shape[:-1])
+    t.reshape(-1)[1::7] = -100  # ignored rows
+    w = (rng.random(n) + 0.5).astype(dtype)
+    return z, t, w
+
+
+LOSS_LAYOUTS = [((64, 300), 0), ((5, 11, 37), 1), ((3000, 10), -1), ((700, 3), -1)]
+
+
+@pytest.mark.parametrize(("shape", "axis"), LOSS_LAYOUTS)
+def test_entropy_columns_and_short_rows(isa, dtype, shape, axis):
+    z, _, _ = loss_grad_case(shape, axis, 11, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = lk.entropy_from_logits(z, axis=axis)
+        want = ref.entropy_from_logits(z, axis=axis)
+    assert_ulp_close(got, want, dtype, ulps(dtype), abs_scale=8.0)
+
+
+@pytest.mark.parametrize(("shape", "axis"), LOSS_LAYOUTS)
+@pytest.mark.parametrize("options", [{}, {"weight": True, "z_loss": 1e-3}])
+def test_cross_entropy_columns_and_short_rows(isa, dtype, shape, axis, options):
+    z, t, w = loss_grad_case(shape, axis, 12, dtype)
+    kw = {"axis": axis, "reduction": "none", "z_loss": options.get("z_loss", 0.0)}
+    if options.get("weight"):
+        kw["weight"] = w
+    g_out = np.random.default_rng(0).standard_normal(t.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss, grad = lk.cross_entropy_with_grad(z, t, grad_output=g_out, **kw)
+        want_loss, want_grad = ref.cross_entropy_with_grad(z, t, grad_output=g_out, **kw)
+        loss_only = lk.cross_entropy(z, t, **kw)
+    assert_ulp_close(loss, want_loss, dtype, ulps(dtype), abs_scale=8.0)
+    np.testing.assert_array_equal(loss_only, loss)
+    assert grad.shape == z.shape and grad.dtype == z.dtype
+    assert_ulp_close(grad, want_grad, dtype, ulps(dtype), abs_scale=1.0)
+    # in place: the gradient overwrites the logits along the same path
+    z2 = z.copy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        lk.cross_entropy_with_grad(z2, t, grad_output=g_out, inplace=True, **kw)
+    np.testing.assert_array_equal(z2, grad)

@@ -19,16 +19,30 @@ namespace logitkit::LOGITKIT_ISA_NS {
 // whole, and the block's 8 x n values stay in cache between the sweeps.
 constexpr int kStrips = 8;
 
+// Column j's entries, one after another, into col[0, n).
+template <class T>
+inline void gather_column(const T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t j, T* col) {
+  for (ptrdiff_t c = 0; c < n; ++c) col[c] = x[c * x_stride + j];
+}
+
 template <class V>
 inline ptrdiff_t strip_lanes(ptrdiff_t width, int strip) {
   return std::min<ptrdiff_t>(V::N, width - ptrdiff_t(strip) * V::N);
 }
 
+// A column reduction that needs nothing beyond the statistics.
+struct NoColumnExtra {
+  template <class V>
+  void operator()(int, V, V, V) const {}
+};
+
 // The statistics of `width` (<= kStrips * V::N) adjacent columns starting at x; a column
 // whose max is not finite gets that max and no sums (the caller takes the special path).
-template <class V, class VD>
+// extra(strip, x, max, e) sees every entry of the second sweep with its e = exp(x - max)
+// (0 for padding lanes), for reductions that accumulate more than the sum.
+template <class V, class VD, class Extra = NoColumnExtra>
 void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
-                  RowStats<typename V::T>* stats) {
+                  RowStats<typename V::T>* stats, Extra&& extra = {}) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const int strips = static_cast<int>((width + V::N - 1) / V::N);
@@ -57,8 +71,10 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
     for (int s = 0; s < strips; ++s) {
       const V xv = load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf);
       const auto at_max = eq(xv, m[s]);
+      const V e = exp_sum_term_(xv - m[s]);
       count[s] = count[s] + select(at_max, one, zero);
-      rest[s].add(select(at_max, zero, exp_sum_term_(xv - m[s])));
+      rest[s].add(select(at_max, zero, e));
+      extra(s, xv, m[s], e);
     }
   }
   alignas(64) T count_lanes[V::N];
@@ -76,6 +92,63 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
   }
 }
 
+// log(at_max + rest) of each of `width` columns, as log(at_max) + log1p(rest / at_max) in
+// the kernel's own vectors: these paths finish a row every few dozen elements, where the
+// scalar double log1p of the row kernels would cost as much as all the exponentials. at_max
+// is nearly always one entry, whose log (0) is skipped. Columns whose max is not finite get
+// 0 (their caller redoes them).
+template <class V, class VD>
+void column_log_sums(const RowStats<typename V::T>* stats, ptrdiff_t width, double* log_sum) {
+  using T = typename V::T;
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += V::N) {
+    alignas(64) T ratio[V::N], at_max[V::N];
+    bool single = true;
+    for (ptrdiff_t j = 0; j < V::N; ++j) {
+      const bool live = j0 + j < width && std::isfinite(stats[j0 + j].max);
+      const double a = live ? stats[j0 + j].at_max : 1.0, r = live ? stats[j0 + j].rest : 0.0;
+      single = single && a == 1.0;
+      at_max[j] = T(a);
+      ratio[j] = T(a == 1.0 ? r : r / a);
+    }
+    V value = log1p_(V::load(ratio));
+    if (!single) value = value + log_(V::load(at_max));
+    alignas(64) T lanes[V::N];
+    value.store(lanes);
+    for (ptrdiff_t j = 0; j < V::N && j0 + j < width; ++j) log_sum[j0 + j] = double(lanes[j]);
+  }
+}
+
+// y = exp(x - m) * factor (log: (x - m) - factor, compensated) over `width` (<= kStrips *
+// V::N) columns with per-column m and factor; y may be x. Padding lanes compute on 0 and are
+// not stored.
+template <class V>
+void column_sweep(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
+                  ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, const typename V::T* m,
+                  const typename V::T* factor, bool log) {
+  const int strips = static_cast<int>((width + V::N - 1) / V::N);
+  V mv[kStrips], neg_m[kStrips], f[kStrips];
+  for (int s = 0; s < strips; ++s) {
+    mv[s] = V::load(m + s * V::N);
+    neg_m[s] = V::zero() - mv[s];
+    f[s] = V::load(factor + s * V::N);
+  }
+  for (ptrdiff_t c = 0; c < n; ++c) {
+    const auto* row = x + c * x_stride;
+    auto* out = y + c * y_stride;
+    for (int s = 0; s < strips; ++s) {
+      const ptrdiff_t lanes = strip_lanes<V>(width, s);
+      const V xv = load_n<V>(row + s * V::N, lanes, 0);
+      const V v = log ? sub_shift_exact(xv, mv[s], neg_m[s], f[s])
+                      : exp_diff(xv, mv[s], neg_m[s]) * f[s];
+      if (lanes == V::N) {
+        v.store(out + s * V::N);
+      } else {
+        store_partial(out + s * V::N, lanes, v);
+      }
+    }
+  }
+}
+
 // softmax (or log_softmax) of each of the `width` columns of x into y.
 template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
@@ -84,11 +157,12 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
   constexpr ptrdiff_t kBlock = kStrips * V::N;
   for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
     const ptrdiff_t w = std::min(kBlock, width - j0);
-    const int strips = static_cast<int>((w + V::N - 1) / V::N);
     const T* xs = x + j0;
     T* ys = y + j0;
     RowStats<T> st[kBlock];
     column_stats<V, VD>(xs, x_stride, n, w, st);
+    double log_sum[kBlock];
+    if (log) column_log_sums<V, VD>(st, w, log_sum);
     alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
     bool special = false;
     for (ptrdiff_t j = 0; j < w; ++j) {
@@ -97,8 +171,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
         continue;
       }
       m[j] = st[j].max;
-      factor[j] = log ? T(log_abs_sum(st[j].at_max, st[j].rest).value)
-                      : T(1.0 / (st[j].at_max + st[j].rest));
+      factor[j] = log ? T(log_sum[j]) : T(1.0 / (st[j].at_max + st[j].rest));
     }
     // Columns whose max is not finite get the row rules from a copy taken now: with y = x
     // the sweep below overwrites them first.
@@ -106,30 +179,10 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     if (special) {
       for (ptrdiff_t j = 0; j < w; ++j) {
         if (std::isfinite(st[j].max)) continue;
-        for (ptrdiff_t c = 0; c < n; ++c) saved[j * n + c] = xs[c * x_stride + j];
+        gather_column(xs, x_stride, n, j, saved + j * n);
       }
     }
-    V mv[kStrips], neg_m[kStrips], f[kStrips];
-    for (int s = 0; s < strips; ++s) {
-      mv[s] = V::load(m + s * V::N);
-      neg_m[s] = V::zero() - mv[s];
-      f[s] = V::load(factor + s * V::N);
-    }
-    for (ptrdiff_t c = 0; c < n; ++c) {
-      const T* row = xs + c * x_stride;
-      T* out = ys + c * y_stride;
-      for (int s = 0; s < strips; ++s) {
-        const ptrdiff_t lanes = strip_lanes<V>(w, s);
-        const V xv = load_n<V>(row + s * V::N, lanes, 0);
-        const V v = log ? sub_shift_exact(xv, mv[s], neg_m[s], f[s])
-                        : exp_diff(xv, mv[s], neg_m[s]) * f[s];
-        if (lanes == V::N) {
-          v.store(out + s * V::N);
-        } else {
-          store_partial(out + s * V::N, lanes, v);
-        }
-      }
-    }
+    column_sweep<V>(xs, x_stride, ys, y_stride, n, w, m, factor, log);
     if (special) {
       T* col = saved + w * n;
       for (ptrdiff_t j = 0; j < w; ++j) {
@@ -151,13 +204,15 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
     const ptrdiff_t w = std::min(kBlock, width - j0);
     RowStats<T> st[kBlock];
     column_stats<V, VD>(x + j0, x_stride, n, w, st);
+    double log_sum[kBlock];
+    column_log_sums<V, VD>(st, w, log_sum);
     for (ptrdiff_t j = 0; j < w; ++j) {
       if (std::isfinite(st[j].max)) {
-        out[j0 + j] = T(finish_logsumexp(st[j]).value);
+        out[j0 + j] = T(double(st[j].max) + log_sum[j]);
         continue;
       }
       T* col = row_scratch<T>(n);
-      for (ptrdiff_t c = 0; c < n; ++c) col[c] = x[c * x_stride + j0 + j];
+      gather_column(x + j0, x_stride, n, j, col);
       const LseResult r = logsumexp_special_row<T>(col, nullptr, n);
       out[j0 + j] = T(r.sign < 0 ? std::numeric_limits<double>::quiet_NaN() : r.value);
     }

@@ -4,6 +4,7 @@
 #include "columns.h"
 #include "convert.h"
 #include "cross_entropy.h"
+#include "loss_columns.h"
 #include "rows.h"
 
 namespace logitkit::LOGITKIT_ISA_NS {
@@ -21,6 +22,8 @@ KernelSet<typename V::T> make_kernel_set() {
   k.entropy_row = &entropy_row<V, VD>;
   k.softmax_columns = &softmax_columns<V, VD>;
   k.logsumexp_columns = &logsumexp_columns<V, VD>;
+  k.entropy_columns = &entropy_columns<V, VD>;
+  k.cross_entropy_columns = &cross_entropy_columns<V, VD>;
   k.stats = &row_stats<V, VD>;
   k.weighted_stats = &weighted_row_stats<V, VD>;
   k.exp_shift_scale = &exp_shift_scale<V>;

@@ -76,6 +76,16 @@ struct KernelSet {
                           std::ptrdiff_t n, std::ptrdiff_t width, bool log);
   void (*logsumexp_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
                             std::ptrdiff_t width);
+  void (*entropy_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
+                          std::ptrdiff_t width);
+  // The cross-entropy of plain rows (index targets; no smoothing, soft targets, softcap or
+  // argmax) along columns: column j has target[j], counted[j] and grad_scale[j], and gets
+  // loss[j] and lse[j]; grad (null: none) is laid out like z, and may be z.
+  void (*cross_entropy_columns)(const T* z, std::ptrdiff_t z_stride, std::ptrdiff_t n,
+                                std::ptrdiff_t width, const long long* target,
+                                const unsigned char* counted, const double* grad_scale,
+                                const CrossEntropyParams<T>& params, T* grad,
+                                std::ptrdiff_t grad_stride, double* loss, double* lse);
 
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);

@@ -61,14 +61,16 @@ class RowOffsets {
     }
   }
 
+  // The outermost axis takes what is left of row without a division: with one merged axis
+  // (the common case) an offset is one multiplication, which short rows feel.
   ptrdiff_t offset(size_t op, ptrdiff_t row) const {
+    if (dims_.empty()) return 0;
     ptrdiff_t off = 0;
-    for (size_t d = dims_.size(); d-- > 0;) {
-      const ptrdiff_t i = row % dims_[d];
+    for (size_t d = dims_.size() - 1; d > 0; --d) {
+      off += (row % dims_[d]) * strides_[op][d];
       row /= dims_[d];
-      off += i * strides_[op][d];
     }
-    return off;
+    return off + row * strides_[op][0];
   }
 
  private:
@@ -223,25 +225,43 @@ ptrdiff_t column_chunk(ptrdiff_t n, ptrdiff_t width) {
   return std::min(width, std::max(kMin, fit / kMin * kMin));
 }
 
-// Runs fn(x_offset, y_offset, first_column, columns, buffer) over every slab of the other
-// outer axes and every chunk of columns along axis d; buffer holds a chunk's worth of T for
-// the calling thread.
+// Row numbers (in the row-major order of the outer axes) as an operand of RowOffsets, for
+// the per-row arrays of the cross-entropy.
+StridedArray row_numbers(const std::vector<ptrdiff_t>& outer) {
+  static char any;  // RowOffsets only asks whether an operand has data
+  StridedArray a;
+  a.data = &any;
+  a.outer_strides.resize(outer.size());
+  ptrdiff_t step = 1;
+  for (size_t d = outer.size(); d-- > 0;) {
+    a.outer_strides[d] = step;
+    step *= outer[d];
+  }
+  return a;
+}
+
+// Runs fn(x_offset, y_offset, first_column, columns, buffer, first_row) over every slab of the
+// other outer axes and every chunk of columns along axis d; buffer holds a chunk's worth of T
+// for the calling thread, and first_row is the row number of the chunk's first column (the
+// next columns' rows follow at the stride of axis d in row_numbers).
 template <class T, class Fn>
 void for_column_blocks(const RowShape& shape, int d, const StridedArray& x, const StridedArray& y,
                        int threads, Fn&& fn) {
   std::vector<ptrdiff_t> slab_shape = shape.outer;
   const ptrdiff_t width = slab_shape[d];
   slab_shape[d] = 1;
-  const RowOffsets offsets(slab_shape, {&x, &y});
+  const StridedArray numbers = row_numbers(shape.outer);
+  const RowOffsets offsets(slab_shape, {&x, &y, &numbers});
   const ptrdiff_t slabs = product(slab_shape);
   const ptrdiff_t chunk = column_chunk<T>(shape.n, width);
   const ptrdiff_t per_slab = (width + chunk - 1) / chunk;
   const ptrdiff_t items = slabs * per_slab;
   const int nt = threads_for(slabs * width, shape.n, threads);
+  const ptrdiff_t row_step = numbers.outer_strides[d];
   for_rows<T>(items, nt, false, chunk, [&](ptrdiff_t item, T* buf, int) {
     const ptrdiff_t slab = item / per_slab, first = (item % per_slab) * chunk;
     fn(offsets.offset(0, slab), offsets.offset(1, slab), first, std::min(chunk, width - first),
-       buf);
+       buf, offsets.offset(2, slab) + first * row_step);
   });
 }
 
@@ -297,7 +317,8 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
     const int d = contiguous_outer_axis(shape, x, &y);
     if (d >= 0) {
       for_column_blocks<T>(shape, d, x, y, threads,
-                           [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols, T*) {
+                           [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols, T*,
+                               ptrdiff_t) {
                              k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first,
                                                y.axis_stride, n, cols, log);
                            });
@@ -375,26 +396,29 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
   const int nt = threads_for(rows, n, threads);
   const bool split_rows =
       op == RowReduction::logsumexp && nt > 1 && rows < nt && n > long_row_elements<T>();
-  const bool plain_lse = op == RowReduction::logsumexp && !weighted && !sd && n > 0;
-  if (plain_lse && !contiguous && rows > 1) {
+  // Without weights, a mask or a sign, both reductions have column kernels.
+  const bool by_columns = !weighted && !sd && n > 0;
+  const auto columns =
+      op == RowReduction::logsumexp ? k.logsumexp_columns : k.entropy_columns;
+  if (by_columns && !contiguous && rows > 1) {
     const int d = contiguous_outer_axis(shape, x, nullptr);
     if (d >= 0) {
       const ptrdiff_t out_stride = out.outer_strides[d];
       for_column_blocks<T>(
           shape, d, x, out, threads,
-          [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols, T* buf) {
+          [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols, T* buf, ptrdiff_t) {
             T* o = od + oo + first * out_stride;
             T* values = out_stride == 1 ? o : buf;
-            k.logsumexp_columns(xd + xo + first, x.axis_stride, values, n, cols);
+            columns(xd + xo + first, x.axis_stride, values, n, cols);
             if (out_stride != 1) scatter(values, cols, o, out_stride);
           });
       return;
     }
   }
-  if (plain_lse && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
+  if (by_columns && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res) {
       rows_to_columns(xd, offsets, 0, first, count, n, in);
-      k.logsumexp_columns(in, count, res, n, count);
+      columns(in, count, res, n, count);
       for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
     });
     return;
@@ -442,6 +466,52 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
   CrossEntropyParams<T> row_params = params;
   row_params.stream_grad = has_grad && contiguous && grad.data != z.data && streams<T>(n_rows * n);
+
+  // Plain rows (index targets, no smoothing, cap or argmax) that are columns, or short:
+  // vectors across rows, as for softmax.
+  const bool by_columns = !has_soft && params.smoothing == 0 && !(params.softcap > 0) &&
+                          !params.want_argmax && n > 0;
+  auto no_argmax = [&](ptrdiff_t first, ptrdiff_t count) {
+    std::fill(rows.argmax + first, rows.argmax + first + count, -1LL);
+  };
+  if (by_columns && !contiguous && n_rows > 1) {
+    const int d = contiguous_outer_axis(shape, z, has_grad ? &grad : nullptr);
+    // The per-row arrays are indexed by row number: the columns must be consecutive rows,
+    // which they are when d is the last outer axis of more than one element.
+    bool consecutive = d >= 0;
+    for (size_t e = static_cast<size_t>(d) + 1; consecutive && e < shape.outer.size(); ++e) {
+      consecutive = shape.outer[e] == 1;
+    }
+    if (consecutive) {
+      for_column_blocks<T>(
+          shape, d, z, grad, threads,
+          [&](ptrdiff_t zo, ptrdiff_t go, ptrdiff_t first, ptrdiff_t cols, T*, ptrdiff_t row) {
+            k.cross_entropy_columns(zd + zo + first, z.axis_stride, n, cols, rows.target + row,
+                                    rows.counted + row, has_grad ? rows.grad_scale + row : nullptr,
+                                    params, has_grad ? gd + go + first : nullptr,
+                                    grad.axis_stride, rows.loss + row, rows.lse + row);
+            no_argmax(row, cols);
+          });
+      return;
+    }
+  }
+  if (by_columns && contiguous && n <= kShortRow && n_rows >= kShortRowBlock) {
+    for_short_row_blocks<T>(n_rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in,
+                                                    T* out) {
+      rows_to_columns(zd, offsets, 0, first, count, n, in);
+      k.cross_entropy_columns(in, count, n, count, rows.target + first, rows.counted + first,
+                              has_grad ? rows.grad_scale + first : nullptr, params,
+                              has_grad ? out : nullptr, count, rows.loss + first,
+                              rows.lse + first);
+      no_argmax(first, count);
+      if (!has_grad) return;
+      for (ptrdiff_t r = 0; r < count; ++r) {
+        T* gr = gd + offsets.offset(2, first + r);
+        for (ptrdiff_t c = 0; c < n; ++c) gr[c] = out[c * count + r];
+      }
+    });
+    return;
+  }
   auto one_row = [&](ptrdiff_t r, T* buf, int /*row_threads*/) {
     const T* zr = zd + offsets.offset(0, r);
     const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;

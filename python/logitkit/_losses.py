@@ -499,11 +499,20 @@ def cross_entropy_with_grad(
             func, prep, z_loss, softcap, reduction, threads, view, grad_output, return_stats
         )
     else:
-        tmp = np.empty(prep.logits.shape, dtype=prep.compute)
+        # The gradient takes the logits' memory layout (as PyTorch's does), so that it is
+        # written along the same axes as the logits are read.
+        moved = np.empty_like(np.moveaxis(prep.logits, -1, prep.axis), dtype=prep.compute)
         loss, lse, argmax = _run(
-            func, prep, z_loss, softcap, reduction, threads, tmp, grad_output, return_stats
+            func,
+            prep,
+            z_loss,
+            softcap,
+            reduction,
+            threads,
+            np.moveaxis(moved, prep.axis, -1),
+            grad_output,
+            return_stats,
         )
-        moved = np.moveaxis(tmp, -1, prep.axis)
         if grad_out is not None:
             copy_cast(grad_out, moved)
             grad = grad_out

@@ -93,6 +93,10 @@ constexpr Tolerance kTolerances[] = {
     {"softmax_columns", 8, 160},
     {"softmax_columns+log", 4, 16},
     {"logsumexp_columns", 1, 6},  // rounded to T, unlike the double-valued row results
+    {"entropy_columns", 4.5, 40},
+    {"cross_entropy_columns:lse", 5, 42},
+    {"cross_entropy_columns:loss", 5, 96},
+    {"cross_entropy_columns:grad", 20, 640},
 };
 
 const char* const kUnaryNames[] = {"unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit",
@@ -774,6 +778,71 @@ bool decided_by_rules(const T* x, const T* mask, ptrdiff_t n) {
   return true;
 }
 
+// The column kernels of entropy and cross-entropy on 11 columns (a partial vector on every
+// ISA), column j holding the row rotated by j, with its own target, weight of its row's
+// gradient, and some columns not counted.
+template <class T>
+void check_loss_columns(const KernelSet<T>& ref, const KernelSet<T>& k, const std::vector<T>& x,
+                        ptrdiff_t n, Checks& checks, const std::string& row) {
+  constexpr ptrdiff_t W = 11;
+  std::vector<T> cols(static_cast<size_t>(n * W));
+  std::vector<std::vector<T>> column(W, std::vector<T>(static_cast<size_t>(n)));
+  for (ptrdiff_t c = 0; c < n; ++c) {
+    for (ptrdiff_t j = 0; j < W; ++j) {
+      cols[size_t(c * W + j)] = column[size_t(j)][size_t(c)] = x[size_t((c + j) % n)];
+    }
+  }
+  std::vector<bool> decided(W);
+  std::vector<double> mag(W);
+  for (ptrdiff_t j = 0; j < W; ++j) {
+    const std::vector<T>& col = column[size_t(j)];
+    decided[size_t(j)] = decided_by_rules(col.data(), static_cast<const T*>(nullptr), n);
+    const T m = *std::max_element(col.begin(), col.end());
+    mag[size_t(j)] = std::isfinite(double(m)) ? std::fabs(double(m)) : 0.0;
+  }
+  auto describe = [&](const char* what, ptrdiff_t j, double got, double want) {
+    return [=, &row] {
+      return row + " column " + std::to_string(j) + " " + what + " got=" + fmt(got) + " scalar=" + fmt(want);
+    };
+  };
+
+  std::vector<T> e_ref(W), e_got(W);
+  ref.entropy_columns(cols.data(), W, e_ref.data(), n, W);
+  k.entropy_columns(cols.data(), W, e_got.data(), n, W);
+  for (ptrdiff_t j = 0; j < W; ++j) {
+    compare_value<T>(checks.get<T>("entropy_columns"), e_got[size_t(j)], e_ref[size_t(j)], 0.0,
+                     decided[size_t(j)], describe("entropy", j, e_got[size_t(j)], e_ref[size_t(j)]));
+  }
+
+  std::vector<long long> target(W);
+  std::vector<unsigned char> counted(W);
+  std::vector<double> scale(W), loss_ref(W), loss_got(W), lse_ref(W), lse_got(W);
+  for (ptrdiff_t j = 0; j < W; ++j) {
+    target[size_t(j)] = (3 * j) % n;
+    counted[size_t(j)] = j % 4 != 1;
+    scale[size_t(j)] = 1.0 / double(j + 1);
+  }
+  logitkit::CrossEntropyParams<T> params;
+  params.want_argmax = false;
+  params.z_loss = 1e-3;
+  std::vector<T> g_ref(cols.size(), T(-7.25)), g_got(cols.size(), T(-7.25));
+  ref.cross_entropy_columns(cols.data(), W, n, W, target.data(), counted.data(), scale.data(), params,
+                            g_ref.data(), W, loss_ref.data(), lse_ref.data());
+  k.cross_entropy_columns(cols.data(), W, n, W, target.data(), counted.data(), scale.data(), params,
+                          g_got.data(), W, loss_got.data(), lse_got.data());
+  for (ptrdiff_t j = 0; j < W; ++j) {
+    const size_t i = size_t(j);
+    compare_value<T>(checks.get<T>("cross_entropy_columns:lse"), lse_got[i], lse_ref[i], mag[i], decided[i],
+                     describe("lse", j, lse_got[i], lse_ref[i]));
+    compare_value<T>(checks.get<T>("cross_entropy_columns:loss"), loss_got[i], loss_ref[i], mag[i], decided[i],
+                     describe("loss", j, loss_got[i], loss_ref[i]));
+  }
+  // gradient entries are relative to their column's scale, the largest any of them can be
+  compare_rows_by(
+      checks.get<T>("cross_entropy_columns:grad"), g_got, g_ref, Case{row + " cross_entropy_columns"},
+      [&](size_t i) { return bool(decided[i % W]); }, [&](size_t i) { return scale[i % W]; }, &cols);
+}
+
 template <class T>
 void run_masked_rows(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
   const bool is_f32 = std::is_same<T, float>::value;
@@ -795,6 +864,7 @@ void run_masked_rows(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64
                            [&] { return cs.what + " got=" + fmt(got) + " scalar=" + fmt(want); });
         };
         check_entropy(nullptr, Case{row + " no mask"});
+        if (n > 0) check_loss_columns(ref, k, x, n, checks, row);
 
         for (const MaskInfo& mi : kMaskKinds) {
           if (!fill_mask(mi.kind, rng, x, special, mask)) continue;
