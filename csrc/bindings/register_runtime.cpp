@@ -1,4 +1,5 @@
 #include "bindings/common.h"
+#include "runtime/buffer_pool.h"
 
 #ifndef LOGITKIT_VERSION
 #define LOGITKIT_VERSION "0.0.0"
@@ -71,6 +72,19 @@ void convert16(const py::array& src, py::array& dst, bool bfloat16, bool to_floa
   }
 }
 
+// A 1-d uint8 array over a cached block of at least `bytes`; the block goes back to the cache
+// when the last array over it dies.
+py::array pooled_bytes(std::size_t bytes) {
+  auto* block = new runtime::BufferBlock(runtime::take_buffer(bytes));
+  py::capsule owner(block, [](void* p) {
+    auto* b = static_cast<runtime::BufferBlock*>(p);
+    runtime::give_back_buffer(*b);
+    delete b;
+  });
+  return py::array(py::dtype("uint8"), {static_cast<py::ssize_t>(bytes)}, {py::ssize_t(1)},
+                   block->data, owner);
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
@@ -109,6 +123,11 @@ void register_runtime(py::module_& m) {
         py::arg("to_float"), py::arg("isa"), py::arg("threads"),
         "float16/bfloat16 (as uint16) to float32 when to_float, else float32 to 16 bits; "
         "rounding to nearest even.");
+  m.def("pooled_bytes", &pooled_bytes, py::arg("bytes"),
+        "A uint8 array of `bytes` over a block from the result-buffer cache.");
+  m.def("set_buffer_cache_limit", &runtime::set_buffer_cache_limit, py::arg("bytes"));
+  m.def("buffer_cache_limit", &runtime::buffer_cache_limit);
+  m.def("buffer_cache_bytes", &runtime::buffer_cache_bytes);
   m.attr("long_row_bytes") = parallel::kLongRowBytes;
   m.attr("chunk_bytes") = parallel::kChunkBytes;
 }

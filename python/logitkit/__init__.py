@@ -41,7 +41,14 @@ from ._losses import (
     nll_loss,
 )
 from ._reductions import entropy_from_logits, log_softmax, logsumexp, softmax
-from ._runtime import active_isa, available_isas, runtime_info, show_runtime, use_isa
+from ._runtime import (
+    active_isa,
+    available_isas,
+    runtime_info,
+    set_buffer_cache_limit,
+    show_runtime,
+    use_isa,
+)
 
 __version__: str = _core.__version__
 
@@ -82,4 +89,5 @@ __all__ = [
     "use_isa",
     "active_isa",
     "available_isas",
+    "set_buffer_cache_limit",
 ]

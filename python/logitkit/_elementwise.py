@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, is_storage16, staged_rows
+from ._storage import cast, copy_cast, empty_like, is_storage16, staged_rows
 from ._validation import (
     as_input_array,
     check_out,
@@ -50,7 +50,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
 
     if is_storage16(arr) and arr.flags.c_contiguous:
         # float16/bfloat16 a stage at a time through float32 buffers (see staged_rows)
-        target = np.empty_like(arr) if out is None else out
+        target = empty_like(arr) if out is None else out
         if out is None or (out.flags.c_contiguous and not partially_overlaps(out, arr)):
 
             def elements(a: np.ndarray, b: np.ndarray) -> None:
@@ -80,7 +80,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
                 _core.unary(op, flat_in, flat_out, isa, nthreads)
                 return out
 
-    res = np.empty_like(src)
+    res = empty_like(src)
     flat_res = _flat(res)
     assert flat_res is not None  # empty_like keeps the C or Fortran order of src
     _core.unary(op, flat_in, flat_res, isa, nthreads)

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, is_storage16, stages
+from ._storage import cast, copy_cast, empty_like, is_storage16, stages
 from ._validation import (
     as_input_array,
     check_out,
@@ -474,7 +474,7 @@ def cross_entropy_with_grad(
             or not staged_grad.flags.c_contiguous
             or partially_overlaps(staged_grad, prep.logits)
         ):
-            staged_grad = np.empty_like(prep.logits)
+            staged_grad = empty_like(prep.logits)
         loss, lse, argmax = _run(
             func, prep, z_loss, softcap, reduction, threads, staged_grad, grad_output, return_stats
         )
@@ -501,7 +501,7 @@ def cross_entropy_with_grad(
     else:
         # The gradient takes the logits' memory layout (as PyTorch's does), so that it is
         # written along the same axes as the logits are read.
-        moved = np.empty_like(np.moveaxis(prep.logits, -1, prep.axis), dtype=prep.compute)
+        moved = empty_like(np.moveaxis(prep.logits, -1, prep.axis), prep.compute)
         loss, lse, argmax = _run(
             func,
             prep,

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, is_storage16, staged_reduce, staged_rows
+from ._storage import cast, copy_cast, empty_like, is_storage16, staged_reduce, staged_rows
 from ._validation import (
     as_input_array,
     check_base,
@@ -114,7 +114,7 @@ def _staged_softmax(
             return None
         target = out
     else:
-        target = np.empty_like(x)
+        target = empty_like(x)
     isa = current_isa_index()
 
     def rows(a: np.ndarray, b: np.ndarray) -> None:
@@ -168,7 +168,7 @@ def map_rows(
         return out  # type: ignore[no-any-return]
 
     if len(axes) == 1 and out is None:
-        res = np.empty_like(arr, dtype=compute)  # keeps the input's memory layout
+        res = empty_like(arr, compute)  # keeps the input's memory layout
         run(xv, np.moveaxis(res, axes[0], -1), isa, nthreads, info)
     else:
         rows = np.empty(xv.shape, dtype=compute)

@@ -8,6 +8,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 try:
     from . import _core
 except ImportError as exc:  # pragma: no cover - only in a broken install
@@ -17,7 +19,14 @@ except ImportError as exc:  # pragma: no cover - only in a broken install
         "importing it from the source tree without building does not work."
     ) from exc
 
-__all__ = ["runtime_info", "show_runtime", "use_isa", "active_isa", "available_isas"]
+__all__ = [
+    "runtime_info",
+    "show_runtime",
+    "use_isa",
+    "active_isa",
+    "available_isas",
+    "set_buffer_cache_limit",
+]
 
 ISA_NAMES: tuple[str, ...] = tuple(_core.isa_names())
 _ISA_ENV = "LOGITKIT_ISA"
@@ -101,7 +110,8 @@ def runtime_info() -> dict[str, Any]:
     Keys: ``version``, ``compiled_isas`` (kernel tables in this build), ``supported_isas``
     (those this CPU can run), ``best_isa`` (picked by default), ``active_isa`` (after
     ``LOGITKIT_ISA`` and ``use_isa``), ``openmp``, ``threads`` (the default thread count:
-    ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``.
+    ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``, ``buffer_cache_limit``
+    and ``buffer_cache_bytes`` (see :func:`set_buffer_cache_limit`).
     """
     return {
         "version": _core.__version__,
@@ -112,7 +122,27 @@ def runtime_info() -> dict[str, Any]:
         "openmp": bool(_core.openmp_enabled()),
         "threads": int(_core.default_threads()),
         "hardware_threads": int(_core.hardware_threads()),
+        "buffer_cache_limit": int(_core.buffer_cache_limit()),
+        "buffer_cache_bytes": int(_core.buffer_cache_bytes()),
     }
+
+
+def set_buffer_cache_limit(nbytes: int) -> int:
+    """Set how many bytes of freed results logitkit keeps for reuse; returns the old limit.
+
+    Results of 16 MiB or more are allocated from a cache of blocks that earlier results
+    returned when they were freed: a new block costs the operating system a page fault and a
+    page zeroing per page on its first write, which for a 64 MiB softmax takes about as long
+    as the softmax. The cache holds at most this many bytes (256 MiB by default), freeing the
+    oldest blocks first; 0 turns it off and frees what it holds. Such results do not own
+    their memory in NumPy's sense (``flags.owndata`` is False, so ``ndarray.resize`` refuses
+    them); otherwise they are ordinary arrays.
+    """
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+        raise ValueError(
+            f"set_buffer_cache_limit(): nbytes must be a non-negative integer, got {nbytes!r}"
+        )
+    return int(_core.set_buffer_cache_limit(int(nbytes)))
 
 
 def show_runtime() -> None:

@@ -15,6 +15,26 @@ from ._runtime import current_isa_index
 
 _F32 = np.dtype(np.float32)
 
+# Results this large come from the native buffer cache (see set_buffer_cache_limit): a new
+# NumPy array of that size pays a page fault and a page zeroing per page on its first write.
+_POOLED_MIN_BYTES = 16 << 20
+
+
+def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
+    """``np.empty_like(a, dtype)``: a's shape and memory order, from the buffer cache when
+    large."""
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    nbytes = a.size * dtype.itemsize
+    if a.flags.c_contiguous:
+        order = "C"
+    elif a.flags.f_contiguous:
+        order = "F"
+    else:
+        order = ""
+    if nbytes < _POOLED_MIN_BYTES or not order or _core.buffer_cache_limit() == 0:
+        return np.empty_like(a, dtype=dtype)
+    return _core.pooled_bytes(nbytes).view(dtype).reshape(a.shape, order=order)
+
 
 def _is_bfloat16(dtype: np.dtype) -> bool | None:
     """False for float16, True for bfloat16, None for any other dtype."""
@@ -43,12 +63,12 @@ def cast(a: np.ndarray, dtype: Any) -> NDArray[Any]:
     from_kind, to_kind = _is_bfloat16(a.dtype), _is_bfloat16(dtype)
     if dtype == _F32 and from_kind is not None:
         src = _c_order(a)
-        dst = np.empty(src.shape, dtype)
+        dst = empty_like(src, dtype)
         _core.convert16(_bits(src), dst.reshape(-1), from_kind, True, current_isa_index(), 0)
         return dst
     if a.dtype == _F32 and to_kind is not None:
         src = _c_order(a)
-        dst = np.empty(src.shape, dtype)
+        dst = empty_like(src, dtype)
         _core.convert16(src.reshape(-1), _bits(dst), to_kind, False, current_isa_index(), 0)
         return dst
     return a.astype(dtype)
