@@ -207,3 +207,23 @@ def test_where_broadcast_layout_and_threads():
         lk.softmax(x, where=mask.astype(int))
     with pytest.raises(ValueError, match=r"where with shape \(7,\) cannot be broadcast"):
         lk.softmax(x, where=np.ones(7, bool))
+
+
+def test_long_rows_with_late_maximum_and_leading_minus_inf(isa, dtype):
+    # The long-row softmax stores exp(x - m_b) per block and rescales every block to the
+    # row's maximum afterwards: a maximum in the last chunk rescales all earlier blocks, and
+    # blocks before the first finite entry must come out as exact zeros.
+    n = lk._core.long_row_bytes // np.dtype(dtype).itemsize * 3 + 77
+    x = (np.random.default_rng(9).standard_normal((3, n)) * 3).astype(dtype)
+    x[0, -5] = 40
+    x[1, : n // 2] = -INF
+    x[2, 1] = 40  # the maximum first, for contrast
+    # in float64 the reference's own x - max (not compensated) dominates the difference
+    ulps = 8 if dtype == np.float32 else 450
+    for func in ("softmax", "log_softmax"):
+        got = getattr(lk, func)(x)
+        assert_ulp_close(
+            got, getattr(ref, func)(x), dtype, ulps, 8.0 if func == "log_softmax" else 0
+        )
+        np.testing.assert_array_equal(getattr(lk, func)(x, threads=1), got)
+    assert (lk.softmax(x)[1, : n // 2] == 0).all()

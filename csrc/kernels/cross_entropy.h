@@ -367,16 +367,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   const double sum = at_max + rest_sum;
   const double p_coeff = grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum;
   if (exps) {
-    // exps holds exp(z - m_b) per block; exp(m_b - m) brings each block to the row's max
-    constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
-    for (ptrdiff_t b = 0; b < n; b += block) {
-      const V f = V::set1(T(p_coeff * std::exp(double(block_max[b / block]) - double(m))));
-      write_row<V>(
-          grad + b, std::min(block, n - b), params.stream_grad,
-          [&](ptrdiff_t j, ptrdiff_t count) { return load_n<V>(exps + b + j, count, 0) * f; },
-          false);
-    }
-    if (params.stream_grad) V::stream_fence();
+    scale_blocks<V>(exps, grad, n, block_max, m, p_coeff, params.stream_grad);
   } else {
     const V p_scale = V::set1(T(p_coeff)), q_scale = V::set1(T(grad_scale)), neg_m = V::set1(-m);
     write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {

@@ -194,7 +194,7 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
 }
 
 // Max, then the exponentials split into the entries equal to the max and the rest, in one
-// read of the row: each block of kStatsBlock bytes is swept twice while it sits in L1, once
+// read of the row: each block of kStatsBlockBytes (table.h) is swept twice while it sits in L1, once
 // for its maximum and once for its terms, so the memory streams while the exps are computed.
 // A block with a larger maximum rescales what was summed so far by exp(old - new) (in
 // double; the earlier at-max counts become ordinary terms). The blocks are the same on
@@ -203,7 +203,6 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
 // itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
 // Four vectors are added pairwise in the input precision before each widening to double:
 // two roundings of a handful of terms, at a quarter of the widening cost.
-constexpr ptrdiff_t kStatsBlockBytes = 2048;
 
 template <class VD>
 inline void scale_wide(WideSum<VD>& s, double factor) {
@@ -324,6 +323,24 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
     for (ptrdiff_t i = 0; i < len; ++i) y[b + i] = T(0);
   };
   return one_read_stats<V, VD>(x, n, sweep, before_first);
+}
+
+// dst = src * coeff * exp(block_max[b] - m) for each block b of kStatsBlockBytes, src holding
+// exp(x - block_max[b]) as row_stats_store left it (src may be dst). A block with
+// block_max = -inf holds zeros and gets a factor of 0. With `stream` the writes bypass the
+// cache, with one store fence at the end.
+template <class V>
+void scale_blocks(const typename V::T* src, typename V::T* dst, ptrdiff_t n,
+                  const typename V::T* block_max, typename V::T m, double coeff, bool stream) {
+  using T = typename V::T;
+  constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+  for (ptrdiff_t b = 0; b < n; b += block) {
+    const V f = V::set1(T(coeff * std::exp(double(block_max[b / block]) - double(m))));
+    write_row<V>(
+        dst + b, std::min(block, n - b), stream,
+        [&](ptrdiff_t j, ptrdiff_t count) { return load_n<V>(src + b + j, count, 0) * f; }, false);
+  }
+  if (stream) V::stream_fence();
 }
 
 // As row_stats with weights b; entries with b == 0 are not counted at all.

@@ -23,6 +23,10 @@ struct LseResult {
   double sign;
 };
 
+// The row statistics work in blocks of this many bytes (see rows.h); the callers of
+// stats_store size its block_max by them.
+constexpr std::ptrdiff_t kStatsBlockBytes = 2048;
+
 // Options of the fused cross-entropy that are the same for every row.
 template <class T>
 struct CrossEntropyParams {
@@ -90,6 +94,12 @@ struct KernelSet {
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
   RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
+  // stats that also stores y = exp(x - m_b) per block of kStatsBlockBytes (m_b, the running
+  // max the block was summed against, into block_max[b]); scale_blocks then turns y into
+  // coeff * exp(x - max). y must not be x.
+  RowStats<T> (*stats_store)(const T* x, T* y, std::ptrdiff_t n, T* block_max);
+  void (*scale_blocks)(const T* src, T* dst, std::ptrdiff_t n, const T* block_max, T max,
+                       double coeff, bool stream);
   void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale);  // exp(x-s)*c
   void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
                     bool stream);

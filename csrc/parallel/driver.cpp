@@ -132,6 +132,37 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
     }
     return;
   }
+  const ptrdiff_t chunk = chunk_elements<T>();
+  const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
+  if (!log && x != y) {
+    // One exp per entry: each chunk stores exp(x - m_b) per block with the statistics, and a
+    // second sweep (over y, still in the last-level cache) scales each block to the row's
+    // max and sum.
+    constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+    const ptrdiff_t per_chunk = chunk / block;
+    std::vector<T> block_max(static_cast<size_t>(n_chunks * per_chunk));
+    std::vector<RowStats<T>> parts(static_cast<size_t>(n_chunks));
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (ptrdiff_t c = 0; c < n_chunks; ++c) {
+      const ptrdiff_t len = std::min(chunk, n - c * chunk);
+      parts[c] = k.stats_store(x + c * chunk, y + c * chunk, len, block_max.data() + c * per_chunk);
+    }
+    const RowStats<T> s = host::merge_stats(parts.data(), n_chunks);
+    if (!std::isfinite(s.max)) {
+      k.softmax_special(x, y, n, false);
+      return;
+    }
+    const double coeff = 1.0 / (s.at_max + s.rest);
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+    for (ptrdiff_t c = 0; c < n_chunks; ++c) {
+      const ptrdiff_t len = std::min(chunk, n - c * chunk);
+      T* yc = y + c * chunk;
+      k.scale_blocks(yc, yc, len, block_max.data() + c * per_chunk, s.max, coeff, false);
+    }
+    return;
+  }
+  // log_softmax needs no exp in its second sweep; softmax in place has no room for the
+  // exponentials and computes them again.
   const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
   if (!std::isfinite(s.max)) {
     k.softmax_special(x, y, n, log);
@@ -139,8 +170,6 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
   }
   const T scale = T(1.0 / (s.at_max + s.rest));
   const T offset = T(host::log_abs_sum(s.at_max, s.rest).value);
-  const ptrdiff_t chunk = chunk_elements<T>();
-  const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (ptrdiff_t c = 0; c < n_chunks; ++c) {
     const ptrdiff_t len = std::min(chunk, n - c * chunk);
