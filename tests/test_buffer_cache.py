@@ -97,3 +97,20 @@ def test_the_cache_stays_within_its_limit():
 def test_bad_limit(bad):
     with pytest.raises(ValueError, match=r"set_buffer_cache_limit\(\): nbytes"):
         lk.set_buffer_cache_limit(bad)
+
+
+def test_a_block_above_the_limit_does_not_empty_the_cache():
+    previous = lk.set_buffer_cache_limit(64 << 20)
+    try:
+        x = logits(6)
+        kept = [lk.softmax(x) for _ in range(3)]
+        del kept
+        gc.collect()
+        before = _core.buffer_cache_bytes()
+        assert before > 0
+        big = lk.softmax(np.ones((1024, 17000), np.float32))  # 66 MiB: over the limit
+        del big
+        gc.collect()
+        assert _core.buffer_cache_bytes() == before
+    finally:
+        lk.set_buffer_cache_limit(previous)

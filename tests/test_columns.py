@@ -152,3 +152,31 @@ def test_cross_entropy_columns_and_short_rows(isa, dtype, shape, axis, options):
     with np.errstate(invalid="ignore", over="ignore"):
         lk.cross_entropy_with_grad(z2, t, grad_output=g_out, inplace=True, **kw)
     np.testing.assert_array_equal(z2, grad)
+
+
+def test_logsumexp_near_zero_keeps_absolute_precision(isa):
+    # max + log(sum) nearly cancel: the column finish must be done in double
+    n = 20000
+    x = (np.random.default_rng(13).standard_normal((n, 16)) * 1e-3 - np.log(n)).astype(np.float32)
+    want = ref.logsumexp(x.astype(np.float64), axis=0)
+    assert np.max(np.abs(want)) < 1e-4  # near 0, where cancellation shows
+    # the roundings of x - max (2^-24 |x - max| <= 3e-10 here) bound what any float32 sum
+    # of these terms can do; a float32 log of the sum would be off by 5e-7
+    np.testing.assert_allclose(lk.logsumexp(x, axis=0), want, rtol=0, atol=1e-9)
+
+
+def test_losses_over_many_column_chunks_and_threads(isa):
+    # (3, 400, 1000) along axis 1: each slab of 1000 columns is split into several chunks,
+    # whose rows (targets, weights, gradient scales) must follow the chunk, on two threads
+    z, t, w = loss_grad_case((3, 400, 1000), 1, 15, np.float32)
+    g_out = np.random.default_rng(1).standard_normal(t.shape)
+    kw = {"axis": 1, "reduction": "none", "weight": w, "z_loss": 1e-3, "threads": 2}
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss, grad = lk.cross_entropy_with_grad(z, t, grad_output=g_out, **kw)
+        kw.pop("threads")
+        want_loss, want_grad = ref.cross_entropy_with_grad(z, t, grad_output=g_out, **kw)
+        ent = lk.entropy_from_logits(z, axis=1, threads=2)
+        want_ent = ref.entropy_from_logits(z, axis=1)
+    assert_ulp_close(loss, want_loss, np.float32, 8, abs_scale=8.0)
+    assert_ulp_close(grad, want_grad, np.float32, 8, abs_scale=1.0)
+    assert_ulp_close(ent, want_ent, np.float32, 8, abs_scale=8.0)

@@ -1,6 +1,8 @@
 #include "bindings/common.h"
 #include "runtime/buffer_pool.h"
 
+#include <memory>
+
 #ifndef LOGITKIT_VERSION
 #define LOGITKIT_VERSION "0.0.0"
 #endif
@@ -75,14 +77,21 @@ void convert16(const py::array& src, py::array& dst, bool bfloat16, bool to_floa
 // A 1-d uint8 array over a cached block of at least `bytes`; the block goes back to the cache
 // when the last array over it dies.
 py::array pooled_bytes(std::size_t bytes) {
-  auto* block = new runtime::BufferBlock(runtime::take_buffer(bytes));
-  py::capsule owner(block, [](void* p) {
-    auto* b = static_cast<runtime::BufferBlock*>(p);
+  auto block = std::make_unique<runtime::BufferBlock>(runtime::take_buffer(bytes));
+  void* data = block->data;
+  struct Return {  // the block goes back if the capsule cannot be made
+    std::unique_ptr<runtime::BufferBlock>& b;
+    ~Return() {
+      if (b) runtime::give_back_buffer(*b);
+    }
+  } on_failure{block};
+  py::capsule owner(block.get(), [](void* p) {
+    std::unique_ptr<runtime::BufferBlock> b(static_cast<runtime::BufferBlock*>(p));
     runtime::give_back_buffer(*b);
-    delete b;
   });
-  return py::array(py::dtype("uint8"), {static_cast<py::ssize_t>(bytes)}, {py::ssize_t(1)},
-                   block->data, owner);
+  block.release();  // the capsule owns it now
+  return py::array(py::dtype("uint8"), {static_cast<py::ssize_t>(bytes)}, {py::ssize_t(1)}, data,
+                   owner);
 }
 
 }  // namespace

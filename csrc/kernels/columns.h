@@ -93,28 +93,28 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
 }
 
 // log(at_max + rest) of each of `width` columns, as log(at_max) + log1p(rest / at_max) in
-// the kernel's own vectors: these paths finish a row every few dozen elements, where the
-// scalar double log1p of the row kernels would cost as much as all the exponentials. at_max
-// is nearly always one entry, whose log (0) is skipped. Columns whose max is not finite get
-// 0 (their caller redoes them).
+// double vectors: these paths finish a row every few dozen elements, where the scalar log1p
+// of the row kernels would cost as much as all the exponentials. Double, because a
+// logsumexp near 0 is max + log(sum) with the two nearly cancelling. at_max is nearly always
+// one entry, whose log (0) is skipped. Columns whose max is not finite get 0 (their caller
+// redoes them).
 template <class V, class VD>
 void column_log_sums(const RowStats<typename V::T>* stats, ptrdiff_t width, double* log_sum) {
-  using T = typename V::T;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += V::N) {
-    alignas(64) T ratio[V::N], at_max[V::N];
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += VD::N) {
+    alignas(64) double ratio[VD::N], at_max[VD::N];
     bool single = true;
-    for (ptrdiff_t j = 0; j < V::N; ++j) {
+    for (ptrdiff_t j = 0; j < VD::N; ++j) {
       const bool live = j0 + j < width && std::isfinite(stats[j0 + j].max);
       const double a = live ? stats[j0 + j].at_max : 1.0, r = live ? stats[j0 + j].rest : 0.0;
       single = single && a == 1.0;
-      at_max[j] = T(a);
-      ratio[j] = T(a == 1.0 ? r : r / a);
+      at_max[j] = a;
+      ratio[j] = a == 1.0 ? r : r / a;
     }
-    V value = log1p_(V::load(ratio));
-    if (!single) value = value + log_(V::load(at_max));
-    alignas(64) T lanes[V::N];
+    VD value = log1p_(VD::load(ratio));
+    if (!single) value = value + log_(VD::load(at_max));
+    alignas(64) double lanes[VD::N];
     value.store(lanes);
-    for (ptrdiff_t j = 0; j < V::N && j0 + j < width; ++j) log_sum[j0 + j] = double(lanes[j]);
+    for (ptrdiff_t j = 0; j < VD::N && j0 + j < width; ++j) log_sum[j0 + j] = lanes[j];
   }
 }
 

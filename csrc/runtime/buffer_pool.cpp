@@ -66,6 +66,10 @@ BufferBlock take_buffer(std::size_t bytes) {
 void give_back_buffer(BufferBlock block) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
+  if (block.capacity > c.limit) {  // it would only push out the blocks that do fit
+    std::free(block.data);
+    return;
+  }
   c.blocks.push_front(block);
   c.bytes += block.capacity;
   trim(c);
