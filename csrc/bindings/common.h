@@ -32,9 +32,13 @@ parallel::RowShape row_shape(const py::array& x);
 
 const IsaTable& table_for(int isa);
 
+// a must be the C-contiguous uint16 view of a float16/bfloat16 array.
+void require_bits16(const py::array& a, const char* func, const char* arg);
+
 void register_runtime(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_losses(py::module_& m);
+void register_storage16(py::module_& m);
 
 }  // namespace logitkit::bindings

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   logitkit::bindings::register_reductions(m);
   logitkit::bindings::register_elementwise(m);
   logitkit::bindings::register_losses(m);
+  logitkit::bindings::register_storage16(m);
 }

@@ -635,6 +635,94 @@ void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src
   for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
 }
 
+namespace {
+
+// float32 bytes per block of 16-bit rows: the widened rows and the kernel's output (in L2)
+// are still cached when the next step reads them.
+constexpr ptrdiff_t kStage16Bytes = 64 * 1024;
+
+StridedArray rows_of(const float* data, ptrdiff_t n) {
+  StridedArray a;
+  a.data = const_cast<float*>(data);
+  a.outer_strides = {n};
+  return a;
+}
+
+// Runs fn(first_row, count, in, out) over blocks of the rows of src: in holds rows
+// [first, first + count) widened to float32; with `narrows`, what fn writes into out (a
+// buffer of the same size) is narrowed into those rows of dst, which may be src.
+template <class Fn>
+void for_storage16_blocks(const ConvertKernels& cv, Storage16 kind, const std::uint16_t* src,
+                          std::uint16_t* dst, bool narrows, ptrdiff_t rows, ptrdiff_t n,
+                          int threads, Fn&& fn) {
+  if (rows == 0 || n == 0) return;
+  const auto widen = kind == Storage16::half ? cv.half_to_float : cv.bf16_to_float;
+  const auto narrow = kind == Storage16::half ? cv.float_to_half : cv.float_to_bf16;
+  const ptrdiff_t per = std::max<ptrdiff_t>(1, kStage16Bytes / (4 * n));
+  const ptrdiff_t blocks = (rows + per - 1) / per;
+  for_rows<float>(blocks, threads_for(rows, n, threads), false, (narrows ? 2 : 1) * per * n,
+                  [&](ptrdiff_t b, float* in, int) {
+                    const ptrdiff_t first = b * per, count = std::min(per, rows - first);
+                    float* out = narrows ? in + per * n : nullptr;
+                    widen(src + first * n, in, count * n);
+                    fn(first, count, in, out);
+                    if (narrows) narrow(out, dst + first * n, count * n);
+                  });
+}
+
+}  // namespace
+
+void softmax16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, bool log,
+               ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* x, std::uint16_t* y,
+               int threads) {
+  for_storage16_blocks(cv, kind, x, y, true, rows, n, threads,
+                       [&](ptrdiff_t, ptrdiff_t count, float* in, float* out) {
+                         row_map(k, log ? RowOp::log_softmax : RowOp::softmax,
+                                 RowShape{{count}, n}, rows_of(in, n), StridedArray{},
+                                 rows_of(out, n), 1);
+                       });
+}
+
+void reduce16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
+              RowReduction op, ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* x, float* out,
+              int threads) {
+  for_storage16_blocks(cv, kind, x, nullptr, false, rows, n, threads,
+                       [&](ptrdiff_t first, ptrdiff_t count, float* in, float*) {
+                         reduce_rows(k, op, RowShape{{count}, n}, rows_of(in, n), StridedArray{},
+                                     rows_of(out + first, 1), StridedArray{}, 1);
+                       });
+}
+
+void unary16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, UnaryOp op,
+             const std::uint16_t* x, std::uint16_t* y, ptrdiff_t count, int threads) {
+  // elements as rows of one, a block of kStage16Bytes at a time
+  for_storage16_blocks(cv, kind, x, y, true, count, 1, threads,
+                       [&](ptrdiff_t, ptrdiff_t len, float* in, float* out) {
+                         k.unary[op](in, out, len);
+                       });
+}
+
+void cross_entropy16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
+                     ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* z, const float* soft,
+                     std::uint16_t* grad, const CrossEntropyRows& row_data,
+                     const CrossEntropyParams<float>& params, int threads) {
+  for_storage16_blocks(
+      cv, kind, z, grad, grad != nullptr, rows, n, threads,
+      [&](ptrdiff_t first, ptrdiff_t count, float* in, float* out) {
+        CrossEntropyRows block = row_data;
+        auto at = [first](auto* p) { return p ? p + first : p; };
+        block.target = at(block.target);
+        block.counted = at(block.counted);
+        block.grad_scale = at(block.grad_scale);
+        block.loss = at(block.loss);
+        block.lse = at(block.lse);
+        block.argmax = at(block.argmax);
+        cross_entropy(k, RowShape{{count}, n}, rows_of(in, n),
+                      soft ? rows_of(soft + first * n, n) : StridedArray{},
+                      out ? rows_of(out, n) : StridedArray{}, block, params, 1);
+      });
+}
+
 ptrdiff_t stream_min_bytes() { return g_stream_min_bytes.load(); }
 void set_stream_min_bytes(ptrdiff_t bytes) { g_stream_min_bytes.store(bytes); }
 

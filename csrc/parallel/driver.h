@@ -104,6 +104,32 @@ void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t
 void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
                        std::uint16_t* dst, std::ptrdiff_t count, int threads);
 
+// ---- float16/bfloat16 storage ------------------------------------------------------------
+// C-contiguous (rows, n) arrays of 16-bit values, computed in float32: blocks of rows are
+// widened into per-thread float32 buffers that stay in cache, run through the float32 driver
+// above on one thread, and the results narrowed back. Memory sees 16-bit traffic only.
+
+// softmax or log_softmax of each row of x into y (which may be x).
+void softmax16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, bool log,
+               std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* x, std::uint16_t* y,
+               int threads);
+
+// logsumexp or entropy of each row of x (n > 0) into out[0, rows), in float32.
+void reduce16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
+              RowReduction op, std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* x,
+              float* out, int threads);
+
+// y = f(x) over `count` elements (y may be x).
+void unary16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, UnaryOp op,
+             const std::uint16_t* x, std::uint16_t* y, std::ptrdiff_t count, int threads);
+
+// The fused cross-entropy over 16-bit logits z, with float32 soft targets (null: index
+// targets) and a 16-bit gradient (null: none; it may be z).
+void cross_entropy16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
+                     std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* z,
+                     const float* soft, std::uint16_t* grad, const CrossEntropyRows& row_data,
+                     const CrossEntropyParams<float>& params, int threads);
+
 // Outputs of at least this many bytes (over the whole call) are written with non-temporal
 // stores: bigger than the last-level cache, they would be evicted before anyone read them,
 // and a plain store would first read every line it writes. Settable for measurements.

@@ -63,7 +63,7 @@ def unary(
     op: int, x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int
 ) -> None: ...
 def cross_entropy(
-    logits: NDArray[np.floating],
+    logits: NDArray[np.floating] | NDArray[np.uint16],
     target: NDArray[np.int64] | None,
     soft: NDArray[np.floating] | None,
     counted: NDArray[np.uint8],
@@ -73,13 +73,33 @@ def cross_entropy(
     smoothing: float,
     z_loss: float,
     softcap: float,
-    grad: NDArray[np.floating] | None,
+    grad: NDArray[np.floating] | NDArray[np.uint16] | None,
     loss: NDArray[np.float64],
     lse: NDArray[np.float64],
     argmax: NDArray[np.int64],
     want_argmax: bool,
     isa: int,
     threads: int,
+    storage16: int = -1,
+) -> None: ...
+def softmax16(
+    x: NDArray[np.uint16],
+    out: NDArray[np.uint16],
+    log: bool,
+    bfloat16: bool,
+    isa: int,
+    threads: int,
+) -> None: ...
+def reduce16(
+    x: NDArray[np.uint16],
+    out: NDArray[np.float32],
+    entropy: bool,
+    bfloat16: bool,
+    isa: int,
+    threads: int,
+) -> None: ...
+def unary16(
+    op: int, x: NDArray[np.uint16], out: NDArray[np.uint16], bfloat16: bool, isa: int, threads: int
 ) -> None: ...
 def entropy(
     x: NDArray[np.floating],

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, staged_rows
+from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
     check_out,
@@ -49,14 +49,13 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
     isa = current_isa_index()
 
     if is_storage16(arr) and arr.flags.c_contiguous:
-        # float16/bfloat16 a stage at a time through float32 buffers (see staged_rows)
+        # float16/bfloat16: natively, in float32 blocks
         target = empty_like(arr) if out is None else out
         if out is None or (out.flags.c_contiguous and not partially_overlaps(out, arr)):
-
-            def elements(a: np.ndarray, b: np.ndarray) -> None:
-                _core.unary(op, a.reshape(-1), b.reshape(-1), isa, nthreads)
-
-            staged_rows(arr.reshape(-1), target.reshape(-1), 1, elements, nthreads)
+            if arr.size:
+                bits, bfloat16 = rows16(arr, 1)
+                out_bits, _ = rows16(target, 1)
+                _core.unary16(op, bits.reshape(-1), out_bits.reshape(-1), bfloat16, isa, nthreads)
             return target[()] if out is None and target.ndim == 0 else target
 
     src = arr if arr.dtype == compute and arr.flags.aligned else cast(arr, compute)

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, stages
+from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
     check_out,
@@ -221,48 +221,38 @@ def _run(
     lse = np.empty(n_rows)
     argmax = np.empty(n_rows, dtype=np.int64)
     nthreads = check_threads(func, threads)
-    isa = current_isa_index()
-
-    def rows(
-        first: int,
-        count: int,
-        z: np.ndarray,
-        soft: np.ndarray | None,
-        grad: np.ndarray | None,
-    ) -> None:
-        end = first + count
-        _core.cross_entropy(
-            z,
-            None if prep.index_target is None else prep.index_target[first:end],
-            soft,
-            counted[first:end],
-            None if grad_scale is None else grad_scale[first:end],
-            prep.weight,
-            prep.weight_sum,
-            prep.smoothing,
-            float(z_loss),
-            0.0 if softcap is None else float(softcap),
-            grad,
-            loss[first:end],
-            lse[first:end],
-            argmax[first:end],
-            want_argmax,
-            isa,
-            nthreads,
-        )
-
-    if prep.logits.dtype == prep.compute:
-        rows(0, n_rows, prep.logits, prep.soft_target, grad_view)
-        return loss, lse, argmax
-    # float16/bfloat16 logits (and gradient): a stage of rows at a time through float32
-    # buffers, so memory sees 16-bit traffic only
-    n = prep.logits.shape[-1]
-    z_rows = prep.logits.reshape(n_rows, n)
-    soft_rows = None if prep.soft_target is None else prep.soft_target.reshape(n_rows, n)
-    grad_rows = None if grad_view is None else grad_view.reshape(n_rows, n)
-    for first, count, stage_z, stage_grad in stages(z_rows, grad_rows, nthreads):
-        soft = None if soft_rows is None else soft_rows[first : first + count]
-        rows(first, count, stage_z, soft, stage_grad)
+    z, grad, storage16 = prep.logits, grad_view, -1
+    soft = prep.soft_target
+    if prep.logits.dtype != prep.compute:
+        # float16/bfloat16 logits (and gradient) go to the native 16-bit path as their bits,
+        # computed there in float32 blocks: memory sees 16-bit traffic only
+        n = prep.logits.shape[-1]  # > 0, as _prepare takes this path for non-empty logits only
+        z, bfloat16 = rows16(prep.logits, n)
+        storage16 = int(bfloat16)
+        if grad_view is not None:
+            grad, _ = rows16(grad_view, n)
+        if soft is not None:
+            soft = np.ascontiguousarray(soft.reshape(n_rows, n), dtype=np.float32)
+    _core.cross_entropy(
+        z,
+        prep.index_target,
+        soft,
+        counted,
+        grad_scale,
+        prep.weight,
+        prep.weight_sum,
+        prep.smoothing,
+        float(z_loss),
+        0.0 if softcap is None else float(softcap),
+        grad,
+        loss,
+        lse,
+        argmax,
+        want_argmax,
+        current_isa_index(),
+        nthreads,
+        storage16,
+    )
     return loss, lse, argmax
 
 

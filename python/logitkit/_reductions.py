@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, staged_reduce, staged_rows
+from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
     check_base,
@@ -88,15 +88,24 @@ def _softmax_impl(
 
 
 def _stageable(rows: np.ndarray) -> bool:
-    """float16/bfloat16 rows that can be reduced a stage at a time (see staged_reduce)."""
+    """float16/bfloat16 rows that the native 16-bit path reduces (in float32 blocks)."""
     return is_storage16(rows) and rows.flags.c_contiguous and rows.ndim > 0 and rows.shape[-1] > 0
+
+
+def _reduce16(rows: np.ndarray, entropy: bool, nthreads: int) -> NDArray[np.float32]:
+    """logsumexp or entropy of the C-contiguous float16/bfloat16 rows, in float32."""
+    values = np.empty(rows.shape[:-1], np.float32)
+    if values.size:
+        bits, bfloat16 = rows16(rows, rows.shape[-1])
+        _core.reduce16(bits, values.reshape(-1), entropy, bfloat16, current_isa_index(), nthreads)
+    return values
 
 
 def _staged_softmax(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any] | None:
-    """float16/bfloat16 rows along the last axis of a C-contiguous array, a stage at a time
-    through float32 buffers (see staged_rows); None where the general path applies."""
+    """float16/bfloat16 rows along the last axis of a C-contiguous array, natively in float32
+    blocks; None where the general path applies."""
     if where is not None or not isinstance(x, np.ndarray) or x.ndim == 0:
         return None
     if not is_storage16(x) or not x.flags.c_contiguous:
@@ -115,12 +124,10 @@ def _staged_softmax(
         target = out
     else:
         target = empty_like(x)
-    isa = current_isa_index()
-
-    def rows(a: np.ndarray, b: np.ndarray) -> None:
-        _core.softmax(a, b, log, isa, nthreads, None)
-
-    staged_rows(x, target, x.shape[-1], rows, nthreads)
+    if x.size:
+        bits, bfloat16 = rows16(x, x.shape[-1])
+        out_bits, _ = rows16(target, x.shape[-1])
+        _core.softmax16(bits, out_bits, log, bfloat16, current_isa_index(), nthreads)
     return target
 
 
@@ -415,12 +422,7 @@ def logsumexp(
     rows = _rows_view(arr, axes)
     sign = None
     if _stageable(rows) and barr is None and not return_sign:
-        isa = current_isa_index()
-
-        def reduce(a: np.ndarray, v: np.ndarray) -> None:
-            _core.logsumexp(a, None, v, None, isa, nthreads)
-
-        value = staged_reduce(rows, rows.shape[-1], reduce, nthreads)
+        value = _reduce16(rows, False, nthreads)
     else:
         xv = _native_ready(rows, compute)
         bv = None if barr is None else _native_ready(_rows_view(barr, axes), compute)
@@ -483,12 +485,7 @@ def entropy_from_logits(
     mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
     rows = _rows_view(arr, axes)
     if _stageable(rows) and mask is None:
-        isa = current_isa_index()
-
-        def reduce(a: np.ndarray, v: np.ndarray) -> None:
-            _core.entropy(a, None, v, isa, nthreads)
-
-        value = staged_reduce(rows, rows.shape[-1], reduce, nthreads)
+        value = _reduce16(rows, True, nthreads)
     else:
         xv = _native_ready(rows, compute)
         value = np.empty(xv.shape[:-1], dtype=compute)

@@ -4,7 +4,6 @@ subnormals (small probabilities) a hundred times slower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -84,73 +83,13 @@ def copy_cast(out: np.ndarray, res: np.ndarray) -> None:
     np.copyto(out, cast(res, out.dtype) if kind is not None else res, casting="unsafe")
 
 
-# float32 bytes per stage of a staged call: small enough that the converted rows are still
-# in cache when the kernel reads them, large enough that the per-stage calls cost nothing.
-_STAGE_BYTES = 2 << 20
-
-
 def is_storage16(a: np.ndarray) -> bool:
     return _is_bfloat16(a.dtype) is not None
 
 
-def stages(
-    x: np.ndarray, out: np.ndarray | None, threads: int
-) -> Iterator[tuple[int, int, NDArray[np.float32], NDArray[np.float32] | None]]:
-    """Stages of the C-contiguous float16/bfloat16 rows of the 2-d `x`, as
-    ``(first, count, rows_in, rows_out)``: rows_in holds rows [first, first + count) in
-    float32; what the caller writes into rows_out (when `out`, 2-d like x, is given) is
-    converted into those rows of `out` before the next stage. `out` may be `x` itself: a
-    stage is read whole before it is written. Memory sees 16-bit traffic only, and no float32
-    copy of the whole array is made."""
-    kind = _is_bfloat16(x.dtype)
-    assert kind is not None and x.ndim == 2 and x.flags.c_contiguous
-    rows, n = x.shape
-    per = max(1, _STAGE_BYTES // (4 * max(n, 1)))
-    stage_in = np.empty((min(per, rows), n), _F32)
-    stage_out = None if out is None else np.empty_like(stage_in)
-    isa = current_isa_index()
-    for first in range(0, rows, per):
-        count = min(per, rows - first)
-        a = stage_in[:count]
-        b = None if stage_out is None else stage_out[:count]
-        _core.convert16(_bits(x[first : first + count]), a.reshape(-1), kind, True, isa, threads)
-        yield first, count, a, b
-        if out is not None and b is not None:
-            dst = _bits(out[first : first + count])
-            _core.convert16(b.reshape(-1), dst, kind, False, isa, threads)
-
-
-def staged_rows(
-    x: np.ndarray,
-    out: np.ndarray,
-    n: int,
-    fn: Callable[[NDArray[np.float32], NDArray[np.float32]], None],
-    threads: int,
-) -> None:
-    """Run a float32 row-to-row kernel `fn(rows_in, rows_out)` over the rows of length `n` of
-    a C-contiguous float16/bfloat16 array `x`, writing `out` (same shape and dtype, C order;
-    it may be `x` itself), a stage at a time (see stages)."""
-    assert out.dtype == x.dtype and out.flags.c_contiguous
-    rows = x.size // n if n else 0
-    if rows == 0:
-        return
-    for _, _, a, b in stages(x.reshape(rows, n), out.reshape(rows, n), threads):
-        assert b is not None
-        fn(a, b)
-
-
-def staged_reduce(
-    x: np.ndarray,
-    n: int,
-    fn: Callable[[NDArray[np.float32], NDArray[np.float32]], None],
-    threads: int,
-) -> NDArray[np.float32]:
-    """Run a float32 row reduction `fn(rows_in, values_out)` over the rows of length `n` of a
-    C-contiguous float16/bfloat16 array, a stage at a time (see stages); returns the float32
-    values, one per row, shaped like x without its last axis."""
-    assert n > 0
-    rows = x.size // n
-    values = np.empty(rows, _F32)
-    for first, count, a, _ in stages(x.reshape(rows, n), None, threads):
-        fn(a, values[first : first + count])
-    return values.reshape(x.shape[:-1])
+def rows16(a: np.ndarray, n: int) -> tuple[NDArray[np.uint16], bool]:
+    """The bits of the C-contiguous float16/bfloat16 array `a` as (rows, n) uint16 rows, for
+    the native 16-bit entry points, and whether they are bfloat16."""
+    kind = _is_bfloat16(a.dtype)
+    assert kind is not None and a.flags.c_contiguous and n > 0
+    return a.reshape(-1, n).view(np.uint16), kind
