@@ -93,28 +93,41 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
 }
 
 // log(at_max + rest) of each of `width` columns, as log(at_max) + log1p(rest / at_max) in
-// double vectors: these paths finish a row every few dozen elements, where the scalar log1p
-// of the row kernels would cost as much as all the exponentials. Double, because a
-// logsumexp near 0 is max + log(sum) with the two nearly cancelling. at_max is nearly always
-// one entry, whose log (0) is skipped. Columns whose max is not finite get 0 (their caller
-// redoes them).
-template <class V, class VD>
-void column_log_sums(const RowStats<typename V::T>* stats, ptrdiff_t width, double* log_sum) {
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += VD::N) {
-    alignas(64) double ratio[VD::N], at_max[VD::N];
+// vectors of W (double or the kernel's own type): these paths finish a row every few dozen
+// elements, where the scalar log1p of the row kernels would cost as much as all the
+// exponentials. at_max is nearly always one entry, whose log (0) is skipped. Columns whose
+// max is not finite get 0 (their caller redoes them).
+template <class W, class T>
+void column_log_sums_in(const RowStats<T>* stats, ptrdiff_t width, double* log_sum) {
+  using L = typename W::T;
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += W::N) {
+    alignas(64) L ratio[W::N], at_max[W::N];
     bool single = true;
-    for (ptrdiff_t j = 0; j < VD::N; ++j) {
+    for (ptrdiff_t j = 0; j < W::N; ++j) {
       const bool live = j0 + j < width && std::isfinite(stats[j0 + j].max);
       const double a = live ? stats[j0 + j].at_max : 1.0, r = live ? stats[j0 + j].rest : 0.0;
       single = single && a == 1.0;
-      at_max[j] = a;
-      ratio[j] = a == 1.0 ? r : r / a;
+      at_max[j] = L(a);
+      ratio[j] = L(a == 1.0 ? r : r / a);
     }
-    VD value = log1p_(VD::load(ratio));
-    if (!single) value = value + log_(VD::load(at_max));
-    alignas(64) double lanes[VD::N];
+    W value = log1p_(W::load(ratio));
+    if (!single) value = value + log_(W::load(at_max));
+    alignas(64) L lanes[W::N];
     value.store(lanes);
-    for (ptrdiff_t j = 0; j < VD::N && j0 + j < width; ++j) log_sum[j0 + j] = lanes[j];
+    for (ptrdiff_t j = 0; j < W::N && j0 + j < width; ++j) log_sum[j0 + j] = double(lanes[j]);
+  }
+}
+
+// `cancels`: the caller adds log(sum) to the max, and a logsumexp near 0 cancels the two, so
+// log(sum) is formed in double. Elsewhere (log_softmax, entropy, the loss) it meets terms of
+// its own sign and is rounded to T anyway: T's vectors, twice as wide, suffice.
+template <class V, class VD>
+void column_log_sums(const RowStats<typename V::T>* stats, ptrdiff_t width, double* log_sum,
+                     bool cancels) {
+  if (cancels) {
+    column_log_sums_in<VD>(stats, width, log_sum);
+  } else {
+    column_log_sums_in<V>(stats, width, log_sum);
   }
 }
 
@@ -162,7 +175,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     RowStats<T> st[kBlock];
     column_stats<V, VD>(xs, x_stride, n, w, st);
     double log_sum[kBlock];
-    if (log) column_log_sums<V, VD>(st, w, log_sum);
+    if (log) column_log_sums<V, VD>(st, w, log_sum, false);
     alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
     bool special = false;
     for (ptrdiff_t j = 0; j < w; ++j) {
@@ -205,7 +218,7 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
     RowStats<T> st[kBlock];
     column_stats<V, VD>(x + j0, x_stride, n, w, st);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum);
+    column_log_sums<V, VD>(st, w, log_sum, true);
     for (ptrdiff_t j = 0; j < w; ++j) {
       if (std::isfinite(st[j].max)) {
         out[j0 + j] = T(double(st[j].max) + log_sum[j]);

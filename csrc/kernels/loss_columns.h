@@ -30,7 +30,7 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     RowStats<T> st[kBlock];
     column_stats<V, VD>(x + j0, x_stride, n, w, st, weighted_gap);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum);
+    column_log_sums<V, VD>(st, w, log_sum, false);
     alignas(64) double gap_lanes[2 * V::N];
     for (int s = 0; s * V::N < w; ++s) {
       gap[s].a0.store(gap_lanes);
@@ -52,8 +52,9 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
 // The plain cross-entropy (index targets; no label smoothing, soft targets, softcap or
 // argmax) of each of the `width` columns of z, whose n entries are z_stride apart. Column j
 // has target[j] (read only when counted[j]) and, with a gradient, grad_scale[j]; loss[j] and
-// lse[j] receive its results as cross_entropy_row gives them, and grad (which may be z
-// itself) its gradient, laid out like z with grad_stride.
+// lse[j] receive its results as cross_entropy_row gives them (lse to the precision of T
+// near 0, unless z_loss needs it in double), and grad (which may be z itself) its
+// gradient, laid out like z with grad_stride.
 template <class V, class VD>
 void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t n,
                            ptrdiff_t width, const long long* target,
@@ -68,8 +69,10 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     const T* zs = z + j0;
     RowStats<T> st[kBlock];
     column_stats<V, VD>(zs, z_stride, n, w, st);
+    // The loss adds log(sum) to gaps of its own sign; lse = max + log(sum) can cancel, and
+    // only z_loss uses it here (the per-row lse of return_stats comes from the row path).
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum);
+    column_log_sums<V, VD>(st, w, log_sum, params.z_loss != 0);
 
     // Per column: the loss, and the gradient's factor of p_c and its target entry, whose
     // p_t - 1 is formed as expm1 in double vectors. Columns with a NaN or an infinite max go
