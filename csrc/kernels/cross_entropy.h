@@ -95,19 +95,32 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
   const V mv = V::set1(m), one = V::set1(T(1));
   WideSum<VD> rest, weighted_gap;
   V count = zero;
-  auto step = [&](V xv, V wv) {
+  struct Terms {
+    V rest, gap;
+  };
+  auto terms = [&](V xv, V wv) {
     const V xc = mask ? select(ne(wv, zero), xv, vninf) : xv;
     const auto at_max = eq(xc, mv);
     const V e = exp_sum_term_(xc - mv);
-    rest.add(select(at_max, zero, e));
     count = count + select(at_max, one, zero);
     // e * gap is 0 for entries far below the max (including -inf ones, where e = 0)
-    weighted_gap.add(select(eq(e, zero), zero, e * (mv - xc)));
+    return Terms{select(at_max, zero, e), select(eq(e, zero), zero, e * (mv - xc))};
   };
+  auto at = [&](ptrdiff_t i) { return terms(V::load(x + i), mask ? V::load(mask + i) : one); };
+  auto add = [&](Terms t) {
+    rest.add(t.rest);
+    weighted_gap.add(t.gap);
+  };
+  // As in the row statistics, four vectors are added in T before each widening to double:
+  // every term is non-negative and below 1, so this costs two roundings of a few terms.
   ptrdiff_t i = 0;
-  for (; i + V::N <= n; i += V::N) step(V::load(x + i), mask ? V::load(mask + i) : one);
+  for (; i + 4 * V::N <= n; i += 4 * V::N) {
+    const Terms a = at(i), b = at(i + V::N), c = at(i + 2 * V::N), d = at(i + 3 * V::N);
+    add(Terms{(a.rest + b.rest) + (c.rest + d.rest), (a.gap + b.gap) + (c.gap + d.gap)});
+  }
+  for (; i + V::N <= n; i += V::N) add(at(i));
   if (i < n) {
-    step(load_partial<V>(x + i, n - i, ninf), mask ? load_partial<V>(mask + i, n - i, 0) : one);
+    add(terms(load_partial<V>(x + i, n - i, ninf), mask ? load_partial<V>(mask + i, n - i, 0) : one));
   }
   const double at_max = reduce_add(count), rest_sum = rest.total();
   return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
