@@ -28,7 +28,6 @@ KernelSet<typename V::T> make_kernel_set() {
   k.weighted_stats = &weighted_row_stats<V, VD>;
   k.stats_store = &row_stats_store<V, VD>;
   k.scale_blocks = &scale_blocks<V>;
-  k.exp_shift_scale = &exp_shift_scale<V>;
   k.sub_shift = &sub_shift<V>;
   k.softmax_special = &softmax_special_row<T>;
   k.logsumexp_special = &logsumexp_special_row<T>;

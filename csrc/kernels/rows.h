@@ -134,43 +134,6 @@ typename V::T row_max(const typename V::T* x, ptrdiff_t n) {
   return reduce_max(max_(max_(m0, m1), max_(m2, m3)));
 }
 
-// y = exp(x - shift), returning the sum of y (in double).
-template <class V, class VD>
-double store_exp_sum(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift) {
-  using T = typename V::T;
-  const V s = V::set1(shift), neg_s = V::set1(-shift);
-  WideSum<VD> acc0, acc1;
-  ptrdiff_t i = 0;
-  for (; i + 2 * V::N <= n; i += 2 * V::N) {
-    const V e0 = exp_diff(V::load(x + i), s, neg_s);
-    const V e1 = exp_diff(V::load(x + i + V::N), s, neg_s);
-    e0.store(y + i);
-    e1.store(y + i + V::N);
-    acc0.add(e0);
-    acc1.add(e1);
-  }
-  for (; i + V::N <= n; i += V::N) {
-    const V e = exp_diff(V::load(x + i), s, neg_s);
-    e.store(y + i);
-    acc0.add(e);
-  }
-  if (i < n) {
-    const V e = exp_diff(load_partial<V>(x + i, n - i, -std::numeric_limits<T>::infinity()), s, neg_s);
-    store_partial(y + i, n - i, e);
-    acc0.add(e);
-  }
-  return acc0.total() + acc1.total();
-}
-
-template <class V>
-void exp_shift_scale(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
-                     typename V::T scale) {
-  const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(scale);
-  write_row<V>(y, n, false, [&](ptrdiff_t i, ptrdiff_t count) {
-    return exp_diff(load_n<V>(x + i, count, shift), s, neg_s) * c;
-  });
-}
-
 // y = (x - shift) - offset. The rounding error of x - shift (TwoSum) is added back so
 // entries near the maximum, where the result is small, keep their relative precision.
 template <class V>
@@ -379,16 +342,19 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
 
 // ---- whole-row operations for rows that stay in cache -------------------------------
 
-// Three passes: max; exp(x - max) stored and summed; scale. The row is read from memory
-// once, the later passes hit the cache.
+// The one-read statistics store exp(x - m_b) per block as they go (into y, or in place into
+// a per-thread scratch row, so that a special row still finds x whole), and one more sweep
+// scales each block to the row's max and sum: one exp per entry, the row read from memory
+// once, and the same bits in place as out of place.
 template <class V, class VD>
 void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
   using T = typename V::T;
-  const T m = row_max<V>(x, n);
-  if (!std::isfinite(m)) return softmax_special_row(x, y, n, false);
-  const V f = V::set1(T(1.0 / store_exp_sum<V, VD>(x, y, n, m)));
-  write_row<V>(y, n, false,
-               [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(y + i, count, 0) * f; });
+  constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
+  T* exps = x == y ? row_scratch<T, 0>(n) : y;
+  T* block_max = row_scratch<T, 1>(n / block + 1);
+  const RowStats<T> s = row_stats_store<V, VD>(x, exps, n, block_max);
+  if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, false);
+  scale_blocks<V>(exps, y, n, block_max, s.max, 1.0 / (s.at_max + s.rest), false);
 }
 
 template <class V, class VD>

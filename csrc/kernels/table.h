@@ -100,7 +100,6 @@ struct KernelSet {
   RowStats<T> (*stats_store)(const T* x, T* y, std::ptrdiff_t n, T* block_max);
   void (*scale_blocks)(const T* src, T* dst, std::ptrdiff_t n, const T* block_max, T max,
                        double coeff, bool stream);
-  void (*exp_shift_scale)(const T* x, T* y, std::ptrdiff_t n, T shift, T scale);  // exp(x-s)*c
   void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
                     bool stream);
   // Rows whose maximum is not finite (NaN, +inf, or all -inf): scalar and rare.

@@ -142,10 +142,13 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
   }
   const ptrdiff_t chunk = chunk_elements<T>();
   const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
-  if (!log && x != y) {
-    // One exp per entry: each chunk stores exp(x - m_b) per block with the statistics, and a
-    // second sweep (over y, still in the last-level cache) scales each block to the row's
-    // max and sum.
+  if (!log) {
+    // One exp per entry: each chunk stores exp(x - m_b) per block with the statistics (into
+    // y, or in place into a scratch row, so that a special row still finds x whole), and a
+    // second sweep (still in the last-level cache) scales each block to the row's max and
+    // sum: the softmax_row scheme, with the same bits in place as out of place.
+    std::vector<T> scratch(x == y ? static_cast<size_t>(n) : 0);
+    T* exps = x == y ? scratch.data() : y;
     constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
     const ptrdiff_t per_chunk = chunk / block;
     std::vector<T> block_max(static_cast<size_t>(n_chunks * per_chunk));
@@ -153,7 +156,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (ptrdiff_t c = 0; c < n_chunks; ++c) {
       const ptrdiff_t len = std::min(chunk, n - c * chunk);
-      parts[c] = k.stats_store(x + c * chunk, y + c * chunk, len, block_max.data() + c * per_chunk);
+      parts[c] = k.stats_store(x + c * chunk, exps + c * chunk, len, block_max.data() + c * per_chunk);
     }
     const RowStats<T> s = host::merge_stats(parts.data(), n_chunks);
     if (!std::isfinite(s.max)) {
@@ -164,28 +167,22 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (ptrdiff_t c = 0; c < n_chunks; ++c) {
       const ptrdiff_t len = std::min(chunk, n - c * chunk);
-      T* yc = y + c * chunk;
-      k.scale_blocks(yc, yc, len, block_max.data() + c * per_chunk, s.max, coeff, false);
+      k.scale_blocks(exps + c * chunk, y + c * chunk, len, block_max.data() + c * per_chunk,
+                     s.max, coeff, false);
     }
     return;
   }
-  // log_softmax needs no exp in its second sweep; softmax in place has no room for the
-  // exponentials and computes them again.
+  // log_softmax: the statistics, then (x - max) - log(sum), with no exp in the second sweep.
   const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
   if (!std::isfinite(s.max)) {
-    k.softmax_special(x, y, n, log);
+    k.softmax_special(x, y, n, true);
     return;
   }
-  const T scale = T(1.0 / (s.at_max + s.rest));
   const T offset = T(host::log_abs_sum(s.at_max, s.rest).value);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
   for (ptrdiff_t c = 0; c < n_chunks; ++c) {
     const ptrdiff_t len = std::min(chunk, n - c * chunk);
-    if (log) {
-      k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset, stream);
-    } else {
-      k.exp_shift_scale(x + c * chunk, y + c * chunk, len, s.max, scale);
-    }
+    k.sub_shift(x + c * chunk, y + c * chunk, len, s.max, offset, stream);
   }
 }
 
