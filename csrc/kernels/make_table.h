@@ -26,7 +26,7 @@ KernelSet<typename V::T> make_kernel_set() {
   k.cross_entropy_columns = &cross_entropy_columns<V, VD>;
   k.stats = &row_stats<V, VD>;
   k.weighted_stats = &weighted_row_stats<V, VD>;
-  k.stats_store = &row_stats_store<V, VD>;
+  k.stats_store = &row_stats_store<V, VD, false>;
   k.scale_blocks = &scale_blocks<V>;
   k.sub_shift = &sub_shift<V>;
   k.softmax_special = &softmax_special_row<T>;

@@ -256,9 +256,12 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
 
 // row_stats that also stores y = exp(x - m_b) (compensated, as softmax stores it), m_b
 // being the running maximum its block was summed against, and m_b into block_max[b]: the
-// cross-entropy gradient is then one scaling of y away, by exp(m_b - max) / sum per block.
-// Blocks before the first entry above -inf store 0 with m_b = -inf. y must not be x.
-template <class V, class VD>
+// cross-entropy gradient and softmax are then one scaling of y away, by exp(m_b - max) / sum
+// per block. Blocks before the first entry above -inf store 0 with m_b = -inf. y must not be
+// x. With kSplitMax false (softmax, which needs only the sum), the entries at the max are not
+// kept apart: at_max is 0 and rest the whole sum, and four vectors are added in T before
+// each widening, as row_stats adds them.
+template <class V, class VD, bool kSplitMax = true>
 RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y, ptrdiff_t n,
                                         typename V::T* block_max) {
   using T = typename V::T;
@@ -270,16 +273,31 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
     T* yb = y + b;
     block_max[b / block] = m;
     const V mv = V::set1(m), neg_m = V::set1(-m);
-    auto term = [&](V xv) {
-      const auto at_max = eq(xv, mv);
+    auto term = [&](ptrdiff_t i) {
+      const V xv = V::load(xb + i);
       const V e = exp_diff(xv, mv, neg_m);
+      e.store(yb + i);
+      if (!kSplitMax) return e;
+      const auto at_max = eq(xv, mv);
       count = count + select(at_max, one, zero);
-      rest.add(select(at_max, zero, e));
-      return e;
+      return select(at_max, zero, e);
     };
     ptrdiff_t i = 0;
-    for (; i + V::N <= len; i += V::N) term(V::load(xb + i)).store(yb + i);
-    if (i < len) store_partial(yb + i, len - i, term(load_partial<V>(xb + i, len - i, ninf)));
+    if (!kSplitMax) {
+      for (; i + 4 * V::N <= len; i += 4 * V::N) {
+        const V a = term(i) + term(i + V::N);
+        rest.add(a + (term(i + 2 * V::N) + term(i + 3 * V::N)));
+      }
+    }
+    for (; i + V::N <= len; i += V::N) rest.add(term(i));
+    if (i < len) {
+      const V xv = load_partial<V>(xb + i, len - i, ninf);
+      const V e = exp_diff(xv, mv, neg_m);
+      store_partial(yb + i, len - i, e);
+      const auto at_max = eq(xv, mv);
+      if (kSplitMax) count = count + select(at_max, one, zero);
+      rest.add(kSplitMax ? select(at_max, zero, e) : e);
+    }
   };
   auto before_first = [&](ptrdiff_t b, ptrdiff_t len) {
     block_max[b / block] = ninf;
@@ -352,7 +370,7 @@ void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   T* exps = x == y ? row_scratch<T, 0>(n) : y;
   T* block_max = row_scratch<T, 1>(n / block + 1);
-  const RowStats<T> s = row_stats_store<V, VD>(x, exps, n, block_max);
+  const RowStats<T> s = row_stats_store<V, VD, false>(x, exps, n, block_max);
   if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, false);
   scale_blocks<V>(exps, y, n, block_max, s.max, 1.0 / (s.at_max + s.rest), false);
 }

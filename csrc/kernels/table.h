@@ -94,8 +94,9 @@ struct KernelSet {
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
   RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
-  // stats that also stores y = exp(x - m_b) per block of kStatsBlockBytes (m_b, the running
-  // max the block was summed against, into block_max[b]); scale_blocks then turns y into
+  // The statistics of softmax, which needs only the sum (at_max 0, rest the whole sum), that
+  // also store y = exp(x - m_b) per block of kStatsBlockBytes (m_b, the running max the block
+  // was summed against, into block_max[b]); scale_blocks then turns y into
   // coeff * exp(x - max). y must not be x.
   RowStats<T> (*stats_store)(const T* x, T* y, std::ptrdiff_t n, T* block_max);
   void (*scale_blocks)(const T* src, T* dst, std::ptrdiff_t n, const T* block_max, T max,
