@@ -259,8 +259,8 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
 // cross-entropy gradient and softmax are then one scaling of y away, by exp(m_b - max) / sum
 // per block. Blocks before the first entry above -inf store 0 with m_b = -inf. y must not be
 // x. With kSplitMax false (softmax, which needs only the sum), the entries at the max are not
-// kept apart: at_max is 0 and rest the whole sum, and four vectors are added in T before
-// each widening, as row_stats adds them.
+// kept apart: at_max is 0 and rest the whole sum. Four vectors are added in T before each
+// widening, as row_stats adds them.
 template <class V, class VD, bool kSplitMax = true>
 RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y, ptrdiff_t n,
                                         typename V::T* block_max) {
@@ -283,11 +283,9 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
       return select(at_max, zero, e);
     };
     ptrdiff_t i = 0;
-    if (!kSplitMax) {
-      for (; i + 4 * V::N <= len; i += 4 * V::N) {
-        const V a = term(i) + term(i + V::N);
-        rest.add(a + (term(i + 2 * V::N) + term(i + 3 * V::N)));
-      }
+    for (; i + 4 * V::N <= len; i += 4 * V::N) {
+      const V a = term(i) + term(i + V::N);
+      rest.add(a + (term(i + 2 * V::N) + term(i + 3 * V::N)));
     }
     for (; i + V::N <= len; i += V::N) rest.add(term(i));
     if (i < len) {
