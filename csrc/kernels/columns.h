@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "rows.h"
 
@@ -40,9 +41,19 @@ struct NoColumnExtra {
 // whose max is not finite gets that max and no sums (the caller takes the special path).
 // extra(strip, x, max, e) sees every entry of the second sweep with its e = exp(x - max)
 // (0 for padding lanes), for reductions that accumulate more than the sum.
+// The sums of a block of columns as flat arrays for the vector finish (column_log_sums):
+// lane j holds column j's at_max and rest, or 1 and 0 where its max is not finite or there is
+// no column.
+template <class V>
+struct ColumnSums {
+  alignas(64) double at_max[kStrips * V::N];
+  alignas(64) double rest[kStrips * V::N];
+};
+
 template <class V, class VD, class Extra = NoColumnExtra>
 void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
-                  RowStats<typename V::T>* stats, Extra&& extra = {}) {
+                  RowStats<typename V::T>* stats, ColumnSums<V>* sums = nullptr,
+                  Extra&& extra = {}) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const int strips = static_cast<int>((width + V::N - 1) / V::N);
@@ -89,6 +100,18 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
                                 ? RowStats<T>{mx, double(count_lanes[j]), rest_lanes[j]}
                                 : RowStats<T>{mx, 0.0, 0.0};
     }
+    if (!sums) continue;
+    for (ptrdiff_t j = 0; j < V::N; ++j) {
+      const bool live = j < strip_lanes<V>(width, s) && std::isfinite(max_lanes[s * V::N + j]);
+      sums->at_max[s * V::N + j] = live ? double(count_lanes[j]) : 1.0;
+      sums->rest[s * V::N + j] = live ? rest_lanes[j] : 0.0;
+    }
+  }
+  if (sums) {
+    for (ptrdiff_t j = strips * V::N; j < kStrips * V::N; ++j) {
+      sums->at_max[j] = 1.0;
+      sums->rest[j] = 0.0;
+    }
   }
 }
 
@@ -97,21 +120,25 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
 // elements, where the scalar log1p of the row kernels would cost as much as all the
 // exponentials. at_max is nearly always one entry, whose log (0) is skipped. Columns whose
 // max is not finite get 0 (their caller redoes them).
-template <class W, class T>
-void column_log_sums_in(const RowStats<T>* stats, ptrdiff_t width, double* log_sum) {
+template <class W, class V>
+void column_log_sums_in(const ColumnSums<V>& sums, ptrdiff_t width, double* log_sum) {
   using L = typename W::T;
   for (ptrdiff_t j0 = 0; j0 < width; j0 += W::N) {
-    alignas(64) L ratio[W::N], at_max[W::N];
     bool single = true;
-    for (ptrdiff_t j = 0; j < W::N; ++j) {
-      const bool live = j0 + j < width && std::isfinite(stats[j0 + j].max);
-      const double a = live ? stats[j0 + j].at_max : 1.0, r = live ? stats[j0 + j].rest : 0.0;
-      single = single && a == 1.0;
-      at_max[j] = L(a);
-      ratio[j] = L(a == 1.0 ? r : r / a);
+    for (ptrdiff_t j = 0; j < W::N; ++j) single = single && sums.at_max[j0 + j] == 1.0;
+    W value;
+    if constexpr (std::is_same_v<L, double>) {
+      const W a = W::load(sums.at_max + j0), r = W::load(sums.rest + j0);
+      value = single ? log1p_(r) : log1p_(r / a) + log_(a);
+    } else {
+      alignas(64) L ratio[W::N], at_max[W::N];
+      for (ptrdiff_t j = 0; j < W::N; ++j) {
+        at_max[j] = L(sums.at_max[j0 + j]);
+        ratio[j] = L(single ? sums.rest[j0 + j] : sums.rest[j0 + j] / sums.at_max[j0 + j]);
+      }
+      value = log1p_(W::load(ratio));
+      if (!single) value = value + log_(W::load(at_max));
     }
-    W value = log1p_(W::load(ratio));
-    if (!single) value = value + log_(W::load(at_max));
     alignas(64) L lanes[W::N];
     value.store(lanes);
     for (ptrdiff_t j = 0; j < W::N && j0 + j < width; ++j) log_sum[j0 + j] = double(lanes[j]);
@@ -122,12 +149,11 @@ void column_log_sums_in(const RowStats<T>* stats, ptrdiff_t width, double* log_s
 // log(sum) is formed in double. Elsewhere (log_softmax, entropy, the loss) it meets terms of
 // its own sign and is rounded to T anyway: T's vectors, twice as wide, suffice.
 template <class V, class VD>
-void column_log_sums(const RowStats<typename V::T>* stats, ptrdiff_t width, double* log_sum,
-                     bool cancels) {
+void column_log_sums(const ColumnSums<V>& sums, ptrdiff_t width, double* log_sum, bool cancels) {
   if (cancels) {
-    column_log_sums_in<VD>(stats, width, log_sum);
+    column_log_sums_in<VD>(sums, width, log_sum);
   } else {
-    column_log_sums_in<V>(stats, width, log_sum);
+    column_log_sums_in<V>(sums, width, log_sum);
   }
 }
 
@@ -173,9 +199,10 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     const T* xs = x + j0;
     T* ys = y + j0;
     RowStats<T> st[kBlock];
-    column_stats<V, VD>(xs, x_stride, n, w, st);
+    ColumnSums<V> sums;
+    column_stats<V, VD>(xs, x_stride, n, w, st, &sums);
     double log_sum[kBlock];
-    if (log) column_log_sums<V, VD>(st, w, log_sum, false);
+    if (log) column_log_sums<V, VD>(sums, w, log_sum, false);
     alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
     bool special = false;
     for (ptrdiff_t j = 0; j < w; ++j) {
@@ -216,9 +243,10 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
   for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
     const ptrdiff_t w = std::min(kBlock, width - j0);
     RowStats<T> st[kBlock];
-    column_stats<V, VD>(x + j0, x_stride, n, w, st);
+    ColumnSums<V> sums;
+    column_stats<V, VD>(x + j0, x_stride, n, w, st, &sums);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum, true);
+    column_log_sums<V, VD>(sums, w, log_sum, true);
     for (ptrdiff_t j = 0; j < w; ++j) {
       if (std::isfinite(st[j].max)) {
         out[j0 + j] = T(double(st[j].max) + log_sum[j]);

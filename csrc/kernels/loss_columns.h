@@ -28,9 +28,10 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
       gap[s].add(select(eq(e, V::zero()), V::zero(), e * (m - xv)));
     };
     RowStats<T> st[kBlock];
-    column_stats<V, VD>(x + j0, x_stride, n, w, st, weighted_gap);
+    ColumnSums<V> sums;
+    column_stats<V, VD>(x + j0, x_stride, n, w, st, &sums, weighted_gap);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum, false);
+    column_log_sums<V, VD>(sums, w, log_sum, false);
     alignas(64) double gap_lanes[2 * V::N];
     for (int s = 0; s * V::N < w; ++s) {
       gap[s].a0.store(gap_lanes);
@@ -68,11 +69,12 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     const ptrdiff_t w = std::min(kBlock, width - j0);
     const T* zs = z + j0;
     RowStats<T> st[kBlock];
-    column_stats<V, VD>(zs, z_stride, n, w, st);
+    ColumnSums<V> sums;
+    column_stats<V, VD>(zs, z_stride, n, w, st, &sums);
     // The loss adds log(sum) to gaps of its own sign; lse = max + log(sum) can cancel, and
     // only z_loss uses it here (the per-row lse of return_stats comes from the row path).
     double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum, params.z_loss != 0);
+    column_log_sums<V, VD>(sums, w, log_sum, params.z_loss != 0);
 
     // Per column: the loss, and the gradient's factor of p_c and its target entry, whose
     // p_t - 1 is formed as expm1 in double vectors. Columns with a NaN or an infinite max go
