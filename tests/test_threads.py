@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -79,3 +81,30 @@ def test_concurrent_python_threads():
         w.join()
     for got, exp in zip(results, expected, strict=True):
         np.testing.assert_allclose(got, exp, rtol=1e-13, atol=1e-300)
+
+
+DAEMON_AT_EXIT = """
+import threading, time
+import numpy as np
+import logitkit as lk
+x = np.random.default_rng(0).standard_normal((256, 20000)).astype(np.float32)
+t = np.zeros(256, dtype=np.int64)
+def loop():
+    while True:
+        lk.softmax(x)
+        lk.cross_entropy_with_grad(x, t)
+for _ in range(2):
+    threading.Thread(target=loop, daemon=True).start()
+time.sleep(0.2)
+"""
+
+
+def test_daemon_threads_inside_kernels_do_not_abort_the_exit():
+    # The interpreter stops daemon threads that come back from native code while it shuts
+    # down; that must end those threads, not abort the process.
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", DAEMON_AT_EXIT], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        assert "terminate called" not in run.stderr

@@ -17,6 +17,22 @@ namespace logitkit::bindings {
 
 namespace py = pybind11;
 
+// Releases the GIL while native code runs, like py::gil_scoped_release, except that its
+// destructor may let the thread end. A daemon thread that returns from a kernel while the
+// interpreter shuts down is stopped by pthread_exit inside PyEval_RestoreThread; the unwinding
+// that follows calls std::terminate (aborting the process) if it meets a noexcept destructor,
+// which gil_scoped_release's is.
+class ReleaseGil {
+ public:
+  ReleaseGil() : state_(PyEval_SaveThread()) {}
+  ~ReleaseGil() noexcept(false) { PyEval_RestoreThread(state_); }
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 enum class DType { f32, f64 };
 
 DType dtype_of(const py::array& a, const char* func, const char* arg);

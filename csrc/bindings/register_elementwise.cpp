@@ -25,12 +25,12 @@ void unary(int op, py::array x, py::array y, int isa, int threads) {
   if (dt == DType::f32) {
     const float* xp = static_cast<const float*>(x.data());
     float* yp = static_cast<float*>(y.mutable_data());
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::unary(table.f32, uop, xp, yp, count, nt);
   } else {
     const double* xp = static_cast<const double*>(x.data());
     double* yp = static_cast<double*>(y.mutable_data());
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::unary(table.f64, uop, xp, yp, count, nt);
   }
 }
@@ -57,7 +57,7 @@ void binary(int op, py::array a, py::array b, py::array y, int isa, int threads)
     const T* ap = static_cast<const T*>(a.data());
     const T* bp = static_cast<const T*>(b.data());
     T* yp = static_cast<T*>(y.mutable_data());
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::binary(k, bop, ap, bp, yp, count, nt);
   };
   if (dt == DType::f32) {

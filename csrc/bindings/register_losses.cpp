@@ -28,7 +28,7 @@ void run(const KernelSet<T>& k, const py::array& z, const std::optional<py::arra
   const parallel::StridedArray zs = strided(z, true);
   const parallel::StridedArray ss = soft ? strided(*soft, true) : parallel::StridedArray{};
   const parallel::StridedArray gs = grad ? strided(*grad, true, true) : parallel::StridedArray{};
-  py::gil_scoped_release release;
+  ReleaseGil release;
   parallel::cross_entropy(k, shape, zs, ss, gs, rows, p, threads);
 }
 
@@ -49,7 +49,7 @@ void run16(const IsaTable& table, bool bfloat16, const py::array& z,
   const float* sp = soft ? static_cast<const float*>(soft->data()) : nullptr;
   auto* gp = grad ? static_cast<std::uint16_t*>(const_cast<void*>(grad->data())) : nullptr;
   const auto kind = bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
-  py::gil_scoped_release release;
+  ReleaseGil release;
   parallel::cross_entropy16(table.f32, table.convert, kind, z.shape(0), z.shape(1), zp, sp, gp,
                             rows, p, threads);
 }
@@ -143,7 +143,7 @@ double bce_typed(const KernelSet<T>& k, const py::array& x, const py::array& y,
   const T* xp = static_cast<const T*>(x.data());
   const T* yp = static_cast<const T*>(y.data());
   const auto count = static_cast<std::ptrdiff_t>(x.size());
-  py::gil_scoped_release release;
+  ReleaseGil release;
   return parallel::binary_cross_entropy(k, count, xp, yp, in(w), in(pw), smoothing, out(loss),
                                         out(grad), in(grad_scale), scale, threads);
 }
@@ -220,7 +220,7 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
     const T* q = static_cast<const T*>(zq.data());
     T* gp = out(grad_p);
     T* gq = out(grad_q);
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::divergence(k, rows, n, p, q, beta, v, gp, gq, sc, nt);
   };
   if (dt == DType::f32) {

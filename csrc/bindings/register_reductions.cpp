@@ -30,7 +30,7 @@ void softmax(py::array x, py::array y, bool log, int isa, int threads,
     ms = strided(*mask, true);
   }
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   const auto op = log ? parallel::RowOp::log_softmax : parallel::RowOp::softmax;
   if (dt == DType::f32) {
     parallel::row_map(kernels<float>(table), op, shape, xs, ms, ys, nt);
@@ -65,7 +65,7 @@ void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out
   const parallel::RowShape shape = row_shape(x);
   const parallel::StridedArray xs = strided(x, true), os = strided(out, false, true);
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   const auto op = entropy ? parallel::RowReduction::entropy : parallel::RowReduction::logsumexp;
   if (dt == DType::f32) {
     parallel::reduce_rows(kernels<float>(table), op, shape, xs, bs, os, ss, nt);
@@ -93,7 +93,7 @@ void row_op(const char* name, parallel::RowOp op, py::array x, std::optional<py:
   const parallel::RowShape shape = row_shape(x);
   const parallel::StridedArray xs = strided(x, true), os = strided(out, true, true);
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   if (dt == DType::f32) {
     parallel::row_map(kernels<float>(table), op, shape, xs, as, os, nt);
   } else {

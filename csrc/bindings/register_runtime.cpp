@@ -24,7 +24,7 @@ double bandwidth_read(const py::array& x, int isa, int threads) {
   const float* xp = float_buffer(x, "bandwidth_read", "x");
   const auto& k = table_for(isa).bandwidth;
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   return parallel::bandwidth_read(k, xp, x.shape(0), nt);
 }
 
@@ -38,7 +38,7 @@ void bandwidth_copy(const py::array& x, py::array& out, bool nontemporal, int is
   float* yp = static_cast<float*>(out.mutable_data());
   const auto& k = table_for(isa).bandwidth;
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   parallel::bandwidth_copy(k, xp, yp, x.shape(0), nontemporal, nt);
 }
 
@@ -64,12 +64,12 @@ void convert16(const py::array& src, py::array& dst, bool bfloat16, bool to_floa
   if (to_float) {
     const auto* s = static_cast<const std::uint16_t*>(src.data());
     auto* d = static_cast<float*>(dst.mutable_data());
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::widen_to_float(k, kind, s, d, count, nt);
   } else {
     const auto* s = static_cast<const float*>(src.data());
     auto* d = static_cast<std::uint16_t*>(dst.mutable_data());
-    py::gil_scoped_release release;
+    ReleaseGil release;
     parallel::narrow_from_float(k, kind, s, d, count, nt);
   }
 }

@@ -17,7 +17,7 @@ void run_on_bits(const py::array& x, py::array& y, int isa, int threads, Run&& r
   const auto* xp = static_cast<const std::uint16_t*>(x.data());
   auto* yp = static_cast<std::uint16_t*>(y.mutable_data());
   const int nt = runtime::resolve_threads(threads);
-  py::gil_scoped_release release;
+  ReleaseGil release;
   run(table, xp, yp, nt);
 }
 
@@ -53,7 +53,7 @@ void reduce16(const py::array& x, py::array& out, bool entropy, bool bfloat16, i
   auto* op = static_cast<float*>(out.mutable_data());
   const int nt = runtime::resolve_threads(threads);
   const auto what = entropy ? parallel::RowReduction::entropy : parallel::RowReduction::logsumexp;
-  py::gil_scoped_release release;
+  ReleaseGil release;
   parallel::reduce16(table.f32, table.convert, storage_kind(bfloat16), what, x.shape(0),
                      x.shape(1), xp, op, nt);
 }
