@@ -49,8 +49,8 @@ class CrossEntropyStats(NamedTuple):
 
 
 class _Prepared(NamedTuple):
-    # class axis last, compute dtype, aligned; or, for a staged call, float16/bfloat16 rows
-    # in C order, converted a stage at a time (see _run)
+    # class axis last, compute dtype, aligned; or, where the native 16-bit path takes them,
+    # float16/bfloat16 rows in C order (see _run)
     logits: np.ndarray
     rows_shape: tuple[int, ...]
     axis: int
@@ -77,7 +77,7 @@ def _prepare(
     smoothing: Any,
     softcap: Any,
     where: Any,
-    stage16: bool = False,
+    keep16: bool = False,
 ) -> _Prepared:
     z = as_input_array(func, "logits", logits)
     compute, result = compute_dtypes(func, "logits", z.dtype)
@@ -163,8 +163,8 @@ def _prepare(
         denominator = float(np.count_nonzero(counted_flat))
 
     zv = np.moveaxis(z, ax, -1)
-    if stage16 and is_storage16(zv) and zv.flags.c_contiguous and zv.size > 0:
-        pass  # converted a stage at a time by _run
+    if keep16 and is_storage16(zv) and zv.flags.c_contiguous and zv.size > 0:
+        pass  # converted natively, in blocks, by _run
     elif zv.dtype != compute:
         zv = cast(zv, compute)
     elif not zv.flags.aligned:
@@ -370,7 +370,7 @@ def cross_entropy(
         smoothing,
         softcap,
         where,
-        stage16=True,
+        keep16=True,
     )
     loss, lse, argmax = _run(
         func, prep, z_loss, softcap, reduction, threads, None, None, return_stats
@@ -443,7 +443,7 @@ def cross_entropy_with_grad(
         smoothing,
         softcap,
         where,
-        stage16=True,
+        keep16=True,
     )
     z_in = logits if isinstance(logits, np.ndarray) else None
     if inplace and grad_out is not None:
@@ -457,20 +457,20 @@ def cross_entropy_with_grad(
     elif grad_out is not None:
         check_out(func, grad_out, _logits_shape(prep), prep.result, "grad_out")
 
-    if prep.logits.dtype != prep.compute:  # staged float16/bfloat16 rows (see _run)
-        staged_grad = grad_out
+    if prep.logits.dtype != prep.compute:  # float16/bfloat16 rows, natively (see _run)
+        grad16 = grad_out
         if (
-            staged_grad is None
-            or not staged_grad.flags.c_contiguous
-            or partially_overlaps(staged_grad, prep.logits)
+            grad16 is None
+            or not grad16.flags.c_contiguous
+            or partially_overlaps(grad16, prep.logits)
         ):
-            staged_grad = empty_like(prep.logits)
+            grad16 = empty_like(prep.logits)
         loss, lse, argmax = _run(
-            func, prep, z_loss, softcap, reduction, threads, staged_grad, grad_output, return_stats
+            func, prep, z_loss, softcap, reduction, threads, grad16, grad_output, return_stats
         )
-        if grad_out is not None and staged_grad is not grad_out:
-            np.copyto(grad_out, staged_grad)
-        grad = staged_grad if grad_out is None else grad_out
+        if grad_out is not None and grad16 is not grad_out:
+            np.copyto(grad_out, grad16)
+        grad = grad16 if grad_out is None else grad_out
         result = _reduce(loss, prep, reduction)
         if return_stats:
             return result, grad, _stats(prep, lse, argmax)

@@ -76,9 +76,9 @@ def _mask_rows(
 def _softmax_impl(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any]:
-    staged = _staged_softmax(func, x, axis, where, out, threads, log)
-    if staged is not None:
-        return staged
+    native16 = _softmax16(func, x, axis, where, out, threads, log)
+    if native16 is not None:
+        return native16
 
     def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
         mask = None if where is None else _mask_rows(func, where, info.shape, info.axes, xv.dtype)
@@ -87,7 +87,7 @@ def _softmax_impl(
     return map_rows(func, x, axis, out, threads, run)
 
 
-def _stageable(rows: np.ndarray) -> bool:
+def _reducible16(rows: np.ndarray) -> bool:
     """float16/bfloat16 rows that the native 16-bit path reduces (in float32 blocks)."""
     return is_storage16(rows) and rows.flags.c_contiguous and rows.ndim > 0 and rows.shape[-1] > 0
 
@@ -101,7 +101,7 @@ def _reduce16(rows: np.ndarray, entropy: bool, nthreads: int) -> NDArray[np.floa
     return values
 
 
-def _staged_softmax(
+def _softmax16(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any] | None:
     """float16/bfloat16 rows along the last axis of a C-contiguous array, natively in float32
@@ -421,7 +421,7 @@ def logsumexp(
 
     rows = _rows_view(arr, axes)
     sign = None
-    if _stageable(rows) and barr is None and not return_sign:
+    if _reducible16(rows) and barr is None and not return_sign:
         value = _reduce16(rows, False, nthreads)
     else:
         xv = _native_ready(rows, compute)
@@ -484,7 +484,7 @@ def entropy_from_logits(
     axes = normalize_axes(func, axis, arr.ndim)
     mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
     rows = _rows_view(arr, axes)
-    if _stageable(rows) and mask is None:
+    if _reducible16(rows) and mask is None:
         value = _reduce16(rows, True, nthreads)
     else:
         xv = _native_ready(rows, compute)
