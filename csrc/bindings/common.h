@@ -51,6 +51,11 @@ const IsaTable& table_for(int isa);
 // a must be the C-contiguous uint16 view of a float16/bfloat16 array.
 void require_bits16(const py::array& a, const char* func, const char* arg);
 
+// The 16-bit format the Python layer names with its `bfloat16` flag.
+inline parallel::Storage16 storage_kind(bool bfloat16) {
+  return bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
+}
+
 void register_runtime(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);

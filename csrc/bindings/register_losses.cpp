@@ -48,10 +48,9 @@ void run16(const IsaTable& table, bool bfloat16, const py::array& z,
   const auto* zp = static_cast<const std::uint16_t*>(z.data());
   const float* sp = soft ? static_cast<const float*>(soft->data()) : nullptr;
   auto* gp = grad ? static_cast<std::uint16_t*>(const_cast<void*>(grad->data())) : nullptr;
-  const auto kind = bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
   ReleaseGil release;
-  parallel::cross_entropy16(table.f32, table.convert, kind, z.shape(0), z.shape(1), zp, sp, gp,
-                            rows, p, threads);
+  parallel::cross_entropy16(table.f32, table.convert, storage_kind(bfloat16), z.shape(0),
+                            z.shape(1), zp, sp, gp, rows, p, threads);
 }
 
 void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,

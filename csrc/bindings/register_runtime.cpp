@@ -57,7 +57,7 @@ void convert16(const py::array& src, py::array& dst, bool bfloat16, bool to_floa
                           "float32 side's length");
   }
   require_writeable(dst, name, "dst");
-  const auto kind = bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
+  const auto kind = storage_kind(bfloat16);
   const auto& k = table_for(isa).convert;
   const int nt = runtime::resolve_threads(threads);
   const std::ptrdiff_t count = src.shape(0);

@@ -6,10 +6,6 @@ namespace logitkit::bindings {
 
 namespace {
 
-parallel::Storage16 storage_kind(bool bfloat16) {
-  return bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
-}
-
 // Calls run(table, x bits, y bits, threads) without the GIL.
 template <class Run>
 void run_on_bits(const py::array& x, py::array& y, int isa, int threads, Run&& run) {

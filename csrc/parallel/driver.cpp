@@ -670,15 +670,27 @@ void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y, 
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.copy(x + i, y + i, len, stream); });
 }
 
+namespace {
+
+auto widening(const ConvertKernels& k, Storage16 kind) {
+  return kind == Storage16::half ? k.half_to_float : k.bf16_to_float;
+}
+
+auto narrowing(const ConvertKernels& k, Storage16 kind) {
+  return kind == Storage16::half ? k.float_to_half : k.float_to_bf16;
+}
+
+}  // namespace
+
 void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t* src, float* dst,
                     ptrdiff_t count, int threads) {
-  const auto fn = kind == Storage16::half ? k.half_to_float : k.bf16_to_float;
+  const auto fn = widening(k, kind);
   for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
 }
 
 void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
                        std::uint16_t* dst, ptrdiff_t count, int threads) {
-  const auto fn = kind == Storage16::half ? k.float_to_half : k.float_to_bf16;
+  const auto fn = narrowing(k, kind);
   for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
 }
 
@@ -703,8 +715,8 @@ void for_storage16_blocks(const ConvertKernels& cv, Storage16 kind, const std::u
                           std::uint16_t* dst, bool narrows, ptrdiff_t rows, ptrdiff_t n,
                           int threads, Fn&& fn) {
   if (rows == 0 || n == 0) return;
-  const auto widen = kind == Storage16::half ? cv.half_to_float : cv.bf16_to_float;
-  const auto narrow = kind == Storage16::half ? cv.float_to_half : cv.float_to_bf16;
+  const auto widen = widening(cv, kind);
+  const auto narrow = narrowing(cv, kind);
   const ptrdiff_t per = std::max<ptrdiff_t>(1, kStage16Bytes / (4 * n));
   const ptrdiff_t blocks = (rows + per - 1) / per;
   for_rows<float>(blocks, threads_for(rows, n, threads), false, (narrows ? 2 : 1) * per * n,
