@@ -37,23 +37,27 @@ struct NoColumnExtra {
   void operator()(int, V, V, V) const {}
 };
 
-// The statistics of `width` (<= kStrips * V::N) adjacent columns starting at x; a column
-// whose max is not finite gets that max and no sums (the caller takes the special path).
-// extra(strip, x, max, e) sees every entry of the second sweep with its e = exp(x - max)
-// (0 for padding lanes), for reductions that accumulate more than the sum.
-// The sums of a block of columns as flat arrays for the vector finish (column_log_sums):
-// lane j holds column j's at_max and rest, or 1 and 0 where its max is not finite or there is
-// no column.
+// The statistics of a block of columns, lane j for column j: its max (NaN or +-inf as the
+// column has it), and its sums split as in RowStats, as flat arrays for the vector finish
+// (column_log_sums). Where the max is not finite, or there is no column, the sums read
+// at_max 1 and rest 0: harmless values for the vector arithmetic, while the caller takes the
+// special path for such columns.
 template <class V>
-struct ColumnSums {
+struct ColumnStats {
+  alignas(64) typename V::T max[kStrips * V::N];
   alignas(64) double at_max[kStrips * V::N];
   alignas(64) double rest[kStrips * V::N];
+
+  bool finite(ptrdiff_t j) const { return std::isfinite(max[j]); }
+  double sum(ptrdiff_t j) const { return at_max[j] + rest[j]; }
 };
 
+// The statistics of `width` (<= kStrips * V::N) adjacent columns starting at x.
+// extra(strip, x, max, e) sees every entry of the second sweep with its e = exp(x - max)
+// (0 for padding lanes), for reductions that accumulate more than the sum.
 template <class V, class VD, class Extra = NoColumnExtra>
 void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
-                  RowStats<typename V::T>* stats, ColumnSums<V>* sums = nullptr,
-                  Extra&& extra = {}) {
+                  ColumnStats<V>& st, Extra&& extra = {}) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const int strips = static_cast<int>((width + V::N - 1) / V::N);
@@ -65,12 +69,13 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
       m[s] = max_(m[s], load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf));
     }
   }
-  alignas(64) T max_lanes[kStrips * V::N], sweep_max[kStrips * V::N];
-  for (int s = 0; s < strips; ++s) m[s].store(max_lanes + s * V::N);
+  alignas(64) T sweep_max[kStrips * V::N];
+  for (int s = 0; s < strips; ++s) m[s].store(st.max + s * V::N);
+  for (int j = strips * V::N; j < kStrips * V::N; ++j) st.max[j] = ninf;
   // A column whose max is not finite follows the special rules (its caller's job); its lane
   // sweeps with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
   for (int j = 0; j < strips * V::N; ++j) {
-    sweep_max[j] = std::isfinite(max_lanes[j]) ? max_lanes[j] : T(0);
+    sweep_max[j] = std::isfinite(st.max[j]) ? st.max[j] : T(0);
   }
   for (int s = 0; s < strips; ++s) m[s] = V::load(sweep_max + s * V::N);
   const V zero = V::zero(), one = V::set1(T(1));
@@ -94,24 +99,15 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
     count[s].store(count_lanes);
     rest[s].a0.store(rest_lanes);
     rest[s].a1.store(rest_lanes + VD::N);
-    for (ptrdiff_t j = 0; j < strip_lanes<V>(width, s); ++j) {
-      const T mx = max_lanes[s * V::N + j];
-      stats[s * V::N + j] = std::isfinite(mx)
-                                ? RowStats<T>{mx, double(count_lanes[j]), rest_lanes[j]}
-                                : RowStats<T>{mx, 0.0, 0.0};
-    }
-    if (!sums) continue;
     for (ptrdiff_t j = 0; j < V::N; ++j) {
-      const bool live = j < strip_lanes<V>(width, s) && std::isfinite(max_lanes[s * V::N + j]);
-      sums->at_max[s * V::N + j] = live ? double(count_lanes[j]) : 1.0;
-      sums->rest[s * V::N + j] = live ? rest_lanes[j] : 0.0;
+      const bool live = st.finite(s * V::N + j);  // padding lanes hold -inf
+      st.at_max[s * V::N + j] = live ? double(count_lanes[j]) : 1.0;
+      st.rest[s * V::N + j] = live ? rest_lanes[j] : 0.0;
     }
   }
-  if (sums) {
-    for (ptrdiff_t j = strips * V::N; j < kStrips * V::N; ++j) {
-      sums->at_max[j] = 1.0;
-      sums->rest[j] = 0.0;
-    }
+  for (ptrdiff_t j = strips * V::N; j < kStrips * V::N; ++j) {
+    st.at_max[j] = 1.0;
+    st.rest[j] = 0.0;
   }
 }
 
@@ -121,7 +117,7 @@ void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdi
 // exponentials. at_max is nearly always one entry, whose log (0) is skipped. Columns whose
 // max is not finite get 0 (their caller redoes them).
 template <class W, class V>
-void column_log_sums_in(const ColumnSums<V>& sums, ptrdiff_t width, double* log_sum) {
+void column_log_sums_in(const ColumnStats<V>& sums, ptrdiff_t width, double* log_sum) {
   using L = typename W::T;
   for (ptrdiff_t j0 = 0; j0 < width; j0 += W::N) {
     bool single = true;
@@ -149,7 +145,7 @@ void column_log_sums_in(const ColumnSums<V>& sums, ptrdiff_t width, double* log_
 // log(sum) is formed in double. Elsewhere (log_softmax, entropy, the loss) it meets terms of
 // its own sign and is rounded to T anyway: T's vectors, twice as wide, suffice.
 template <class V, class VD>
-void column_log_sums(const ColumnSums<V>& sums, ptrdiff_t width, double* log_sum, bool cancels) {
+void column_log_sums(const ColumnStats<V>& sums, ptrdiff_t width, double* log_sum, bool cancels) {
   if (cancels) {
     column_log_sums_in<VD>(sums, width, log_sum);
   } else {
@@ -198,27 +194,26 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     const ptrdiff_t w = std::min(kBlock, width - j0);
     const T* xs = x + j0;
     T* ys = y + j0;
-    RowStats<T> st[kBlock];
-    ColumnSums<V> sums;
-    column_stats<V, VD>(xs, x_stride, n, w, st, &sums);
+    ColumnStats<V> st;
+    column_stats<V, VD>(xs, x_stride, n, w, st);
     double log_sum[kBlock];
-    if (log) column_log_sums<V, VD>(sums, w, log_sum, false);
+    if (log) column_log_sums<V, VD>(st, w, log_sum, false);
     alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
     bool special = false;
     for (ptrdiff_t j = 0; j < w; ++j) {
-      if (!std::isfinite(st[j].max)) {  // redone below; harmless values meanwhile
+      if (!st.finite(j)) {  // redone below; harmless values meanwhile
         special = true;
         continue;
       }
-      m[j] = st[j].max;
-      factor[j] = log ? T(log_sum[j]) : T(1.0 / (st[j].at_max + st[j].rest));
+      m[j] = st.max[j];
+      factor[j] = log ? T(log_sum[j]) : T(1.0 / st.sum(j));
     }
     // Columns whose max is not finite get the row rules from a copy taken now: with y = x
     // the sweep below overwrites them first.
     T* saved = special ? row_scratch<T>((w + 1) * n) : nullptr;
     if (special) {
       for (ptrdiff_t j = 0; j < w; ++j) {
-        if (std::isfinite(st[j].max)) continue;
+        if (st.finite(j)) continue;
         gather_column(xs, x_stride, n, j, saved + j * n);
       }
     }
@@ -226,7 +221,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     if (special) {
       T* col = saved + w * n;
       for (ptrdiff_t j = 0; j < w; ++j) {
-        if (std::isfinite(st[j].max)) continue;
+        if (st.finite(j)) continue;
         softmax_special_row(saved + j * n, col, n, log);
         for (ptrdiff_t c = 0; c < n; ++c) ys[c * y_stride + j] = col[c];
       }
@@ -242,14 +237,13 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
   constexpr ptrdiff_t kBlock = kStrips * V::N;
   for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
     const ptrdiff_t w = std::min(kBlock, width - j0);
-    RowStats<T> st[kBlock];
-    ColumnSums<V> sums;
-    column_stats<V, VD>(x + j0, x_stride, n, w, st, &sums);
+    ColumnStats<V> st;
+    column_stats<V, VD>(x + j0, x_stride, n, w, st);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(sums, w, log_sum, true);
+    column_log_sums<V, VD>(st, w, log_sum, true);
     for (ptrdiff_t j = 0; j < w; ++j) {
-      if (std::isfinite(st[j].max)) {
-        out[j0 + j] = T(double(st[j].max) + log_sum[j]);
+      if (st.finite(j)) {
+        out[j0 + j] = T(double(st.max[j]) + log_sum[j]);
         continue;
       }
       T* col = row_scratch<T>(n);

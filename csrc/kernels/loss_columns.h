@@ -27,19 +27,18 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
       // e * gap is 0 for entries far below the max (padding and -inf among them)
       gap[s].add(select(eq(e, V::zero()), V::zero(), e * (m - xv)));
     };
-    RowStats<T> st[kBlock];
-    ColumnSums<V> sums;
-    column_stats<V, VD>(x + j0, x_stride, n, w, st, &sums, weighted_gap);
+    ColumnStats<V> st;
+    column_stats<V, VD>(x + j0, x_stride, n, w, st, weighted_gap);
     double log_sum[kBlock];
-    column_log_sums<V, VD>(sums, w, log_sum, false);
+    column_log_sums<V, VD>(st, w, log_sum, false);
     alignas(64) double gap_lanes[2 * V::N];
     for (int s = 0; s * V::N < w; ++s) {
       gap[s].a0.store(gap_lanes);
       gap[s].a1.store(gap_lanes + VD::N);
       for (ptrdiff_t l = 0; l < strip_lanes<V>(w, s); ++l) {
         const ptrdiff_t j = s * V::N + l;
-        if (std::isfinite(st[j].max)) {
-          out[j0 + j] = T(log_sum[j] + gap_lanes[l] / (st[j].at_max + st[j].rest));
+        if (st.finite(j)) {
+          out[j0 + j] = T(log_sum[j] + gap_lanes[l] / st.sum(j));
         } else {
           T* col = row_scratch<T, 2>(n);
           gather_column(x + j0, x_stride, n, j, col);
@@ -68,13 +67,12 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
   for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
     const ptrdiff_t w = std::min(kBlock, width - j0);
     const T* zs = z + j0;
-    RowStats<T> st[kBlock];
-    ColumnSums<V> sums;
-    column_stats<V, VD>(zs, z_stride, n, w, st, &sums);
+    ColumnStats<V> st;
+    column_stats<V, VD>(zs, z_stride, n, w, st);
     // The loss adds log(sum) to gaps of its own sign; lse = max + log(sum) can cancel, and
     // only z_loss uses it here (the per-row lse of return_stats comes from the row path).
     double log_sum[kBlock];
-    column_log_sums<V, VD>(sums, w, log_sum, params.z_loss != 0);
+    column_log_sums<V, VD>(st, w, log_sum, params.z_loss != 0);
 
     // Per column: the loss, and the gradient's factor of p_c and its target entry, whose
     // p_t - 1 is formed as expm1 in double vectors. Columns with a NaN or an infinite max go
@@ -83,35 +81,36 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     alignas(64) double to_target[kBlock] = {};  // (z_t - m) - log(sum), when counted
     long long t_row[kBlock];
     double w_target[kBlock], z_target[kBlock];
+    bool live[kBlock];
     bool special = false;
     for (ptrdiff_t j = 0; j < w; ++j) {
       const ptrdiff_t col = j0 + j;
-      const bool live = std::isfinite(st[j].max) && !std::isnan(log_sum[j]);
-      special = special || !live;
-      const bool count = live && counted[col] != 0;
+      live[j] = st.finite(j) && !std::isnan(log_sum[j]);
+      special = special || !live[j];
+      const bool count = live[j] && counted[col] != 0;
       t_row[j] = count ? target[col] : -1;
-      if (!live) continue;  // redone below
-      m[j] = st[j].max;
-      lse[col] = double(st[j].max) + log_sum[j];
+      if (!live[j]) continue;  // redone below
+      m[j] = st.max[j];
+      lse[col] = double(st.max[j]) + log_sum[j];
       if (!count) {
         loss[col] = 0.0;
         continue;
       }
       z_target[j] = double(zs[t_row[j] * z_stride + j]);
       w_target[j] = w_class ? double(w_class[t_row[j]]) : 1.0;
-      loss[col] = w_target[j] * ((double(st[j].max) - z_target[j]) + log_sum[j]) +
+      loss[col] = w_target[j] * ((double(st.max[j]) - z_target[j]) + log_sum[j]) +
                   params.z_loss * lse[col] * lse[col];
-      to_target[j] = (z_target[j] - double(st[j].max)) - log_sum[j];
+      to_target[j] = (z_target[j] - double(st.max[j])) - log_sum[j];
       if (grad) {
         p_factor[j] = T(grad_scale[col] * (w_target[j] + 2.0 * params.z_loss * lse[col]) /
-                        (st[j].at_max + st[j].rest));
+                        st.sum(j));
       }
     }
     T* saved = nullptr;
     if (special) {
       saved = row_scratch<T, 2>((w + 1) * n);  // not the row kernel's slots
       for (ptrdiff_t j = 0; j < w; ++j) {
-        if (std::isfinite(st[j].max) && !std::isnan(log_sum[j])) continue;
+        if (live[j]) continue;
         gather_column(zs, z_stride, n, j, saved + j * n);
       }
     }
@@ -134,7 +133,7 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     if (special) {
       T* col_grad = grad ? saved + w * n : nullptr;
       for (ptrdiff_t j = 0; j < w; ++j) {
-        if (std::isfinite(st[j].max) && !std::isnan(log_sum[j])) continue;
+        if (live[j]) continue;
         const ptrdiff_t col = j0 + j;
         const bool count = counted[col] != 0;
         const CrossEntropyRow r = cross_entropy_row<V, VD>(
