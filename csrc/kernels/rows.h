@@ -156,17 +156,6 @@ void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V
   });
 }
 
-// Max, then the exponentials split into the entries equal to the max and the rest, in one
-// read of the row: each block of kStatsBlockBytes (table.h) is swept twice while it sits in L1, once
-// for its maximum and once for its terms, so the memory streams while the exps are computed.
-// A block with a larger maximum rescales what was summed so far by exp(old - new) (in
-// double; the earlier at-max counts become ordinary terms). The blocks are the same on
-// every ISA, so ISAs differ only in the order of additions within a block.
-// Plain exp(x - m) suffices here: the rounding of x - m scales a term's error by the term
-// itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
-// Four vectors are added pairwise in the input precision before each widening to double:
-// two roundings of a handful of terms, at a quarter of the widening cost.
-
 template <class VD>
 inline void scale_wide(WideSum<VD>& s, double factor) {
   const VD f = VD::set1(factor);
@@ -174,6 +163,18 @@ inline void scale_wide(WideSum<VD>& s, double factor) {
   s.a1 = s.a1 * f;
 }
 
+// Max, then the exponentials split into the entries equal to the max and the rest, in one
+// read of the row: each block of kStatsBlockBytes (table.h) is swept twice while it sits in
+// L1, once for its maximum and once for its terms, so the memory streams while the exps are
+// computed.
+// A block with a larger maximum rescales what was summed so far by exp(old - new) (in
+// double; the earlier at-max counts become ordinary terms). The blocks are the same on
+// every ISA, so ISAs differ only in the order of additions within a block.
+// Plain exp(x - m) suffices here: the rounding of x - m scales a term's error by the term
+// itself, so far-off entries (the only ones with a large rounding) barely touch the sum.
+// Four vectors are added pairwise in the input precision before each widening to double:
+// two roundings of a handful of terms, at a quarter of the widening cost.
+//
 // The blocked loop of the one-read statistics, shared by row_stats and row_stats_store.
 // For each block: its max; then sweep(b, len, m, count0, count1, rest) adds the block's
 // terms against the running max m (finite), after the sums so far were rescaled if the
@@ -273,29 +274,28 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
     T* yb = y + b;
     block_max[b / block] = m;
     const V mv = V::set1(m), neg_m = V::set1(-m);
-    auto term = [&](ptrdiff_t i) {
-      const V xv = V::load(xb + i);
+    // Stores exp(x - m) for `lanes` entries from i on, and returns their term of the sum.
+    auto term = [&](ptrdiff_t i, ptrdiff_t lanes) {
+      const V xv = load_n<V>(xb + i, lanes, ninf);
       const V e = exp_diff(xv, mv, neg_m);
-      e.store(yb + i);
+      if (lanes == V::N) {
+        e.store(yb + i);
+      } else {
+        store_partial(yb + i, lanes, e);
+      }
       if (!kSplitMax) return e;
       const auto at_max = eq(xv, mv);
       count = count + select(at_max, one, zero);
       return select(at_max, zero, e);
     };
+    constexpr ptrdiff_t N = V::N;
     ptrdiff_t i = 0;
-    for (; i + 4 * V::N <= len; i += 4 * V::N) {
-      const V a = term(i) + term(i + V::N);
-      rest.add(a + (term(i + 2 * V::N) + term(i + 3 * V::N)));
+    for (; i + 4 * N <= len; i += 4 * N) {
+      const V a = term(i, N) + term(i + N, N);
+      rest.add(a + (term(i + 2 * N, N) + term(i + 3 * N, N)));
     }
-    for (; i + V::N <= len; i += V::N) rest.add(term(i));
-    if (i < len) {
-      const V xv = load_partial<V>(xb + i, len - i, ninf);
-      const V e = exp_diff(xv, mv, neg_m);
-      store_partial(yb + i, len - i, e);
-      const auto at_max = eq(xv, mv);
-      if (kSplitMax) count = count + select(at_max, one, zero);
-      rest.add(kSplitMax ? select(at_max, zero, e) : e);
-    }
+    for (; i + N <= len; i += N) rest.add(term(i, N));
+    if (i < len) rest.add(term(i, len - i));
   };
   auto before_first = [&](ptrdiff_t b, ptrdiff_t len) {
     block_max[b / block] = ninf;
