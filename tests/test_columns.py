@@ -166,9 +166,9 @@ def test_logsumexp_near_zero_keeps_absolute_precision(isa):
 
 
 def test_losses_over_many_column_chunks_and_threads(isa):
-    # (3, 400, 1000) along axis 1: each slab of 1000 columns is split into several chunks,
+    # (2, 60, 4500) along axis 1: each slab of 4500 columns is split into several chunks,
     # whose rows (targets, weights, gradient scales) must follow the chunk, on two threads
-    z, t, w = loss_grad_case((3, 400, 1000), 1, 15, np.float32)
+    z, t, w = loss_grad_case((2, 60, 4500), 1, 15, np.float32)
     g_out = np.random.default_rng(1).standard_normal(t.shape)
     kw = {"axis": 1, "reduction": "none", "weight": w, "z_loss": 1e-3, "threads": 2}
     with np.errstate(invalid="ignore", over="ignore"):
@@ -180,3 +180,48 @@ def test_losses_over_many_column_chunks_and_threads(isa):
     assert_ulp_close(loss, want_loss, np.float32, 8, abs_scale=8.0)
     assert_ulp_close(grad, want_grad, np.float32, 8, abs_scale=1.0)
     assert_ulp_close(ent, want_ent, np.float32, 8, abs_scale=8.0)
+
+
+@pytest.mark.parametrize("shape", [(300, 5000), (2, 3, 700, 97)])
+def test_columns_do_not_depend_on_the_thread_count(isa, shape):
+    # how the columns are split between threads changes with the thread count; no result may
+    z = (np.random.default_rng(16).standard_normal(shape) * 5).astype(np.float32)
+    t = np.random.default_rng(17).integers(0, shape[-2], shape[:-2] + shape[-1:])
+    results = []
+    for threads in (1, 2, 3):
+        kw = {"axis": -2, "threads": threads}
+        loss, grad = lk.cross_entropy_with_grad(z, t, reduction="none", **kw)
+        results.append(
+            [
+                lk.softmax(z, **kw),
+                lk.log_softmax(z, **kw),
+                lk.logsumexp(z, **kw),
+                lk.entropy_from_logits(z, **kw),
+                loss,
+                grad,
+            ]
+        )
+    for other in results[1:]:
+        for got, want in zip(other, results[0], strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("row", [0, 5, 8, 10])
+def test_cross_entropy_column_with_a_nan_in_any_row(isa, dtype, row):
+    # the column max may pass over a NaN (vector max keeps the other operand); the loss and
+    # the gradient, also computed in place over the logits, must still be NaN for that column
+    z = (np.random.default_rng(row).standard_normal((11, 40)) * 3).astype(dtype)
+    z[row, 6] = np.nan
+    t = np.random.default_rng(18).integers(0, 11, 40)
+    kw = {"axis": 0, "reduction": "none"}
+    with np.errstate(invalid="ignore"):
+        want_loss, want_grad = ref.cross_entropy_with_grad(z, t, **kw)
+        loss, grad = lk.cross_entropy_with_grad(z, t, **kw)
+        in_place = z.copy()
+        loss2, grad2 = lk.cross_entropy_with_grad(in_place, t, grad_out=in_place, **kw)
+    assert np.isnan(loss[6]) and np.isnan(grad[:, 6]).all()
+    assert_ulp_close(loss, want_loss, dtype, ulps(dtype), abs_scale=8.0)
+    assert_ulp_close(grad, want_grad, dtype, ulps(dtype), abs_scale=1.0)
+    assert grad2 is in_place
+    np.testing.assert_array_equal(loss2, loss)
+    np.testing.assert_array_equal(grad2, grad)

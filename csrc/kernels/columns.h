@@ -6,19 +6,24 @@
 // same finishing. Compiled per ISA inside LOGITKIT_ISA_NS.
 #pragma once
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "rows.h"
 
 namespace logitkit::LOGITKIT_ISA_NS {
 
-// Columns are taken kStrips vectors at a time, and every sweep walks the rows in order, so
-// that each row's segment of the block (up to 8 vectors: 4 cache lines of float) is read
-// whole, and the block's 8 x n values stay in cache between the sweeps.
-constexpr int kStrips = 8;
+// Every sweep walks the rows in order and, within a row, the whole block of columns, so that
+// the reads are those of a contiguous array (a row of the block is often thousands of bytes)
+// and the prefetchers and the page walks see one stream per row. Per-column accumulators live
+// in small arrays (ColumnArrays), loaded and stored once per group of kRowGroup rows: the
+// terms of a group are added in T before being widened, as the row kernels add four vectors.
+constexpr ptrdiff_t kRowGroup = 4;
 
 // Column j's entries, one after another, into col[0, n).
 template <class T>
@@ -26,89 +31,213 @@ inline void gather_column(const T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t
   for (ptrdiff_t c = 0; c < n; ++c) col[c] = x[c * x_stride + j];
 }
 
-template <class V>
-inline ptrdiff_t strip_lanes(ptrdiff_t width, int strip) {
-  return std::min<ptrdiff_t>(V::N, width - ptrdiff_t(strip) * V::N);
-}
+// Per-column arrays for one kernel call, carved from a per-thread buffer kept between calls.
+// Each holds `width` values rounded up to whole vectors of any ISA (16 lanes), so the
+// kernels' padding lanes have somewhere to go; values are uninitialised unless zeroed.
+class ColumnArrays {
+ public:
+  ColumnArrays(ptrdiff_t width, int arrays) : padded_((width + 15) / 16 * 16) {
+    thread_local std::vector<unsigned char> buffer;
+    const size_t need = static_cast<size_t>(padded_) * kSlotBytes * arrays + 64;
+    if (buffer.size() < need) buffer.resize(need);
+    const auto base = reinterpret_cast<std::uintptr_t>(buffer.data());
+    next_ = buffer.data() + ((64 - base % 64) % 64);
+    end_ = buffer.data() + buffer.size();
+  }
+  ColumnArrays(const ColumnArrays&) = delete;
+  ColumnArrays& operator=(const ColumnArrays&) = delete;
 
-// A column reduction that needs nothing beyond the statistics.
-struct NoColumnExtra {
-  template <class V>
-  void operator()(int, V, V, V) const {}
+  template <class U>
+  U* take() {
+    static_assert(sizeof(U) <= kSlotBytes);
+    U* p = reinterpret_cast<U*>(next_);
+    next_ += padded_ * kSlotBytes;
+    assert(next_ <= end_);
+    return p;
+  }
+  template <class U>
+  U* take_zeroed() {
+    U* p = take<U>();
+    std::fill(p, p + padded_, U());
+    return p;
+  }
+
+ private:
+  static constexpr ptrdiff_t kSlotBytes = 8;
+  ptrdiff_t padded_;
+  unsigned char* next_;
+  unsigned char* end_;
 };
 
-// The statistics of a block of columns, lane j for column j: its max (NaN or +-inf as the
-// column has it), and its sums split as in RowStats, as flat arrays for the vector finish
-// (column_log_sums). Where the max is not finite, or there is no column, the sums read
-// at_max 1 and rest 0: harmless values for the vector arithmetic, while the caller takes the
-// special path for such columns.
+// Adds the lanes of x to acc[0, V::N) in double.
+template <class VD, class V>
+inline void add_wide(double* acc, V x) {
+  constexpr bool kTwoHalves = 2 * VD::N == V::N;
+  VD a0 = VD::load(acc);
+  VD a1 = kTwoHalves ? VD::load(acc + VD::N) : VD::zero();
+  accumulate_wide(a0, a1, x);
+  a0.store(acc);
+  if (kTwoHalves) a1.store(acc + VD::N);
+}
+
+// Calls fn(offset, lanes) for each vector of a row of `width` columns, the last one partial.
+template <class V, class Fn>
+inline void for_strips(ptrdiff_t width, Fn&& fn) {
+  ptrdiff_t j = 0;
+  for (; j + V::N <= width; j += V::N) fn(j, ptrdiff_t(V::N));
+  if (j < width) fn(j, width - j);
+}
+
+// A column reduction that sums nothing beyond the exponentials.
+struct NoColumnExtra {
+  static constexpr bool kActive = false;
+  template <class V>
+  V operator()(V, V, V) const {
+    return V::zero();
+  }
+};
+
+// The statistics of a block of columns, entry j for column j: its max (+-inf as the column
+// has it; for a column holding a NaN, NaN or a value whose sums then come out NaN), its sums
+// split as in RowStats, and the sum of an extra term when the
+// reduction has one. Where the max is not finite, and in the padding after the last column,
+// the sums read at_max 1 and rest 0: harmless values for the vector arithmetic, while the
+// caller takes the special path for such columns.
 template <class V>
 struct ColumnStats {
-  alignas(64) typename V::T max[kStrips * V::N];
-  alignas(64) double at_max[kStrips * V::N];
-  alignas(64) double rest[kStrips * V::N];
+  typename V::T* max;
+  double* at_max;
+  double* rest;
+  double* extra;
 
   bool finite(ptrdiff_t j) const { return std::isfinite(max[j]); }
   double sum(ptrdiff_t j) const { return at_max[j] + rest[j]; }
 };
 
-// The statistics of `width` (<= kStrips * V::N) adjacent columns starting at x.
-// extra(strip, x, max, e) sees every entry of the second sweep with its e = exp(x - max)
-// (0 for padding lanes), for reductions that accumulate more than the sum.
-template <class V, class VD, class Extra = NoColumnExtra>
-void column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
-                  ColumnStats<V>& st, Extra&& extra = {}) {
+// The running max of each of the `width` adjacent columns starting at x, into m (which
+// also gets -inf in the padding lanes of the last vector). The max of a column holding a
+// NaN may or may not be NaN; with `nans`, nans[j] counts column j's NaNs.
+template <class V>
+void column_max(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
+                typename V::T* m, typename V::T* nans = nullptr) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
-  const int strips = static_cast<int>((width + V::N - 1) / V::N);
-  V m[kStrips];
-  for (int s = 0; s < strips; ++s) m[s] = V::set1(ninf);
-  for (ptrdiff_t c = 0; c < n; ++c) {
-    const T* row = x + c * x_stride;
-    for (int s = 0; s < strips; ++s) {
-      m[s] = max_(m[s], load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf));
-    }
-  }
-  alignas(64) T sweep_max[kStrips * V::N];
-  for (int s = 0; s < strips; ++s) m[s].store(st.max + s * V::N);
-  for (int j = strips * V::N; j < kStrips * V::N; ++j) st.max[j] = ninf;
-  // A column whose max is not finite follows the special rules (its caller's job); its lane
-  // sweeps with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
-  for (int j = 0; j < strips * V::N; ++j) {
-    sweep_max[j] = std::isfinite(st.max[j]) ? st.max[j] : T(0);
-  }
-  for (int s = 0; s < strips; ++s) m[s] = V::load(sweep_max + s * V::N);
+  const ptrdiff_t lanes_total = (width + V::N - 1) / V::N * V::N;
+  std::fill(m, m + lanes_total, ninf);
+  if (nans) std::fill(nans, nans + lanes_total, T(0));
   const V zero = V::zero(), one = V::set1(T(1));
-  WideSum<VD> rest[kStrips];  // accumulate_wide keeps lane j of the input in lane j of (a0, a1)
-  V count[kStrips];
-  for (int s = 0; s < strips; ++s) count[s] = zero;
-  for (ptrdiff_t c = 0; c < n; ++c) {
-    const T* row = x + c * x_stride;
-    for (int s = 0; s < strips; ++s) {
-      const V xv = load_n<V>(row + s * V::N, strip_lanes<V>(width, s), ninf);
-      const auto at_max = eq(xv, m[s]);
-      const V e = exp_sum_term_(xv - m[s]);
-      count[s] = count[s] + select(at_max, one, zero);
-      rest[s].add(select(at_max, zero, e));
-      extra(s, xv, m[s], e);
-    }
+  auto group = [&](ptrdiff_t c0, auto rows) {
+    const T* r = x + c0 * x_stride;
+    for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
+      auto at = [&](ptrdiff_t k) { return load_n<V>(r + k * x_stride + j, lanes, ninf); };
+      V v = at(0), count = zero;
+      for (ptrdiff_t k = 1; k < ptrdiff_t(rows); ++k) v = max_(v, at(k));
+      max_(V::load(m + j), v).store(m + j);
+      if (!nans) return;
+      for (ptrdiff_t k = 0; k < ptrdiff_t(rows); ++k) {
+        const V xv = at(k);
+        count = count + select(eq(xv, xv), zero, one);
+      }
+      (V::load(nans + j) + count).store(nans + j);
+    });
+  };
+  ptrdiff_t c = 0;
+  for (; c + kRowGroup <= n; c += kRowGroup) {
+    group(c, std::integral_constant<ptrdiff_t, kRowGroup>());
   }
-  alignas(64) T count_lanes[V::N];
-  alignas(64) double rest_lanes[2 * V::N];
-  for (int s = 0; s < strips; ++s) {
-    count[s].store(count_lanes);
-    rest[s].a0.store(rest_lanes);
-    rest[s].a1.store(rest_lanes + VD::N);
-    for (ptrdiff_t j = 0; j < V::N; ++j) {
-      const bool live = st.finite(s * V::N + j);  // padding lanes hold -inf
-      st.at_max[s * V::N + j] = live ? double(count_lanes[j]) : 1.0;
-      st.rest[s * V::N + j] = live ? rest_lanes[j] : 0.0;
-    }
-  }
-  for (ptrdiff_t j = strips * V::N; j < kStrips * V::N; ++j) {
-    st.at_max[j] = 1.0;
+  if (c < n) group(c, n - c);
+}
+
+// Statistics whose arrays come from `arrays`; the extra sums only with kExtra.
+template <class V>
+ColumnStats<V> take_column_stats(ColumnArrays& arrays, bool extra) {
+  return {arrays.take<typename V::T>(), arrays.take<double>(), arrays.take<double>(),
+          extra ? arrays.take<double>() : nullptr};
+}
+
+// The sums of st for the columns whose max column_max has left in st.max. extra(x, max, e)
+// gives, for every entry with its e = exp(x - max) (0 for padding lanes), a term whose column
+// sums land in st.extra. With y each e is stored at its place in y (y_stride apart),
+// compensated as softmax stores it; y may be x, whose columns with a max that is not finite
+// get meaningless values (the caller's special path redoes them). Without split_max (softmax,
+// which needs only the sum) the entries at the max are not kept apart: at_max is 0 and rest
+// the whole sum. `compensated` sums compensated exponentials even without y.
+template <class V, class VD, class Extra = NoColumnExtra>
+void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
+                 ColumnArrays& arrays, const ColumnStats<V>& st, Extra&& extra = {},
+                 typename V::T* y = nullptr, ptrdiff_t y_stride = 0, bool split_max = true,
+                 bool compensated = false) {
+  using T = typename V::T;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  constexpr bool kExtra = std::decay_t<Extra>::kActive;
+  const ptrdiff_t lanes_total = (width + V::N - 1) / V::N * V::N;
+  const T* m = st.max;
+  // The stored exponentials are compensated for the rounding of x - max; the summed ones only
+  // when they are stored, or when the caller asks so that its sums do not depend on that.
+  const bool exact = y != nullptr || compensated;
+  // A column whose max is not finite follows the special rules (its caller's job); its lanes
+  // sweep with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
+  T* sweep_max = arrays.take<T>();
+  T* count = arrays.take<T>();
+  for (ptrdiff_t j = 0; j < lanes_total; ++j) {
+    sweep_max[j] = std::isfinite(m[j]) ? m[j] : T(0);
+    count[j] = T(0);
     st.rest[j] = 0.0;
+    if (kExtra) st.extra[j] = 0.0;
   }
+  const V zero = V::zero(), one = V::set1(T(1));
+  // The `rows` (<= kRowGroup) rows from c0 on, as one group.
+  auto sum_rows = [&](ptrdiff_t c0, auto rows) {
+    const T* r = x + c0 * x_stride;
+    for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
+      const V mv = V::load(sweep_max + j);
+      V cnt = V::load(count + j), rest = zero, more = zero;
+      for (ptrdiff_t k = 0; k < ptrdiff_t(rows); ++k) {
+        const V xv = load_n<V>(r + k * x_stride + j, lanes, ninf);
+        const V e = exact ? exp_diff(xv, mv, zero - mv) : exp_sum_term_(xv - mv);
+        if (y) {
+          T* out = y + (c0 + k) * y_stride + j;
+          if (lanes == V::N) {
+            e.store(out);
+          } else {
+            store_partial(out, lanes, e);
+          }
+        }
+        if (kExtra) more = more + extra(xv, mv, e);
+        if (!split_max) {
+          rest = rest + e;
+          continue;
+        }
+        const auto at_max = eq(xv, mv);
+        cnt = cnt + select(at_max, one, zero);
+        rest = rest + select(at_max, zero, e);
+      }
+      cnt.store(count + j);
+      add_wide<VD>(st.rest + j, rest);
+      if (kExtra) add_wide<VD>(st.extra + j, more);
+    });
+  };
+  ptrdiff_t c = 0;
+  for (; c + kRowGroup <= n; c += kRowGroup) {
+    sum_rows(c, std::integral_constant<ptrdiff_t, kRowGroup>());
+  }
+  if (c < n) sum_rows(c, n - c);
+  for (ptrdiff_t j = 0; j < lanes_total; ++j) {
+    const bool live = std::isfinite(m[j]);  // padding lanes hold -inf
+    st.at_max[j] = live ? double(count[j]) : 1.0;
+    if (!live) st.rest[j] = 0.0;
+  }
+}
+
+// The statistics of the `width` adjacent columns starting at x, in arrays taken from
+// `arrays` (extra as in column_sums).
+template <class V, class VD, class Extra = NoColumnExtra>
+ColumnStats<V> column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n,
+                            ptrdiff_t width, ColumnArrays& arrays, Extra&& extra = {}) {
+  const ColumnStats<V> st = take_column_stats<V>(arrays, std::decay_t<Extra>::kActive);
+  column_max<V>(x, x_stride, n, width, st.max);
+  column_sums<V, VD>(x, x_stride, n, width, arrays, st, extra);
+  return st;
 }
 
 // log(at_max + rest) of each of `width` columns, as log(at_max) + log1p(rest / at_max) in
@@ -153,79 +282,99 @@ void column_log_sums(const ColumnStats<V>& sums, ptrdiff_t width, double* log_su
   }
 }
 
-// y = exp(x - m) * factor (log: (x - m) - factor, compensated) over `width` (<= kStrips *
-// V::N) columns with per-column m and factor; y may be x. Padding lanes compute on 0 and are
-// not stored.
+// y = exp(x - m) * factor (log: (x - m) - factor, compensated) over `width` columns with
+// per-column m and factor (arrays padded to whole vectors); y may be x. Padding lanes
+// compute on 0 and are not stored.
 template <class V>
 void column_sweep(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
                   ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, const typename V::T* m,
                   const typename V::T* factor, bool log) {
-  const int strips = static_cast<int>((width + V::N - 1) / V::N);
-  V mv[kStrips], neg_m[kStrips], f[kStrips];
-  for (int s = 0; s < strips; ++s) {
-    mv[s] = V::load(m + s * V::N);
-    neg_m[s] = V::zero() - mv[s];
-    f[s] = V::load(factor + s * V::N);
-  }
   for (ptrdiff_t c = 0; c < n; ++c) {
     const auto* row = x + c * x_stride;
     auto* out = y + c * y_stride;
-    for (int s = 0; s < strips; ++s) {
-      const ptrdiff_t lanes = strip_lanes<V>(width, s);
-      const V xv = load_n<V>(row + s * V::N, lanes, 0);
-      const V v = log ? sub_shift_exact(xv, mv[s], neg_m[s], f[s])
-                      : exp_diff(xv, mv[s], neg_m[s]) * f[s];
+    for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
+      const V mv = V::load(m + j), f = V::load(factor + j);
+      const V xv = load_n<V>(row + j, lanes, 0);
+      const V neg_m = V::zero() - mv;
+      const V v = log ? sub_shift_exact(xv, mv, neg_m, f) : exp_diff(xv, mv, neg_m) * f;
       if (lanes == V::N) {
-        v.store(out + s * V::N);
+        v.store(out + j);
       } else {
-        store_partial(out + s * V::N, lanes, v);
+        store_partial(out + j, lanes, v);
       }
-    }
+    });
   }
 }
 
-// softmax (or log_softmax) of each of the `width` columns of x into y.
+// The columns among the first `width` whose statistics are not finite, into cols; returns
+// how many there are.
+template <class V>
+ptrdiff_t special_columns(const ColumnStats<V>& st, ptrdiff_t width, ptrdiff_t* cols) {
+  ptrdiff_t count = 0;
+  for (ptrdiff_t j = 0; j < width; ++j) {
+    if (!st.finite(j)) cols[count++] = j;
+  }
+  return count;
+}
+
+// y *= factor over `width` columns with per-column factors (padded to whole vectors).
+template <class V>
+void column_scale(typename V::T* y, ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width,
+                  const typename V::T* factor) {
+  for (ptrdiff_t c = 0; c < n; ++c) {
+    auto* row = y + c * y_stride;
+    for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
+      const V v = load_n<V>(row + j, lanes, 0) * V::load(factor + j);
+      if (lanes == V::N) {
+        v.store(row + j);
+      } else {
+        store_partial(row + j, lanes, v);
+      }
+    });
+  }
+}
+
+// softmax (or log_softmax) of each of the `width` columns of x into y. softmax stores the
+// exponentials as it sums them and scales them in place, one exp per entry; log_softmax
+// needs no exp in its output sweep.
 template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
                      ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log) {
   using T = typename V::T;
-  constexpr ptrdiff_t kBlock = kStrips * V::N;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
-    const ptrdiff_t w = std::min(kBlock, width - j0);
-    const T* xs = x + j0;
-    T* ys = y + j0;
-    ColumnStats<V> st;
-    column_stats<V, VD>(xs, x_stride, n, w, st);
-    double log_sum[kBlock];
-    if (log) column_log_sums<V, VD>(st, w, log_sum, false);
-    alignas(64) T m[kBlock] = {}, factor[kBlock] = {};
-    bool special = false;
-    for (ptrdiff_t j = 0; j < w; ++j) {
-      if (!st.finite(j)) {  // redone below; harmless values meanwhile
-        special = true;
-        continue;
-      }
+  ColumnArrays arrays(width, 9);
+  const ColumnStats<V> st = take_column_stats<V>(arrays, false);
+  column_max<V>(x, x_stride, n, width, st.max);
+  // Columns whose max is not finite get the row rules from a copy taken now: with y = x
+  // the sweeps below overwrite them first.
+  ptrdiff_t* special = arrays.take<ptrdiff_t>();
+  const ptrdiff_t specials = special_columns(st, width, special);
+  T* saved = specials ? row_scratch<T>((specials + 1) * n) : nullptr;
+  for (ptrdiff_t k = 0; k < specials; ++k) {
+    gather_column(x, x_stride, n, special[k], saved + k * n);
+  }
+  T* factor = arrays.take_zeroed<T>();
+  if (log) {
+    column_sums<V, VD>(x, x_stride, n, width, arrays, st);
+    double* log_sum = arrays.take<double>();
+    column_log_sums<V, VD>(st, width, log_sum, false);
+    T* m = arrays.take_zeroed<T>();
+    for (ptrdiff_t j = 0; j < width; ++j) {
+      if (!st.finite(j)) continue;  // redone below; harmless values meanwhile
       m[j] = st.max[j];
-      factor[j] = log ? T(log_sum[j]) : T(1.0 / st.sum(j));
+      factor[j] = T(log_sum[j]);
     }
-    // Columns whose max is not finite get the row rules from a copy taken now: with y = x
-    // the sweep below overwrites them first.
-    T* saved = special ? row_scratch<T>((w + 1) * n) : nullptr;
-    if (special) {
-      for (ptrdiff_t j = 0; j < w; ++j) {
-        if (st.finite(j)) continue;
-        gather_column(xs, x_stride, n, j, saved + j * n);
-      }
+    column_sweep<V>(x, x_stride, y, y_stride, n, width, m, factor, true);
+  } else {
+    column_sums<V, VD>(x, x_stride, n, width, arrays, st, NoColumnExtra(), y, y_stride, false);
+    for (ptrdiff_t j = 0; j < width; ++j) {
+      if (st.finite(j)) factor[j] = T(1.0 / st.sum(j));
     }
-    column_sweep<V>(xs, x_stride, ys, y_stride, n, w, m, factor, log);
-    if (special) {
-      T* col = saved + w * n;
-      for (ptrdiff_t j = 0; j < w; ++j) {
-        if (st.finite(j)) continue;
-        softmax_special_row(saved + j * n, col, n, log);
-        for (ptrdiff_t c = 0; c < n; ++c) ys[c * y_stride + j] = col[c];
-      }
-    }
+    column_scale<V>(y, y_stride, n, width, factor);
+  }
+  T* col = saved + specials * n;
+  for (ptrdiff_t k = 0; k < specials; ++k) {
+    softmax_special_row(saved + k * n, col, n, log);
+    for (ptrdiff_t c = 0; c < n; ++c) y[c * y_stride + special[k]] = col[c];
   }
 }
 
@@ -234,23 +383,19 @@ template <class V, class VD>
 void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out,
                        ptrdiff_t n, ptrdiff_t width) {
   using T = typename V::T;
-  constexpr ptrdiff_t kBlock = kStrips * V::N;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += kBlock) {
-    const ptrdiff_t w = std::min(kBlock, width - j0);
-    ColumnStats<V> st;
-    column_stats<V, VD>(x + j0, x_stride, n, w, st);
-    double log_sum[kBlock];
-    column_log_sums<V, VD>(st, w, log_sum, true);
-    for (ptrdiff_t j = 0; j < w; ++j) {
-      if (st.finite(j)) {
-        out[j0 + j] = T(double(st.max[j]) + log_sum[j]);
-        continue;
-      }
-      T* col = row_scratch<T>(n);
-      gather_column(x + j0, x_stride, n, j, col);
-      const LseResult r = logsumexp_special_row<T>(col, nullptr, n);
-      out[j0 + j] = T(r.sign < 0 ? std::numeric_limits<double>::quiet_NaN() : r.value);
+  ColumnArrays arrays(width, 6);
+  const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays);
+  double* log_sum = arrays.take<double>();
+  column_log_sums<V, VD>(st, width, log_sum, true);
+  for (ptrdiff_t j = 0; j < width; ++j) {
+    if (st.finite(j)) {
+      out[j] = T(double(st.max[j]) + log_sum[j]);
+      continue;
     }
+    T* col = row_scratch<T>(n);
+    gather_column(x, x_stride, n, j, col);
+    const LseResult r = logsumexp_special_row<T>(col, nullptr, n);
+    out[j] = T(r.sign < 0 ? std::numeric_limits<double>::quiet_NaN() : r.value);
   }
 }
 

@@ -249,14 +249,18 @@ int contiguous_outer_axis(const RowShape& shape, const StridedArray& x, const St
   return -1;
 }
 
-// Columns per work item: the item's n x width block should stay in cache between its
-// sweeps, and each row's segment of it should span whole cache lines (64 columns of float
-// are four), which matters more on tall blocks than staying within L2.
+// Columns per work item. The column kernels read each row of their block whole, so wider
+// blocks make longer contiguous reads; their per-column arrays (some 50 bytes a column)
+// should stay in L2; and every thread should have an item, the same share of the columns
+// where a slab has to be split.
 template <class T>
-ptrdiff_t column_chunk(ptrdiff_t n, ptrdiff_t width) {
-  constexpr ptrdiff_t kBudgetBytes = 256 * 1024, kMin = 256 / static_cast<ptrdiff_t>(sizeof(T));
-  const ptrdiff_t fit = kBudgetBytes / std::max<ptrdiff_t>(1, n * static_cast<ptrdiff_t>(sizeof(T)));
-  return std::min(width, std::max(kMin, fit / kMin * kMin));
+ptrdiff_t column_chunk(ptrdiff_t slabs, ptrdiff_t width, int threads) {
+  constexpr ptrdiff_t kMaxColumns = 2048, kMinColumns = 64, kAlign = 16;
+  ptrdiff_t pieces = (width + kMaxColumns - 1) / kMaxColumns;
+  if (slabs * pieces < threads) pieces = (threads + slabs - 1) / slabs;
+  if (slabs == 1 && pieces > 1) pieces = (pieces + threads - 1) / threads * threads;
+  const ptrdiff_t share = (width + pieces - 1) / pieces;
+  return std::min(width, std::max(kMinColumns, (share + kAlign - 1) / kAlign * kAlign));
 }
 
 // Row numbers (in the row-major order of the outer axes) as an operand of RowOffsets, for
@@ -287,10 +291,10 @@ void for_column_blocks(const RowShape& shape, int d, const StridedArray& x, cons
   const StridedArray numbers = row_numbers(shape.outer);
   const RowOffsets offsets(slab_shape, {&x, &y, &numbers});
   const ptrdiff_t slabs = product(slab_shape);
-  const ptrdiff_t chunk = column_chunk<T>(shape.n, width);
+  const int nt = threads_for(slabs * width, shape.n, threads);
+  const ptrdiff_t chunk = column_chunk<T>(slabs, width, nt);
   const ptrdiff_t per_slab = (width + chunk - 1) / chunk;
   const ptrdiff_t items = slabs * per_slab;
-  const int nt = threads_for(slabs * width, shape.n, threads);
   const ptrdiff_t row_step = numbers.outer_strides[d];
   for_rows<T>(items, nt, false, chunk, [&](ptrdiff_t item, T* buf, int) {
     const ptrdiff_t slab = item / per_slab, first = (item % per_slab) * chunk;
