@@ -306,6 +306,52 @@ void column_sweep(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
   }
 }
 
+// Between `count` rows of n >= V::N entries, `step` elements apart, and the columns of
+// `block` (entry c of row r at block[c * count + r]), for the short-row paths. V::N rows at
+// a time are read as whole vectors and transposed in registers; where n is not a multiple
+// of V::N, a row's last vector ends at the row's end and overlaps the one before it, whose
+// entries it writes again with the same values. The rows left over go one entry at a time.
+template <class V, bool kToColumns>
+void transpose_short_rows(typename V::T* rows, ptrdiff_t step, ptrdiff_t count, ptrdiff_t n,
+                          typename V::T* block) {
+  constexpr int N = V::N;
+  ptrdiff_t r = 0;
+  for (; r + N <= count; r += N) {
+    for (ptrdiff_t c0 = 0; c0 < n; c0 += N) {
+      const ptrdiff_t c = std::min(c0, n - N);
+      V t[N];
+      for (int i = 0; i < N; ++i) {
+        t[i] = V::load(kToColumns ? rows + (r + i) * step + c : block + (c + i) * count + r);
+      }
+      transpose(t);
+      for (int i = 0; i < N; ++i) {
+        t[i].store(kToColumns ? block + (c + i) * count + r : rows + (r + i) * step + c);
+      }
+    }
+  }
+  for (; r < count; ++r) {
+    for (ptrdiff_t c = 0; c < n; ++c) {
+      if (kToColumns) {
+        block[c * count + r] = rows[r * step + c];
+      } else {
+        rows[r * step + c] = block[c * count + r];
+      }
+    }
+  }
+}
+
+template <class V>
+void rows_to_columns(const typename V::T* rows, ptrdiff_t step, ptrdiff_t count, ptrdiff_t n,
+                     typename V::T* block) {
+  transpose_short_rows<V, true>(const_cast<typename V::T*>(rows), step, count, n, block);
+}
+
+template <class V>
+void columns_to_rows(const typename V::T* block, typename V::T* rows, ptrdiff_t step,
+                     ptrdiff_t count, ptrdiff_t n) {
+  transpose_short_rows<V, false>(rows, step, count, n, const_cast<typename V::T*>(block));
+}
+
 // The columns among the first `width` whose statistics are not finite, into cols; returns
 // how many there are.
 template <class V>

@@ -24,6 +24,9 @@ KernelSet<typename V::T> make_kernel_set() {
   k.logsumexp_columns = &logsumexp_columns<V, VD>;
   k.entropy_columns = &entropy_columns<V, VD>;
   k.cross_entropy_columns = &cross_entropy_columns<V, VD>;
+  k.rows_to_columns = &rows_to_columns<V>;
+  k.columns_to_rows = &columns_to_rows<V>;
+  k.transpose_min_n = V::N;
   k.stats = &row_stats<V, VD>;
   k.weighted_stats = &weighted_row_stats<V, VD>;
   k.stats_store = &row_stats_store<V, VD, false>;

@@ -90,6 +90,14 @@ struct KernelSet {
                                 const unsigned char* counted, const double* grad_scale,
                                 const CrossEntropyParams<T>& params, T* grad,
                                 std::ptrdiff_t grad_stride, double* loss, double* lse);
+  // Between `count` rows of n entries, `step` elements apart, and the columns of `block`
+  // (entry c of row r at block[c * count + r]): the short-row paths run the column kernels on
+  // such blocks. Rows must hold at least transpose_min_n entries.
+  void (*rows_to_columns)(const T* rows, std::ptrdiff_t step, std::ptrdiff_t count,
+                          std::ptrdiff_t n, T* block);
+  void (*columns_to_rows)(const T* block, T* rows, std::ptrdiff_t step, std::ptrdiff_t count,
+                          std::ptrdiff_t n);
+  std::ptrdiff_t transpose_min_n;
 
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
   RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);

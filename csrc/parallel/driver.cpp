@@ -309,8 +309,9 @@ constexpr ptrdiff_t kShortRow = 16, kShortRowBlock = 256;
 
 // Between rows [first, first + count) of operand `op`, each n long, and the columns of
 // `block`: entry c of row first + r is block[c * count + r]. Rows the same distance apart
-// (nearly always) take a loop unrolled for their length, a few times faster than the
-// general one on these short rows.
+// (nearly always) take the kernels' transpose in registers when they are at least a vector
+// long, and otherwise a loop unrolled for their length, a few times faster than the general
+// one on these short rows.
 template <int N, bool kToColumns, class T>
 void transpose_uniform(T* rows, ptrdiff_t step, ptrdiff_t count, T* block) {
   for (ptrdiff_t r = 0; r < count; ++r) {
@@ -334,10 +335,19 @@ bool transpose_short(T* rows, ptrdiff_t step, ptrdiff_t count, ptrdiff_t n, T* b
 }
 
 template <bool kToColumns, class T>
-void transpose_rows(T* base, const RowOffsets& offsets, size_t op, ptrdiff_t first,
-                    ptrdiff_t count, ptrdiff_t n, T* block) {
+void transpose_rows(const KernelSet<T>& k, T* base, const RowOffsets& offsets, size_t op,
+                    ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, T* block) {
   ptrdiff_t step = 0;
-  if (offsets.uniform(op, step) &&
+  const bool uniform = offsets.uniform(op, step);
+  if (uniform && n >= k.transpose_min_n) {
+    if (kToColumns) {
+      k.rows_to_columns(base + first * step, step, count, n, block);
+    } else {
+      k.columns_to_rows(block, base + first * step, step, count, n);
+    }
+    return;
+  }
+  if (uniform &&
       transpose_short<kToColumns>(base + first * step, step, count, n, block,
                                   std::make_integer_sequence<int, kShortRow>{})) {
     return;
@@ -355,15 +365,15 @@ void transpose_rows(T* base, const RowOffsets& offsets, size_t op, ptrdiff_t fir
 }
 
 template <class T>
-void rows_to_columns(const T* base, const RowOffsets& offsets, size_t op, ptrdiff_t first,
-                     ptrdiff_t count, ptrdiff_t n, T* block) {
-  transpose_rows<true>(const_cast<T*>(base), offsets, op, first, count, n, block);
+void rows_to_columns(const KernelSet<T>& k, const T* base, const RowOffsets& offsets, size_t op,
+                     ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, T* block) {
+  transpose_rows<true>(k, const_cast<T*>(base), offsets, op, first, count, n, block);
 }
 
 template <class T>
-void columns_to_rows(const T* block, T* base, const RowOffsets& offsets, size_t op,
-                     ptrdiff_t first, ptrdiff_t count, ptrdiff_t n) {
-  transpose_rows<false>(base, offsets, op, first, count, n, const_cast<T*>(block));
+void columns_to_rows(const KernelSet<T>& k, const T* block, T* base, const RowOffsets& offsets,
+                     size_t op, ptrdiff_t first, ptrdiff_t count, ptrdiff_t n) {
+  transpose_rows<false>(k, base, offsets, op, first, count, n, const_cast<T*>(block));
 }
 
 // Runs fn(first_row, rows_in_block, in, out) for every block of short rows, with in and out
@@ -413,9 +423,9 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   }
   if (plain_softmax && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out) {
-      rows_to_columns(xd, offsets, 0, first, count, n, in);
+      rows_to_columns(k, xd, offsets, 0, first, count, n, in);
       k.softmax_columns(in, count, out, count, n, count, log);
-      columns_to_rows(out, yd, offsets, 1, first, count, n);
+      columns_to_rows(k, out, yd, offsets, 1, first, count, n);
     });
     return;
   }
@@ -500,7 +510,7 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
   }
   if (by_columns && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res) {
-      rows_to_columns(xd, offsets, 0, first, count, n, in);
+      rows_to_columns(k, xd, offsets, 0, first, count, n, in);
       columns(in, count, res, n, count);
       for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
     });
@@ -581,14 +591,14 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   if (by_columns && contiguous && n <= kShortRow && n_rows >= kShortRowBlock) {
     for_short_row_blocks<T>(n_rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in,
                                                     T* out) {
-      rows_to_columns(zd, offsets, 0, first, count, n, in);
+      rows_to_columns(k, zd, offsets, 0, first, count, n, in);
       k.cross_entropy_columns(in, count, n, count, rows.target + first, rows.counted + first,
                               has_grad ? rows.grad_scale + first : nullptr, params,
                               has_grad ? out : nullptr, count, rows.loss + first,
                               rows.lse + first);
       no_argmax(first, count);
       if (!has_grad) return;
-      columns_to_rows(out, gd, offsets, 2, first, count, n);
+      columns_to_rows(k, out, gd, offsets, 2, first, count, n);
     });
     return;
   }

@@ -144,4 +144,36 @@ inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
   acc0.v = _mm256_add_pd(acc0.v, x.v);
 }
 
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r. With rows a..h:
+// pairs of rows are interleaved within each 128-bit half, then pairs of pairs, which leaves
+// column j in the low half of s[j] and column j + 4 in its high half, for rows a-d (s[0..3])
+// and e-h (s[4..7]); exchanging halves finishes.
+inline void transpose(VF32 (&r)[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i].v, r[i + 1].v);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[i + 1] = _mm256_unpackhi_ps(r[i].v, r[i + 1].v);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));      // a0 b0 c0 d0 | a4..
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));  // a1 b1 c1 d1 | a5..
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i].v = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4].v = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+inline void transpose(VF64 (&r)[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(r[0].v, r[1].v);  // a0 b0 | a2 b2
+  const __m256d t1 = _mm256_unpackhi_pd(r[0].v, r[1].v);  // a1 b1 | a3 b3
+  const __m256d t2 = _mm256_unpacklo_pd(r[2].v, r[3].v);
+  const __m256d t3 = _mm256_unpackhi_pd(r[2].v, r[3].v);
+  r[0].v = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r[1].v = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r[2].v = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r[3].v = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 }  // namespace logitkit::simd::avx2

@@ -132,4 +132,20 @@ inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
   acc0.v = _mm512_add_pd(acc0.v, x.v);
 }
 
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r. Through memory:
+// simple enough to be right by inspection, while the short-row paths it serves spend most
+// of their time in the exponentials.
+template <class V>
+inline void transpose_in_memory(V (&r)[V::N]) {
+  alignas(64) typename V::T block[V::N][V::N];
+  for (int i = 0; i < V::N; ++i) r[i].store(block[i]);
+  for (int i = 0; i < V::N; ++i) {
+    alignas(64) typename V::T column[V::N];
+    for (int j = 0; j < V::N; ++j) column[j] = block[j][i];
+    r[i] = V::load(column);
+  }
+}
+inline void transpose(VF32 (&r)[16]) { transpose_in_memory(r); }
+inline void transpose(VF64 (&r)[8]) { transpose_in_memory(r); }
+
 }  // namespace logitkit::simd::avx512

@@ -124,4 +124,19 @@ inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
   acc0.v = vaddq_f64(acc0.v, x.v);
 }
 
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r.
+inline void transpose(VF32 (&r)[4]) {
+  const float32x4x2_t ab = vtrnq_f32(r[0].v, r[1].v);  // a0 b0 a2 b2, a1 b1 a3 b3
+  const float32x4x2_t cd = vtrnq_f32(r[2].v, r[3].v);
+  r[0].v = vcombine_f32(vget_low_f32(ab.val[0]), vget_low_f32(cd.val[0]));
+  r[1].v = vcombine_f32(vget_low_f32(ab.val[1]), vget_low_f32(cd.val[1]));
+  r[2].v = vcombine_f32(vget_high_f32(ab.val[0]), vget_high_f32(cd.val[0]));
+  r[3].v = vcombine_f32(vget_high_f32(ab.val[1]), vget_high_f32(cd.val[1]));
+}
+inline void transpose(VF64 (&r)[2]) {
+  const float64x2_t lo = vzip1q_f64(r[0].v, r[1].v);
+  r[1].v = vzip2q_f64(r[0].v, r[1].v);
+  r[0].v = lo;
+}
+
 }  // namespace logitkit::simd::neon

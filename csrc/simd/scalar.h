@@ -82,4 +82,9 @@ using VF64 = Vec1<double, uint64_t, 52, 1023>;
 inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF32 x) { acc0.v += double(x.v); }
 inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) { acc0.v += x.v; }
 
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r (see avx2.h).
+// One lane: nothing moves.
+inline void transpose(VF32 (&)[1]) {}
+inline void transpose(VF64 (&)[1]) {}
+
 }  // namespace logitkit::simd::scalar

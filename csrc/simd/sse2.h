@@ -143,4 +143,12 @@ inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
 }
 inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) { acc0.v = _mm_add_pd(acc0.v, x.v); }
 
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r.
+inline void transpose(VF32 (&r)[4]) { _MM_TRANSPOSE4_PS(r[0].v, r[1].v, r[2].v, r[3].v); }
+inline void transpose(VF64 (&r)[2]) {
+  const __m128d lo = _mm_unpacklo_pd(r[0].v, r[1].v);
+  r[1].v = _mm_unpackhi_pd(r[0].v, r[1].v);
+  r[0].v = lo;
+}
+
 }  // namespace logitkit::simd::sse2

@@ -96,6 +96,8 @@ constexpr Tolerance kTolerances[] = {
     {"cross_entropy_columns:lse", 5, 42},
     {"cross_entropy_columns:loss", 5, 96},
     {"cross_entropy_columns:grad", 20, 640},
+    {"rows_to_columns", 0, 0},  // moves values: every ISA must give the same bits
+    {"columns_to_rows", 0, 0},
 };
 
 const char* const kUnaryNames[] = {"unary:sigmoid", "unary:log_sigmoid", "unary:softplus", "unary:logit",
@@ -1458,6 +1460,33 @@ struct Totals {
   int passed = 0, failed = 0;
 };
 
+// The short-row transposes, against the scalar table's, on rows of every length they take,
+// row counts that leave some rows after the last full vector of rows, and rows spaced wider
+// than their length; the entries between the rows must stay untouched.
+template <class T>
+void run_transposes(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint64_t seed, Checks& checks) {
+  Rng rng(Rng::mix(seed, sizeof(T) == 4 ? 11 : 12));
+  for (ptrdiff_t n = k.transpose_min_n; n <= 16; ++n) {
+    for (ptrdiff_t count : {1, 7, 8, 9, 17, 37, 256}) {
+      for (ptrdiff_t gap : {0, 3}) {
+        const ptrdiff_t step = n + gap;
+        const Case cs{"n=" + std::to_string(n) + " count=" + std::to_string(count) + " step=" +
+                      std::to_string(step)};
+        std::vector<T> rows(static_cast<size_t>(count * step));
+        for (T& v : rows) v = T(rng.normal());
+        std::vector<T> want(static_cast<size_t>(n * count)), got(want.size());
+        ref.rows_to_columns(rows.data(), step, count, n, want.data());
+        k.rows_to_columns(rows.data(), step, count, n, got.data());
+        compare_rows(checks.get<T>("rows_to_columns"), got, want, true, cs);
+        std::vector<T> back_want(rows.size(), T(-7)), back_got(rows.size(), T(-7));
+        ref.columns_to_rows(want.data(), back_want.data(), step, count, n);
+        k.columns_to_rows(want.data(), back_got.data(), step, count, n);
+        compare_rows(checks.get<T>("columns_to_rows"), back_got, back_want, true, cs);
+      }
+    }
+  }
+}
+
 template <class T>
 void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, std::uint64_t seed,
                bool verbose, Totals& totals) {
@@ -1468,6 +1497,7 @@ void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, s
   run_backward_and_hardmax(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   run_cross_entropy(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   run_bce(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
+  run_transposes(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   for (Check& c : checks.all()) {
     const bool ok = c.failed == 0;
     std::printf("%-7s %s  %-24s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
