@@ -65,6 +65,32 @@ class _Prepared(NamedTuple):
     result: np.dtype
 
 
+def _index_target(
+    func: str, t: np.ndarray, counted: np.ndarray, ignore_index: Any, n_classes: int
+) -> np.ndarray:
+    """Class indices as contiguous int64 rows; clears `counted` where t == ignore_index.
+
+    Targets of rows that count must lie in [0, n_classes); those of the other rows may be
+    placeholders and read as 0.
+    """
+    t64 = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+    if t64.size and isinstance(ignore_index, (int, np.integer)):
+        # Nearly always every target is a class and none is ignore_index: two reductions
+        # show it, where the general path below takes a pass per step.
+        lo, hi = int(t64.min()), int(t64.max())
+        if 0 <= lo and hi < n_classes and not lo <= ignore_index <= hi:
+            return t64
+    counted &= t != ignore_index
+    bad = counted & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise IndexError(
+            f"{func}(): target[{pos if len(pos) != 1 else pos[0]}] = {t[pos]} is out of "
+            f"range for {n_classes} classes"
+        )
+    return np.where(counted.reshape(-1), t64, 0)
+
+
 def _prepare(
     func: str,
     logits: Any,
@@ -114,15 +140,7 @@ def _prepare(
                 f"{func}(): class-index target must have shape {rows_shape} (logits without "
                 f"the class axis), got {t.shape}"
             )
-        counted &= t != ignore_index
-        bad = counted & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            pos = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise IndexError(
-                f"{func}(): target[{pos if len(pos) != 1 else pos[0]}] = {t[pos]} is out of "
-                f"range for {n_classes} classes"
-            )
-        index_target = np.where(counted, t, 0).astype(np.int64).reshape(-1)
+        index_target = _index_target(func, t, counted, ignore_index, n_classes)
     elif t.dtype.kind == "f" or t.dtype.name == "bfloat16":
         if t.shape != z.shape:
             raise ValueError(
@@ -197,7 +215,8 @@ def _run(
     want_argmax: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
-    counted = np.ascontiguousarray(prep.counted.reshape(-1), dtype=np.uint8)
+    # bool and uint8 share their layout: a contiguous mask goes to the kernels as it is
+    counted = np.ascontiguousarray(prep.counted.reshape(-1)).view(np.uint8)
     grad_scale = None
     if grad_view is not None:
         if reduction == "none":
