@@ -106,6 +106,7 @@ struct NoColumnExtra {
 template <class V>
 struct ColumnStats {
   typename V::T* max;
+  typename V::T* sweep_max;  // max where it is finite, else 0: what the sums were taken from
   double* at_max;
   double* rest;
   double* extra;
@@ -148,11 +149,27 @@ void column_max(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff
   if (c < n) group(c, n - c);
 }
 
-// Statistics whose arrays come from `arrays`; the extra sums only with kExtra.
+// Statistics whose arrays come from `arrays`; the extra sums only with `extra`.
 template <class V>
 ColumnStats<V> take_column_stats(ColumnArrays& arrays, bool extra) {
-  return {arrays.take<typename V::T>(), arrays.take<double>(), arrays.take<double>(),
+  using T = typename V::T;
+  return {arrays.take<T>(), arrays.take<T>(), arrays.take<double>(), arrays.take<double>(),
           extra ? arrays.take<double>() : nullptr};
+}
+
+// Whether the first `width` entries of m are all finite (the common case, which lets the
+// per-column loops skip their special cases).
+template <class V>
+bool all_finite(const typename V::T* m, ptrdiff_t width) {
+  const V inf = V::set1(std::numeric_limits<typename V::T>::infinity());
+  ptrdiff_t j = 0;
+  for (; j + V::N <= width; j += V::N) {
+    if (!all_(lt(abs_(V::load(m + j)), inf))) return false;
+  }
+  for (; j < width; ++j) {
+    if (!std::isfinite(m[j])) return false;
+  }
+  return true;
 }
 
 // The sums of st for the columns whose max column_max has left in st.max. extra(x, max, e)
@@ -177,15 +194,17 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   const bool exact = y != nullptr || compensated;
   // A column whose max is not finite follows the special rules (its caller's job); its lanes
   // sweep with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
-  T* sweep_max = arrays.take<T>();
+  T* sweep_max = st.sweep_max;
   T* count = arrays.take<T>();
-  for (ptrdiff_t j = 0; j < lanes_total; ++j) {
-    sweep_max[j] = std::isfinite(m[j]) ? m[j] : T(0);
-    count[j] = T(0);
-    st.rest[j] = 0.0;
-    if (kExtra) st.extra[j] = 0.0;
-  }
   const V zero = V::zero(), one = V::set1(T(1));
+  const V inf = V::set1(std::numeric_limits<T>::infinity());
+  for (ptrdiff_t j = 0; j < lanes_total; j += V::N) {
+    const V mv = V::load(m + j);
+    select(lt(abs_(mv), inf), mv, zero).store(sweep_max + j);
+    zero.store(count + j);
+  }
+  std::fill(st.rest, st.rest + lanes_total, 0.0);
+  if (kExtra) std::fill(st.extra, st.extra + lanes_total, 0.0);
   // The `rows` (<= kRowGroup) rows from c0 on, as one group.
   auto sum_rows = [&](ptrdiff_t c0, auto rows) {
     const T* r = x + c0 * x_stride;
@@ -222,10 +241,12 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
     sum_rows(c, std::integral_constant<ptrdiff_t, kRowGroup>());
   }
   if (c < n) sum_rows(c, n - c);
-  for (ptrdiff_t j = 0; j < lanes_total; ++j) {
-    const bool live = std::isfinite(m[j]);  // padding lanes hold -inf
-    st.at_max[j] = live ? double(count[j]) : 1.0;
-    if (!live) st.rest[j] = 0.0;
+  for (ptrdiff_t j = 0; j < lanes_total; ++j) st.at_max[j] = double(count[j]);
+  const bool clean = all_finite<V>(m, width);
+  for (ptrdiff_t j = clean ? width : 0; j < lanes_total; ++j) {
+    if (j < width && std::isfinite(m[j])) continue;
+    st.at_max[j] = 1.0;
+    st.rest[j] = 0.0;
   }
 }
 
@@ -356,6 +377,7 @@ void columns_to_rows(const typename V::T* block, typename V::T* rows, ptrdiff_t 
 // how many there are.
 template <class V>
 ptrdiff_t special_columns(const ColumnStats<V>& st, ptrdiff_t width, ptrdiff_t* cols) {
+  if (all_finite<V>(st.max, width)) return 0;
   ptrdiff_t count = 0;
   for (ptrdiff_t j = 0; j < width; ++j) {
     if (!st.finite(j)) cols[count++] = j;
@@ -403,18 +425,12 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     column_sums<V, VD>(x, x_stride, n, width, arrays, st);
     double* log_sum = arrays.take<double>();
     column_log_sums<V, VD>(st, width, log_sum, false);
-    T* m = arrays.take_zeroed<T>();
-    for (ptrdiff_t j = 0; j < width; ++j) {
-      if (!st.finite(j)) continue;  // redone below; harmless values meanwhile
-      m[j] = st.max[j];
-      factor[j] = T(log_sum[j]);
-    }
-    column_sweep<V>(x, x_stride, y, y_stride, n, width, m, factor, true);
+    // Columns redone below get harmless values meanwhile: a max of 0, a log_sum of 0.
+    for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(log_sum[j]);
+    column_sweep<V>(x, x_stride, y, y_stride, n, width, st.sweep_max, factor, true);
   } else {
     column_sums<V, VD>(x, x_stride, n, width, arrays, st, NoColumnExtra(), y, y_stride, false);
-    for (ptrdiff_t j = 0; j < width; ++j) {
-      if (st.finite(j)) factor[j] = T(1.0 / st.sum(j));
-    }
+    for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(1.0 / st.sum(j));  // 1 where redone
     column_scale<V>(y, y_stride, n, width, factor);
   }
   T* col = saved + specials * n;
