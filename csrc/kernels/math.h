@@ -54,10 +54,11 @@ inline V splat(double c) {
 // double: Taylor terms to r^13, whose truncation error (< 5e-18) is below double rounding.
 template <class V>
 inline V exp_poly_tail(V r, float) {
-  V q = fma(splat<V>(0.0013814613093567837), r, splat<V>(0.008368709961356245));
-  q = fma(q, r, splat<V>(0.041668387373896165));
-  q = fma(q, r, splat<V>(0.1666652068865668));
-  return fma(q, r, splat<V>(0.4999999345162602));
+  // Estrin's scheme: (c0 + c1 r) + r^2 ((c2 + c3 r) + r^2 c4), a shorter chain than Horner's
+  const V r2 = r * r;
+  const V lo = fma(splat<V>(0.1666652068865668), r, splat<V>(0.4999999345162602));
+  const V hi = fma(splat<V>(0.008368709961356245), r, splat<V>(0.041668387373896165));
+  return fma(fma(splat<V>(0.0013814613093567837), r2, hi), r2, lo);
 }
 
 constexpr double inverse_factorial(int k) {
