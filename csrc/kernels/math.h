@@ -4,6 +4,18 @@
 #include <cstdint>
 #include <limits>
 
+// The compilers leave exp_, log_ and their kin out of line in the kernels' hot loops (they
+// judge them too large), which costs a call and spills every live vector register around
+// it: softmax rows took 15% longer, sigmoid 30%. The elementwise functions are forced
+// inline; exp's rare full-range path is kept out of line and cold.
+#if defined(__GNUC__) || defined(__clang__)
+#define LOGITKIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#define LOGITKIT_COLD __attribute__((noinline, cold))
+#else
+#define LOGITKIT_ALWAYS_INLINE inline
+#define LOGITKIT_COLD
+#endif
+
 namespace logitkit::LOGITKIT_ISA_NS {
 
 template <class T>
@@ -53,7 +65,7 @@ inline V splat(double c) {
 // float rounding), computed by iteratively reweighted least squares on [-ln2/2, ln2/2].
 // double: Taylor terms to r^13, whose truncation error (< 5e-18) is below double rounding.
 template <class V>
-inline V exp_poly_tail(V r, float) {
+LOGITKIT_ALWAYS_INLINE V exp_poly_tail(V r, float) {
   // Estrin's scheme: (c0 + c1 r) + r^2 ((c2 + c3 r) + r^2 c4), a shorter chain than Horner's
   const V r2 = r * r;
   const V lo = fma(splat<V>(0.1666652068865668), r, splat<V>(0.4999999345162602));
@@ -68,7 +80,7 @@ constexpr double inverse_factorial(int k) {
 }
 
 template <class V>
-inline V exp_poly_tail(V r, double) {
+LOGITKIT_ALWAYS_INLINE V exp_poly_tail(V r, double) {
   V q = splat<V>(inverse_factorial(13));
   for (int k = 12; k >= 2; --k) q = fma(q, r, splat<V>(inverse_factorial(k)));
   return q;
@@ -79,7 +91,7 @@ inline V exp_poly_tail(V r, double) {
 // integer shift turns into 2^k, and 2^k (1 + expm1(r)) is a single fma: a third of the
 // floating-point work of the full-range form below.
 template <class V>
-inline V exp_normal_range(V x) {
+LOGITKIT_ALWAYS_INLINE V exp_normal_range(V x) {
   using T = typename V::T;
   using C = MathConsts<T>;
   const V magic = V::set1(C::round_magic + C::exponent_bias);
@@ -97,7 +109,7 @@ inline V exp_normal_range(V x) {
 // halves so that both the subnormal results and those near the overflow threshold stay
 // representable.
 template <class V>
-inline V exp_full_range(V x) {
+LOGITKIT_COLD V exp_full_range(V x) {
   using T = typename V::T;
   using C = MathConsts<T>;
   x = clamp_keep_nan(x, V::set1(C::exp_lo), V::set1(C::exp_hi));
@@ -115,7 +127,7 @@ inline V exp_full_range(V x) {
 // the fast path. Lanes inside it always take the fast path's value, so that a result does not
 // depend on which neighbours share its vector (alignment, row tails).
 template <class V>
-inline V exp_(V x) {
+LOGITKIT_ALWAYS_INLINE V exp_(V x) {
   using T = typename V::T;
   const auto in_range = lt(abs_(x), V::set1(MathConsts<T>::normal_range));
   const V fast = exp_normal_range(x);
@@ -127,7 +139,7 @@ inline V exp_(V x) {
 // cannot change a sum that holds exp(0) = 1), so every lane takes the fast path; what it
 // computes for the flushed lanes (-inf among them) is discarded. NaN stays NaN.
 template <class V>
-inline V exp_sum_term_(V x) {
+LOGITKIT_ALWAYS_INLINE V exp_sum_term_(V x) {
   using T = typename V::T;
   return select(lt(x, V::set1(-MathConsts<T>::normal_range)), V::zero(), exp_normal_range(x));
 }
@@ -136,7 +148,7 @@ inline V exp_sum_term_(V x) {
 // (k = 0) and the polynomial gives exp(x) - 1 - x directly; farther out exp(x) - 1 loses
 // nothing.
 template <class V>
-inline V expm1_(V x) {
+LOGITKIT_ALWAYS_INLINE V expm1_(V x) {
   using T = typename V::T;
   const V near_zero = fma(exp_poly_tail(x, T()), x * x, x);
   const auto small = lt(abs_(x), splat<V>(0.34657359027997264));
@@ -146,7 +158,7 @@ inline V expm1_(V x) {
 // tanh(u) = -expm1(-2|u|) / (2 + expm1(-2|u|)), with the sign of u restored; exact limits
 // +-1 at +-inf, NaN propagates.
 template <class V>
-inline V tanh_(V u) {
+LOGITKIT_ALWAYS_INLINE V tanh_(V u) {
   using T = typename V::T;
   const V em = expm1_(V::set1(T(-2)) * abs_(u));
   const V t = (V::zero() - em) / (V::set1(T(2)) + em);
@@ -156,14 +168,14 @@ inline V tanh_(V u) {
 // 2 atanh(s) - 2s over s^3, for |s| <= (sqrt2 - 1)/(sqrt2 + 1): the odd series of
 // log((1 + s)/(1 - s)), with coefficients 2/(2j + 1), cut where it falls below rounding.
 template <class V>
-inline V atanh_series_tail(V s2, float) {
+LOGITKIT_ALWAYS_INLINE V atanh_series_tail(V s2, float) {
   V q = splat<V>(2.0 / 11);
   for (int j = 4; j >= 1; --j) q = fma(q, s2, splat<V>(2.0 / (2 * j + 1)));
   return q * s2;
 }
 
 template <class V>
-inline V atanh_series_tail(V s2, double) {
+LOGITKIT_ALWAYS_INLINE V atanh_series_tail(V s2, double) {
   V q = splat<V>(2.0 / 23);
   for (int j = 10; j >= 1; --j) q = fma(q, s2, splat<V>(2.0 / (2 * j + 1)));
   return q * s2;
@@ -171,14 +183,14 @@ inline V atanh_series_tail(V s2, double) {
 
 // log(1 + f) for f in [sqrt(1/2) - 1, sqrt(2) - 1], via s = f / (2 + f).
 template <class V>
-inline V log1p_reduced(V f) {
+LOGITKIT_ALWAYS_INLINE V log1p_reduced(V f) {
   using T = typename V::T;
   const V s = f / (V::set1(T(2)) + f);
   return fma(s, atanh_series_tail(s * s, T()), s + s);
 }
 
 template <class V>
-inline V log_(V x) {
+LOGITKIT_ALWAYS_INLINE V log_(V x) {
   using T = typename V::T;
   using C = MathConsts<T>;
   const V zero = V::zero();
@@ -201,7 +213,7 @@ inline V log_(V x) {
 
 // log(1 + x) for x in [0, 1], the range log-sigmoid and softplus need; one division.
 template <class V>
-inline V log1p_unit_(V x) {
+LOGITKIT_ALWAYS_INLINE V log1p_unit_(V x) {
   using T = typename V::T;
   const auto high = lt(splat<V>(0.41421356237309503), x);
   // 1 + x = 2 (1 + (x - 1)/2), and x - 1 is exact for x in [1/2, 1].
@@ -212,7 +224,7 @@ inline V log1p_unit_(V x) {
 
 // log(1 + x) for moderate x: the rounding of u = 1 + x is undone by a first-order term.
 template <class V>
-inline V log1p_(V x) {
+LOGITKIT_ALWAYS_INLINE V log1p_(V x) {
   using T = typename V::T;
   const V one = V::set1(T(1));
   const V u = one + x;

@@ -99,7 +99,7 @@ struct WideSum {
 // -`floor` the result underflows anyway and the error term (NaN for x = -inf) is dropped.
 // No clamp on x: for |m| beyond 2^32 (float) m - floor would round back to m.
 template <class V>
-inline V exp_diff(V x, V m, V neg_m) {
+LOGITKIT_ALWAYS_INLINE V exp_diff(V x, V m, V neg_m) {
   using T = typename V::T;
   constexpr T floor = sizeof(T) == 4 ? T(128) : T(1536);
   const V d = x - m;
@@ -137,7 +137,7 @@ typename V::T row_max(const typename V::T* x, ptrdiff_t n) {
 // y = (x - shift) - offset. The rounding error of x - shift (TwoSum) is added back so
 // entries near the maximum, where the result is small, keep their relative precision.
 template <class V>
-inline V sub_shift_exact(V x, V s, V neg_s, V c) {
+LOGITKIT_ALWAYS_INLINE V sub_shift_exact(V x, V s, V neg_s, V c) {
   const V d = x - s;
   const V x_part = d + s;
   const V s_part = d - x_part;
@@ -442,7 +442,7 @@ LseResult logsumexp_row(const typename V::T* x, const typename V::T* b, ptrdiff_
 // ---- elementwise ---------------------------------------------------------------------
 
 template <class V>
-inline V sigmoid_(V x) {
+LOGITKIT_ALWAYS_INLINE V sigmoid_(V x) {
   using T = typename V::T;
   const V e = exp_(V::zero() - abs_(x));  // in (0, 1]: never overflows
   const V r = V::set1(T(1)) / (V::set1(T(1)) + e);
@@ -450,12 +450,12 @@ inline V sigmoid_(V x) {
 }
 
 template <class V>
-inline V log_sigmoid_(V x) {
+LOGITKIT_ALWAYS_INLINE V log_sigmoid_(V x) {
   return min_(x, V::zero()) - log1p_unit_(exp_(V::zero() - abs_(x)));
 }
 
 template <class V>
-inline V softplus_(V x) {
+LOGITKIT_ALWAYS_INLINE V softplus_(V x) {
   return max_(x, V::zero()) + log1p_unit_(exp_(V::zero() - abs_(x)));
 }
 
@@ -463,7 +463,7 @@ inline V softplus_(V x) {
 // precision, so there it is log1p((2p - 1) / (1 - p)). 2p - 1 is exact for p in [1/4, 1],
 // while 1 - p is not for p < 1/2, which is why the numerator is not written p - (1 - p).
 template <class V>
-inline V logit_(V p) {
+LOGITKIT_ALWAYS_INLINE V logit_(V p) {
   using T = typename V::T;
   const V one = V::set1(T(1));
   const V q = one - p;
@@ -526,7 +526,7 @@ double bce_row(const typename V::T* x, const typename V::T* y, const typename V:
 
 // -x log x; 0 at 0, -inf for x < 0 (scipy.special.entr).
 template <class V>
-inline V entr_(V x) {
+LOGITKIT_ALWAYS_INLINE V entr_(V x) {
   using T = typename V::T;
   const V zero = V::zero();
   const V r = zero - x * log_(x);
@@ -539,7 +539,7 @@ inline V entr_(V x) {
 // where (1 + u) log1p(u) - u = (2 s^2 + tail (1 + s)) / (1 - s), tail = 2 atanh(s) - 2 s,
 // has no cancellation.
 template <class V>
-inline void log_ratio_terms(V x, V y, V& log_ratio, V& kl_excess) {
+LOGITKIT_ALWAYS_INLINE void log_ratio_terms(V x, V y, V& log_ratio, V& kl_excess) {
   using T = typename V::T;
   const V one = V::set1(T(1)), two = V::set1(T(2));
   const V u = (x - y) / y;
