@@ -189,9 +189,6 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   constexpr bool kExtra = std::decay_t<Extra>::kActive;
   const ptrdiff_t lanes_total = (width + V::N - 1) / V::N * V::N;
   const T* m = st.max;
-  // The stored exponentials are compensated for the rounding of x - max; the summed ones only
-  // when they are stored, or when the caller asks so that its sums do not depend on that.
-  const bool exact = y != nullptr || compensated;
   // A column whose max is not finite follows the special rules (its caller's job); its lanes
   // sweep with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
   T* sweep_max = st.sweep_max;
@@ -205,42 +202,59 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   }
   std::fill(st.rest, st.rest + lanes_total, 0.0);
   if (kExtra) std::fill(st.extra, st.extra + lanes_total, 0.0);
-  // The `rows` (<= kRowGroup) rows from c0 on, as one group.
-  auto sum_rows = [&](ptrdiff_t c0, auto rows) {
-    const T* r = x + c0 * x_stride;
-    for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
-      const V mv = V::load(sweep_max + j);
-      V cnt = V::load(count + j), rest = zero, more = zero;
-      for (ptrdiff_t k = 0; k < ptrdiff_t(rows); ++k) {
-        const V xv = load_n<V>(r + k * x_stride + j, lanes, ninf);
-        const V e = exact ? exp_diff(xv, mv, zero - mv) : exp_sum_term_(xv - mv);
-        if (y) {
-          T* out = y + (c0 + k) * y_stride + j;
-          if (lanes == V::N) {
-            e.store(out);
+  // The sweep, compiled once per combination of its options (they are fixed for a call,
+  // and tested per entry they would cost a branch each in the innermost loop).
+  auto sweep = [&](auto store, auto split, auto compensate) {
+    // The `rows` (<= kRowGroup) rows from c0 on, as one group.
+    auto sum_rows = [&](ptrdiff_t c0, auto rows) {
+      const T* r = x + c0 * x_stride;
+      for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
+        const V mv = V::load(sweep_max + j);
+        V cnt = V::load(count + j), rest = zero, more = zero;
+        for (ptrdiff_t k = 0; k < ptrdiff_t(rows); ++k) {
+          const V xv = load_n<V>(r + k * x_stride + j, lanes, ninf);
+          V e;
+          if constexpr (compensate) {
+            e = exp_diff(xv, mv, zero - mv);
           } else {
-            store_partial(out, lanes, e);
+            e = exp_sum_term_(xv - mv);
+          }
+          if constexpr (store) {
+            T* out = y + (c0 + k) * y_stride + j;
+            if (lanes == V::N) {
+              e.store(out);
+            } else {
+              store_partial(out, lanes, e);
+            }
+          }
+          if constexpr (kExtra) more = more + extra(xv, mv, e);
+          if constexpr (split) {
+            const auto at_max = eq(xv, mv);
+            cnt = cnt + select(at_max, one, zero);
+            rest = rest + select(at_max, zero, e);
+          } else {
+            rest = rest + e;
           }
         }
-        if (kExtra) more = more + extra(xv, mv, e);
-        if (!split_max) {
-          rest = rest + e;
-          continue;
-        }
-        const auto at_max = eq(xv, mv);
-        cnt = cnt + select(at_max, one, zero);
-        rest = rest + select(at_max, zero, e);
-      }
-      cnt.store(count + j);
-      add_wide<VD>(st.rest + j, rest);
-      if (kExtra) add_wide<VD>(st.extra + j, more);
-    });
+        if constexpr (split) cnt.store(count + j);
+        add_wide<VD>(st.rest + j, rest);
+        if constexpr (kExtra) add_wide<VD>(st.extra + j, more);
+      });
+    };
+    ptrdiff_t c = 0;
+    for (; c + kRowGroup <= n; c += kRowGroup) {
+      sum_rows(c, std::integral_constant<ptrdiff_t, kRowGroup>());
+    }
+    if (c < n) sum_rows(c, n - c);
   };
-  ptrdiff_t c = 0;
-  for (; c + kRowGroup <= n; c += kRowGroup) {
-    sum_rows(c, std::integral_constant<ptrdiff_t, kRowGroup>());
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if (y) {
+    // Stored exponentials are always compensated.
+    split_max ? sweep(Yes(), Yes(), Yes()) : sweep(Yes(), No(), Yes());
+  } else {
+    compensated ? sweep(No(), Yes(), Yes()) : sweep(No(), Yes(), No());
   }
-  if (c < n) sum_rows(c, n - c);
   for (ptrdiff_t j = 0; j < lanes_total; ++j) st.at_max[j] = double(count[j]);
   const bool clean = all_finite<V>(m, width);
   for (ptrdiff_t j = clean ? width : 0; j < lanes_total; ++j) {
