@@ -178,12 +178,14 @@ bool all_finite(const typename V::T* m, ptrdiff_t width) {
 // compensated as softmax stores it; y may be x, whose columns with a max that is not finite
 // get meaningless values (the caller's special path redoes them). Without split_max (softmax,
 // which needs only the sum) the entries at the max are not kept apart: at_max is 0 and rest
-// the whole sum. `compensated` sums compensated exponentials even without y.
+// the whole sum. `compensated` sums compensated exponentials even without y. Where keep[j]
+// is 1 (keep: null or one entry per column), column j of y gets x instead of exponentials:
+// with y = x, the caller's special columns stay intact for it to read afterwards.
 template <class V, class VD, class Extra = NoColumnExtra>
 void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
                  ColumnArrays& arrays, const ColumnStats<V>& st, Extra&& extra = {},
                  typename V::T* y = nullptr, ptrdiff_t y_stride = 0, bool split_max = true,
-                 bool compensated = false) {
+                 bool compensated = false, const typename V::T* keep = nullptr) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   constexpr bool kExtra = std::decay_t<Extra>::kActive;
@@ -204,13 +206,15 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   if (kExtra) std::fill(st.extra, st.extra + lanes_total, 0.0);
   // The sweep, compiled once per combination of its options (they are fixed for a call,
   // and tested per entry they would cost a branch each in the innermost loop).
-  auto sweep = [&](auto store, auto split, auto compensate) {
+  auto sweep = [&](auto store, auto split, auto compensate, auto keeping) {
     // The `rows` (<= kRowGroup) rows from c0 on, as one group.
     auto sum_rows = [&](ptrdiff_t c0, auto rows) {
       const T* r = x + c0 * x_stride;
       for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
         const V mv = V::load(sweep_max + j);
         V cnt = V::load(count + j), rest = zero, more = zero;
+        [[maybe_unused]] typename V::Mask kept;
+        if constexpr (keeping) kept = eq(V::load(keep + j), one);
         for (ptrdiff_t k = 0; k < ptrdiff_t(rows); ++k) {
           const V xv = load_n<V>(r + k * x_stride + j, lanes, ninf);
           V e;
@@ -221,10 +225,12 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
           }
           if constexpr (store) {
             T* out = y + (c0 + k) * y_stride + j;
+            V stored = e;
+            if constexpr (keeping) stored = select(kept, xv, e);
             if (lanes == V::N) {
-              e.store(out);
+              stored.store(out);
             } else {
-              store_partial(out, lanes, e);
+              store_partial(out, lanes, stored);
             }
           }
           if constexpr (kExtra) more = more + extra(xv, mv, e);
@@ -249,11 +255,13 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   };
   using Yes = std::true_type;
   using No = std::false_type;
-  if (y) {
+  if (y && keep) {
     // Stored exponentials are always compensated.
-    split_max ? sweep(Yes(), Yes(), Yes()) : sweep(Yes(), No(), Yes());
+    split_max ? sweep(Yes(), Yes(), Yes(), Yes()) : sweep(Yes(), No(), Yes(), Yes());
+  } else if (y) {
+    split_max ? sweep(Yes(), Yes(), Yes(), No()) : sweep(Yes(), No(), Yes(), No());
   } else {
-    compensated ? sweep(No(), Yes(), Yes()) : sweep(No(), Yes(), No());
+    compensated ? sweep(No(), Yes(), Yes(), No()) : sweep(No(), Yes(), No(), No());
   }
   for (ptrdiff_t j = 0; j < lanes_total; ++j) st.at_max[j] = double(count[j]);
   const bool clean = all_finite<V>(m, width);
@@ -416,41 +424,49 @@ void column_scale(typename V::T* y, ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t w
   }
 }
 
+// 1 for the columns in special[0, specials), 0 for the others (and the padding).
+template <class T>
+T* special_lanes(ColumnArrays& arrays, const ptrdiff_t* special, ptrdiff_t specials) {
+  T* lanes = arrays.take_zeroed<T>();
+  for (ptrdiff_t k = 0; k < specials; ++k) lanes[special[k]] = T(1);
+  return lanes;
+}
+
 // softmax (or log_softmax) of each of the `width` columns of x into y. softmax stores the
 // exponentials as it sums them and scales them in place, one exp per entry; log_softmax
-// needs no exp in its output sweep.
+// needs no exp in its output sweep. Columns whose max is not finite follow the row rules
+// at the end, read from x: with y = x the sweeps leave them as they were (softmax keeps x
+// in them, and scales by 1; log_softmax subtracts 0 from them).
 template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
                      ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log) {
   using T = typename V::T;
-  ColumnArrays arrays(width, 9);
+  ColumnArrays arrays(width, 10);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   column_max<V>(x, x_stride, n, width, st.max);
-  // Columns whose max is not finite get the row rules from a copy taken now: with y = x
-  // the sweeps below overwrite them first.
   ptrdiff_t* special = arrays.take<ptrdiff_t>();
   const ptrdiff_t specials = special_columns(st, width, special);
-  T* saved = specials ? row_scratch<T>((specials + 1) * n) : nullptr;
-  for (ptrdiff_t k = 0; k < specials; ++k) {
-    gather_column(x, x_stride, n, special[k], saved + k * n);
-  }
   T* factor = arrays.take_zeroed<T>();
   if (log) {
     column_sums<V, VD>(x, x_stride, n, width, arrays, st);
     double* log_sum = arrays.take<double>();
     column_log_sums<V, VD>(st, width, log_sum, false);
-    // Columns redone below get harmless values meanwhile: a max of 0, a log_sum of 0.
+    // The special columns have a max of 0 and a log_sum of 0 here.
     for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(log_sum[j]);
     column_sweep<V>(x, x_stride, y, y_stride, n, width, st.sweep_max, factor, true);
   } else {
-    column_sums<V, VD>(x, x_stride, n, width, arrays, st, NoColumnExtra(), y, y_stride, false);
-    for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(1.0 / st.sum(j));  // 1 where redone
+    const T* keep = specials && y == x ? special_lanes<T>(arrays, special, specials) : nullptr;
+    column_sums<V, VD>(x, x_stride, n, width, arrays, st, NoColumnExtra(), y, y_stride, false,
+                       false, keep);
+    for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(1.0 / st.sum(j));  // 1 where special
     column_scale<V>(y, y_stride, n, width, factor);
   }
-  T* col = saved + specials * n;
+  if (specials == 0) return;
+  T* col = row_scratch<T>(2 * n);
   for (ptrdiff_t k = 0; k < specials; ++k) {
-    softmax_special_row(saved + k * n, col, n, log);
-    for (ptrdiff_t c = 0; c < n; ++c) y[c * y_stride + special[k]] = col[c];
+    gather_column(x, x_stride, n, special[k], col);
+    softmax_special_row(col, col + n, n, log);
+    for (ptrdiff_t c = 0; c < n; ++c) y[c * y_stride + special[k]] = col[n + c];
   }
 }
 

@@ -56,20 +56,16 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
                            ptrdiff_t grad_stride, double* loss, double* lse) {
   using T = typename V::T;
   const T* w_class = params.class_weight;
-  ColumnArrays arrays(width, 13);
+  ColumnArrays arrays(width, 14);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   T* nans = arrays.take<T>();
   column_max<V>(z, z_stride, n, width, st.max, nans);
-  // Columns with a NaN or an infinite max go through the row kernel, from a copy taken before
-  // the gradient overwrites anything.
+  // Columns with a NaN or an infinite max go through the row kernel at the end, reading z:
+  // with grad = z the sweeps leave them as they were (they get z and are scaled by 1).
   ptrdiff_t* special = arrays.take<ptrdiff_t>();
   ptrdiff_t specials = 0;
   for (ptrdiff_t j = 0; j < width; ++j) {
     if (!st.finite(j) || nans[j] != T(0)) special[specials++] = j;
-  }
-  T* saved = specials ? row_scratch<T, 2>((specials + 1) * n) : nullptr;  // not the row kernel's
-  for (ptrdiff_t k = 0; k < specials; ++k) {
-    gather_column(z, z_stride, n, special[k], saved + k * n);
   }
   // The target logits, read before the gradient (which may be z) overwrites them.
   long long* t_row = arrays.take<long long>();
@@ -86,8 +82,10 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
   // With a gradient the sweep stores the exponentials in it, to be scaled by p_factor below.
   // They are compensated then, and so are the sums without one: the loss does not depend on
   // whether the gradient was asked for.
+  const T* keep =
+      specials && grad == z ? special_lanes<T>(arrays, special, specials) : nullptr;
   column_sums<V, VD>(z, z_stride, n, width, arrays, st, NoColumnExtra(), grad, grad_stride, true,
-                     true);
+                     true, keep);
   // The loss adds log(sum) to gaps of its own sign; lse = max + log(sum) can cancel, and
   // only z_loss uses it here (the per-row lse of return_stats comes from the row path).
   double* log_sum = arrays.take<double>();
@@ -101,6 +99,7 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
   for (ptrdiff_t k = 0, j = 0; j < width; ++j) {
     if (k < specials && special[k] == j) {
       ++k;
+      p_factor[j] = T(1);
       continue;
     }
     lse[j] = double(st.max[j]) + log_sum[j];
@@ -132,13 +131,16 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
       }
     }
   }
-  T* col_grad = grad ? saved + specials * n : nullptr;
+  if (specials == 0) return;
+  T* col = row_scratch<T, 2>(2 * n);  // not the row kernel's slots
+  T* col_grad = grad ? col + n : nullptr;
   for (ptrdiff_t k = 0; k < specials; ++k) {
     const ptrdiff_t j = special[k];
+    gather_column(z, z_stride, n, j, col);
     const bool count = counted[j] != 0;
-    const CrossEntropyRow r =
-        cross_entropy_row<V, VD>(saved + k * n, n, count ? target[j] : -1, nullptr, count,
-                                 params, grad ? grad_scale[j] : 0.0, col_grad);
+    const CrossEntropyRow r = cross_entropy_row<V, VD>(
+        col, n, count ? target[j] : -1, nullptr, count, params, grad ? grad_scale[j] : 0.0,
+        col_grad);
     loss[j] = r.loss;
     lse[j] = r.lse;
     if (grad) {
