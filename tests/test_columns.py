@@ -81,8 +81,10 @@ def test_short_rows(isa, dtype, func, n):
     x[7, n // 2] = np.inf
     with np.errstate(invalid="ignore"):
         check(func, x, -1, dtype)
-    # the rows of a block need not be adjacent
+    # the rows of a block need not be adjacent, nor in increasing order, nor distinct
     check(func, x[::3], -1, dtype)
+    check(func, x[::-2], -1, dtype)
+    check(func, np.broadcast_to(x[11], (300, n)), -1, dtype)
 
 
 @pytest.mark.parametrize("func", ["softmax", "log_softmax"])

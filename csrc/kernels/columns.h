@@ -2,14 +2,16 @@
 // contiguous columns, its n rows `x_stride` elements apart, and each column is reduced on its
 // own. The vectors run across columns (lane j is column j), so every load is a contiguous one
 // and no transpose is needed. Per column the arithmetic is that of the row kernels: the max,
-// the exponentials split into the entries at the max and the rest (summed in double), and the
-// same finishing. Compiled per ISA inside LOGITKIT_ISA_NS.
+// the exponentials (split into the entries at the max and the rest where the log of the sum
+// is taken; softmax sums them whole), summed in double, and the same finishing. A column's
+// result does not depend on its lane or on the block it is in. Compiled per ISA inside
+// LOGITKIT_ISA_NS.
 #pragma once
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -33,12 +35,16 @@ inline void gather_column(const T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t
 
 // Per-column arrays for one kernel call, carved from a per-thread buffer kept between calls.
 // Each holds `width` values rounded up to whole vectors of any ISA (16 lanes), so the
-// kernels' padding lanes have somewhere to go; values are uninitialised unless zeroed.
+// kernels' padding lanes have somewhere to go; values are uninitialised unless zeroed. A call
+// takes at most kMaxArrays of them (the cross-entropy takes 14); one more is a defect in
+// the kernels, which stops the process rather than write past the buffer.
 class ColumnArrays {
  public:
-  ColumnArrays(ptrdiff_t width, int arrays) : padded_((width + 15) / 16 * 16) {
+  static constexpr int kMaxArrays = 16;
+
+  explicit ColumnArrays(ptrdiff_t width) : padded_((width + 15) / 16 * 16) {
     thread_local std::vector<unsigned char> buffer;
-    const size_t need = static_cast<size_t>(padded_) * kSlotBytes * arrays + 64;
+    const size_t need = static_cast<size_t>(padded_) * kSlotBytes * kMaxArrays + 64;
     if (buffer.size() < need) buffer.resize(need);
     const auto base = reinterpret_cast<std::uintptr_t>(buffer.data());
     next_ = buffer.data() + ((64 - base % 64) % 64);
@@ -50,9 +56,9 @@ class ColumnArrays {
   template <class U>
   U* take() {
     static_assert(sizeof(U) <= kSlotBytes);
+    if (next_ + padded_ * kSlotBytes > end_) std::abort();
     U* p = reinterpret_cast<U*>(next_);
     next_ += padded_ * kSlotBytes;
-    assert(next_ <= end_);
     return p;
   }
   template <class U>
@@ -175,12 +181,12 @@ bool all_finite(const typename V::T* m, ptrdiff_t width) {
 // The sums of st for the columns whose max column_max has left in st.max. extra(x, max, e)
 // gives, for every entry with its e = exp(x - max) (0 for padding lanes), a term whose column
 // sums land in st.extra. With y each e is stored at its place in y (y_stride apart),
-// compensated as softmax stores it; y may be x, whose columns with a max that is not finite
-// get meaningless values (the caller's special path redoes them). Without split_max (softmax,
-// which needs only the sum) the entries at the max are not kept apart: at_max is 0 and rest
-// the whole sum. `compensated` sums compensated exponentials even without y. Where keep[j]
-// is 1 (keep: null or one entry per column), column j of y gets x instead of exponentials:
-// with y = x, the caller's special columns stay intact for it to read afterwards.
+// compensated as softmax stores it; y may be x. Where keep[j] is 1 (keep: null or one entry
+// per column), column j of y gets x instead: with y = x, the caller's special columns stay
+// intact for it to read afterwards (without keep they get meaningless values there). Without
+// split_max (softmax, which needs only the sum) the entries at the max are not kept apart:
+// at_max is 0 and rest the whole sum. `compensated` sums compensated exponentials even
+// without y.
 template <class V, class VD, class Extra = NoColumnExtra>
 void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t width,
                  ColumnArrays& arrays, const ColumnStats<V>& st, Extra&& extra = {},
@@ -441,7 +447,7 @@ template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
                      ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log) {
   using T = typename V::T;
-  ColumnArrays arrays(width, 10);
+  ColumnArrays arrays(width);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   column_max<V>(x, x_stride, n, width, st.max);
   ptrdiff_t* special = arrays.take<ptrdiff_t>();
@@ -475,7 +481,7 @@ template <class V, class VD>
 void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out,
                        ptrdiff_t n, ptrdiff_t width) {
   using T = typename V::T;
-  ColumnArrays arrays(width, 6);
+  ColumnArrays arrays(width);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays);
   double* log_sum = arrays.take<double>();
   column_log_sums<V, VD>(st, width, log_sum, true);

@@ -27,7 +27,7 @@ template <class V, class VD>
 void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out, ptrdiff_t n,
                      ptrdiff_t width) {
   using T = typename V::T;
-  ColumnArrays arrays(width, 7);
+  ColumnArrays arrays(width);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays, WeightedGap<V>());
   double* log_sum = arrays.take<double>();
   column_log_sums<V, VD>(st, width, log_sum, false);
@@ -56,7 +56,7 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
                            ptrdiff_t grad_stride, double* loss, double* lse) {
   using T = typename V::T;
   const T* w_class = params.class_weight;
-  ColumnArrays arrays(width, 14);
+  ColumnArrays arrays(width);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   T* nans = arrays.take<T>();
   column_max<V>(z, z_stride, n, width, st.max, nans);

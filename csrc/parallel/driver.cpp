@@ -255,12 +255,14 @@ int contiguous_outer_axis(const RowShape& shape, const StridedArray& x, const St
 }
 
 // Columns per work item. The column kernels read each row of their block whole, so wider
-// blocks make longer contiguous reads; their per-column arrays (some 50 bytes a column)
-// should stay in L2; and every thread should have an item, the same share of the columns
-// where a slab has to be split.
+// blocks make longer contiguous reads; the accumulators their sweeps update (20 bytes a
+// column for float) should stay in L1, and all their per-column arrays (up to 112 bytes a
+// column) in L2; and every thread should have an item, the same share of the columns where
+// a slab has to be split. The split depends on the thread count, which changes no result:
+// a column's result does not depend on the block it is in.
 template <class T>
 ptrdiff_t column_chunk(ptrdiff_t slabs, ptrdiff_t width, int threads) {
-  constexpr ptrdiff_t kMaxColumns = 2048, kMinColumns = 64, kAlign = 16;
+  constexpr ptrdiff_t kMaxColumns = 1024, kMinColumns = 64, kAlign = 16;
   ptrdiff_t pieces = (width + kMaxColumns - 1) / kMaxColumns;
   if (slabs * pieces < threads) pieces = (threads + slabs - 1) / slabs;
   if (slabs == 1 && pieces > 1) pieces = (pieces + threads - 1) / threads * threads;
