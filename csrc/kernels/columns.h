@@ -289,45 +289,20 @@ ColumnStats<V> column_stats(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_
   return st;
 }
 
-// log(at_max + rest) of each of `width` columns, as log(at_max) + log1p(rest / at_max) in
-// vectors of W (double or the kernel's own type): these paths finish a row every few dozen
-// elements, where the scalar log1p of the row kernels would cost as much as all the
-// exponentials. at_max is nearly always one entry, whose log (0) is skipped. Columns whose
-// max is not finite get 0 (their caller redoes them).
-template <class W, class V>
-void column_log_sums_in(const ColumnStats<V>& sums, ptrdiff_t width, double* log_sum) {
-  using L = typename W::T;
-  for (ptrdiff_t j0 = 0; j0 < width; j0 += W::N) {
-    bool single = true;
-    for (ptrdiff_t j = 0; j < W::N; ++j) single = single && sums.at_max[j0 + j] == 1.0;
-    W value;
-    if constexpr (std::is_same_v<L, double>) {
-      const W a = W::load(sums.at_max + j0), r = W::load(sums.rest + j0);
-      value = single ? log1p_(r) : log1p_(r / a) + log_(a);
-    } else {
-      alignas(64) L ratio[W::N], at_max[W::N];
-      for (ptrdiff_t j = 0; j < W::N; ++j) {
-        at_max[j] = L(sums.at_max[j0 + j]);
-        ratio[j] = L(single ? sums.rest[j0 + j] : sums.rest[j0 + j] / sums.at_max[j0 + j]);
-      }
-      value = log1p_(W::load(ratio));
-      if (!single) value = value + log_(W::load(at_max));
-    }
-    alignas(64) L lanes[W::N];
-    value.store(lanes);
-    for (ptrdiff_t j = 0; j < W::N && j0 + j < width; ++j) log_sum[j0 + j] = double(lanes[j]);
-  }
-}
-
-// `cancels`: the caller adds log(sum) to the max, and a logsumexp near 0 cancels the two, so
-// log(sum) is formed in double. Elsewhere (log_softmax, entropy, the loss) it meets terms of
-// its own sign and is rounded to T anyway: T's vectors, twice as wide, suffice.
+// log(at_max + rest) of each of `width` columns into log_sum (whole vectors: ColumnArrays
+// pads it), as log(at_max) + log1p(rest / at_max) in double vectors. These paths finish a
+// row every few dozen elements, where the scalar log1p of the row kernels would cost as much
+// as all the exponentials. Double keeps a logsumexp near 0, where the max and log(sum)
+// cancel, exact to the last bit of T; and it measured faster than float vectors, which have
+// to be filled lane by lane from the double sums. at_max is nearly always one entry, whose
+// log (0) is skipped. Columns whose max is not finite get 0 (their caller redoes them).
 template <class V, class VD>
-void column_log_sums(const ColumnStats<V>& sums, ptrdiff_t width, double* log_sum, bool cancels) {
-  if (cancels) {
-    column_log_sums_in<VD>(sums, width, log_sum);
-  } else {
-    column_log_sums_in<V>(sums, width, log_sum);
+void column_log_sums(const ColumnStats<V>& sums, ptrdiff_t width, double* log_sum) {
+  for (ptrdiff_t j0 = 0; j0 < width; j0 += VD::N) {
+    bool single = true;
+    for (ptrdiff_t j = 0; j < VD::N; ++j) single = single && sums.at_max[j0 + j] == 1.0;
+    const VD a = VD::load(sums.at_max + j0), r = VD::load(sums.rest + j0);
+    (single ? log1p_(r) : log1p_(r / a) + log_(a)).store(log_sum + j0);
   }
 }
 
@@ -456,7 +431,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
   if (log) {
     column_sums<V, VD>(x, x_stride, n, width, arrays, st);
     double* log_sum = arrays.take<double>();
-    column_log_sums<V, VD>(st, width, log_sum, false);
+    column_log_sums<V, VD>(st, width, log_sum);
     // The special columns have a max of 0 and a log_sum of 0 here.
     for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(log_sum[j]);
     column_sweep<V>(x, x_stride, y, y_stride, n, width, st.sweep_max, factor, true);
@@ -484,7 +459,7 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
   ColumnArrays arrays(width);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays);
   double* log_sum = arrays.take<double>();
-  column_log_sums<V, VD>(st, width, log_sum, true);
+  column_log_sums<V, VD>(st, width, log_sum);
   for (ptrdiff_t j = 0; j < width; ++j) {
     if (st.finite(j)) {
       out[j] = T(double(st.max[j]) + log_sum[j]);

@@ -30,7 +30,7 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
   ColumnArrays arrays(width);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays, WeightedGap<V>());
   double* log_sum = arrays.take<double>();
-  column_log_sums<V, VD>(st, width, log_sum, false);
+  column_log_sums<V, VD>(st, width, log_sum);
   for (ptrdiff_t j = 0; j < width; ++j) {
     if (st.finite(j)) {
       out[j] = T(log_sum[j] + st.extra[j] / st.sum(j));
@@ -45,9 +45,8 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
 // The plain cross-entropy (index targets; no label smoothing, soft targets, softcap or
 // argmax) of each of the `width` columns of z, whose n entries are z_stride apart. Column j
 // has target[j] (read only when counted[j]) and, with a gradient, grad_scale[j]; loss[j] and
-// lse[j] receive its results as cross_entropy_row gives them (lse to the precision of T
-// near 0, unless z_loss needs it in double), and grad (which may be z itself) its
-// gradient, laid out like z with grad_stride.
+// lse[j] receive its results as cross_entropy_row gives them, and grad (which may be z
+// itself) its gradient, laid out like z with grad_stride.
 template <class V, class VD>
 void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t n,
                            ptrdiff_t width, const long long* target,
@@ -86,10 +85,8 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
       specials && grad == z ? special_lanes<T>(arrays, special, specials) : nullptr;
   column_sums<V, VD>(z, z_stride, n, width, arrays, st, NoColumnExtra(), grad, grad_stride, true,
                      true, keep);
-  // The loss adds log(sum) to gaps of its own sign; lse = max + log(sum) can cancel, and
-  // only z_loss uses it here (the per-row lse of return_stats comes from the row path).
   double* log_sum = arrays.take<double>();
-  column_log_sums<V, VD>(st, width, log_sum, params.z_loss != 0);
+  column_log_sums<V, VD>(st, width, log_sum);
 
   // Per column: the loss, and the gradient's factor of p_c and its target entry, whose
   // p_t - 1 is formed as expm1 in double vectors.
