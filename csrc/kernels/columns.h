@@ -230,14 +230,9 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
             e = exp_sum_term_(xv - mv);
           }
           if constexpr (store) {
-            T* out = y + (c0 + k) * y_stride + j;
             V stored = e;
             if constexpr (keeping) stored = select(kept, xv, e);
-            if (lanes == V::N) {
-              stored.store(out);
-            } else {
-              store_partial(out, lanes, stored);
-            }
+            store_n(y + (c0 + k) * y_stride + j, lanes, stored);
           }
           if constexpr (kExtra) more = more + extra(xv, mv, e);
           if constexpr (split) {
@@ -306,26 +301,21 @@ void column_log_sums(const ColumnStats<V>& sums, ptrdiff_t width, double* log_su
   }
 }
 
-// y = exp(x - m) * factor (log: (x - m) - factor, compensated) over `width` columns with
-// per-column m and factor (arrays padded to whole vectors); y may be x. Padding lanes
+// y = (x - m) - log_sum, compensated, over `width` columns with per-column m and log_sum
+// (arrays padded to whole vectors): log_softmax's output sweep. y may be x. Padding lanes
 // compute on 0 and are not stored.
 template <class V>
-void column_sweep(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
-                  ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, const typename V::T* m,
-                  const typename V::T* factor, bool log) {
+void column_sub_shift(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
+                      ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, const typename V::T* m,
+                      const typename V::T* log_sum) {
   for (ptrdiff_t c = 0; c < n; ++c) {
     const auto* row = x + c * x_stride;
     auto* out = y + c * y_stride;
     for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
-      const V mv = V::load(m + j), f = V::load(factor + j);
-      const V xv = load_n<V>(row + j, lanes, 0);
-      const V neg_m = V::zero() - mv;
-      const V v = log ? sub_shift_exact(xv, mv, neg_m, f) : exp_diff(xv, mv, neg_m) * f;
-      if (lanes == V::N) {
-        v.store(out + j);
-      } else {
-        store_partial(out + j, lanes, v);
-      }
+      const V mv = V::load(m + j);
+      const V v = sub_shift_exact(load_n<V>(row + j, lanes, 0), mv, V::zero() - mv,
+                                  V::load(log_sum + j));
+      store_n(out + j, lanes, v);
     });
   }
 }
@@ -395,12 +385,7 @@ void column_scale(typename V::T* y, ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t w
   for (ptrdiff_t c = 0; c < n; ++c) {
     auto* row = y + c * y_stride;
     for_strips<V>(width, [&](ptrdiff_t j, ptrdiff_t lanes) {
-      const V v = load_n<V>(row + j, lanes, 0) * V::load(factor + j);
-      if (lanes == V::N) {
-        v.store(row + j);
-      } else {
-        store_partial(row + j, lanes, v);
-      }
+      store_n(row + j, lanes, load_n<V>(row + j, lanes, 0) * V::load(factor + j));
     });
   }
 }
@@ -434,7 +419,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     column_log_sums<V, VD>(st, width, log_sum);
     // The special columns have a max of 0 and a log_sum of 0 here.
     for (ptrdiff_t j = 0; j < width; ++j) factor[j] = T(log_sum[j]);
-    column_sweep<V>(x, x_stride, y, y_stride, n, width, st.sweep_max, factor, true);
+    column_sub_shift<V>(x, x_stride, y, y_stride, n, width, st.sweep_max, factor);
   } else {
     const T* keep = specials && y == x ? special_lanes<T>(arrays, special, specials) : nullptr;
     column_sums<V, VD>(x, x_stride, n, width, arrays, st, NoColumnExtra(), y, y_stride, false,

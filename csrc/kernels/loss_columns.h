@@ -66,25 +66,20 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
   for (ptrdiff_t j = 0; j < width; ++j) {
     if (!st.finite(j) || nans[j] != T(0)) special[specials++] = j;
   }
+  const T* special_lane = specials ? special_lanes<T>(arrays, special, specials) : nullptr;
+  auto is_special = [&](ptrdiff_t j) { return special_lane && special_lane[j] != T(0); };
   // The target logits, read before the gradient (which may be z) overwrites them.
   long long* t_row = arrays.take<long long>();
   double* z_target = arrays.take<double>();
-  for (ptrdiff_t k = 0, j = 0; j < width; ++j) {
-    if (k < specials && special[k] == j) {  // redone below
-      ++k;
-      t_row[j] = -1;
-      continue;
-    }
-    t_row[j] = counted[j] != 0 ? target[j] : -1;
+  for (ptrdiff_t j = 0; j < width; ++j) {
+    t_row[j] = !is_special(j) && counted[j] != 0 ? target[j] : -1;  // special: redone below
     if (t_row[j] >= 0) z_target[j] = double(z[t_row[j] * z_stride + j]);
   }
   // With a gradient the sweep stores the exponentials in it, to be scaled by p_factor below.
   // They are compensated then, and so are the sums without one: the loss does not depend on
   // whether the gradient was asked for.
-  const T* keep =
-      specials && grad == z ? special_lanes<T>(arrays, special, specials) : nullptr;
   column_sums<V, VD>(z, z_stride, n, width, arrays, st, NoColumnExtra(), grad, grad_stride, true,
-                     true, keep);
+                     true, grad == z ? special_lane : nullptr);
   double* log_sum = arrays.take<double>();
   column_log_sums<V, VD>(st, width, log_sum);
 
@@ -93,9 +88,8 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
   T* p_factor = arrays.take_zeroed<T>();
   double* to_target = arrays.take_zeroed<double>();  // (z_t - m) - log(sum), when counted
   double* w_target = arrays.take<double>();
-  for (ptrdiff_t k = 0, j = 0; j < width; ++j) {
-    if (k < specials && special[k] == j) {
-      ++k;
+  for (ptrdiff_t j = 0; j < width; ++j) {
+    if (is_special(j)) {
       p_factor[j] = T(1);
       continue;
     }

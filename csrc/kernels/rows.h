@@ -49,6 +49,16 @@ inline V load_n(const typename V::T* p, ptrdiff_t count, typename V::T fill) {
   return count == V::N ? V::load(p) : load_partial<V>(p, count, fill);
 }
 
+// Lanes [0, count) of v into p: load_n's counterpart.
+template <class V>
+inline void store_n(typename V::T* p, ptrdiff_t count, V v) {
+  if (count == V::N) {
+    v.store(p);
+  } else {
+    store_partial(p, count, v);
+  }
+}
+
 // Writes y[i, i + count) = value(i, count) for every vector of the row. With `stream` the
 // aligned full vectors bypass the cache: an output too large to stay cached then costs one
 // write to memory, instead of a read for ownership of every line plus its write-back.
@@ -278,11 +288,7 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
     auto term = [&](ptrdiff_t i, ptrdiff_t lanes) {
       const V xv = load_n<V>(xb + i, lanes, ninf);
       const V e = exp_diff(xv, mv, neg_m);
-      if (lanes == V::N) {
-        e.store(yb + i);
-      } else {
-        store_partial(yb + i, lanes, e);
-      }
+      store_n(yb + i, lanes, e);
       if (!kSplitMax) return e;
       const auto at_max = eq(xv, mv);
       count = count + select(at_max, one, zero);
@@ -511,11 +517,7 @@ double bce_row(const typename V::T* x, const typename V::T* y, const typename V:
       const V sig_neg = select(neg, r, e * r);  // sigmoid(-x)
       const V gs = grad_scale ? ld(grad_scale, 0) : s;
       const V gi = gs * wv * ((one - yv) * sig_pos - pwv * yv * sig_neg);
-      if (count == V::N) {
-        gi.store(grad + i);
-      } else {
-        store_partial(grad + i, count, gi);
-      }
+      store_n(grad + i, count, gi);
     }
   };
   ptrdiff_t i = 0;
