@@ -99,8 +99,8 @@ def compare(name: str, scipy_mode: str, *args: Any, **kwargs: Any) -> Any:
             assert str(our_error) == str(their_error)
         return None
     assert our_error is None, f"logitkit raised {our_error!r}, SciPy returned {theirs!r}"
-    finite = [np.max(np.abs(v)) for v in args if np.size(v) and np.isrealobj(v)]
-    scale = max([1.0] + [float(m) for m in finite if np.isfinite(m)])
+    magnitudes = [float(np.max(np.abs(np.asarray(v, dtype=float)))) for v in args if np.size(v)]
+    scale = max([1.0] + [m for m in magnitudes if np.isfinite(m)])
     assert_same(ours, theirs, name, scale)
     return ours
 
@@ -637,3 +637,41 @@ def test_docs_page_examples():
     )
     assert result.attempted >= 8
     assert result.failed == 0
+
+
+def test_layouts_big_python_ints_and_axis_types(scipy_mode):
+    x = np.random.default_rng(6).normal(size=(6, 5))
+    readonly = x.copy()
+    readonly.setflags(write=False)
+    for name in UNARY + BINARY:
+        # Python ints beyond int64 become object arrays in NumPy: SciPy's business.
+        args = (2**70, 3) if name in BINARY else (-(2**70),)
+        if scipy_mode == "with_scipy":
+            compare(name, scipy_mode, *args)
+        else:
+            with pytest.raises(TypeError, match="SciPy"):
+                getattr(lks, name)(*args)
+    for name in UNARY:
+        for value in (x[::2, ::-1], np.asfortranarray(x), x.T, (0.1, 0.2)):
+            compare(name, scipy_mode, value)
+        compare(name, scipy_mode, x.astype(np.float32)[:, 1])
+        compare(name, scipy_mode, readonly)
+    for name in BINARY:
+        compare(name, scipy_mode, np.abs(x[::2]), np.abs(x[1::2]))
+        compare(name, scipy_mode, np.abs(x).T, 0.5)
+        compare(name, scipy_mode, np.float64(0.3), np.float32([0.2, 0.5]))
+    for name in REDUCTIONS:
+        for axis in (np.int64(1), [0, 1], True, "a"):
+            compare(name, scipy_mode, x, axis=axis)
+        compare(name, scipy_mode, x[::2, ::-1], axis=0)
+        compare(name, scipy_mode, (1.0, 2.0))
+        compare(name, scipy_mode, readonly)
+        compare(name, scipy_mode, np.float16([1, np.nan]))
+        compare(name, scipy_mode, np.array([[-np.inf, 1], [np.inf, np.inf]], np.float32), axis=0)
+    for options in ({}, {"axis": 1}, {"axis": None}, {"base": 2, "keepdims": True}):
+        compare("entropy", scipy_mode, np.float16([1, np.nan]), **options)
+        compare("entropy", scipy_mode, [[1, np.nan], [1, 2]], **options)
+        compare("entropy", scipy_mode, x**2, x[0] ** 2, **options)
+        compare("entropy", scipy_mode, np.float16([1, 2]), np.float32([3, 4]), **options)
+        compare("entropy", scipy_mode, [1, 2], [[1, 2], [3, 4]], **options)
+        compare("entropy", scipy_mode, [1, 2], 3, **options)

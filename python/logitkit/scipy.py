@@ -105,11 +105,17 @@ def _describe(value: Any) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
 def _operand(value: Any) -> tuple[Any, np.dtype | type]:
     """The value to compute with and what type resolution sees: Python int and float stay
     "weak" (NEP 50), a Python bool is NumPy's bool, anything else is an array."""
     if isinstance(value, bool):
         return np.bool_(value), np.dtype(np.bool_)
+    if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+        # NumPy makes an object array of it; SciPy's ufuncs decide what that gives.
+        return value, np.dtype(object)
     if type(value) in (int, float):
         return value, type(value)
     arr = np.asarray(value)
@@ -415,6 +421,11 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """Axes as NumPy reductions take them, with NumPy's exceptions for bad ones."""
     if axis is None:
         return tuple(range(ndim))
+    # NumPy's reductions take an int or a tuple of ints; not a list, nor a bool.
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError("an integer is required")
+    if not isinstance(axis, tuple):
+        axis = operator.index(axis)
     return tuple(normalize_axis_tuple(axis, ndim))
 
 
