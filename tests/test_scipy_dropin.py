@@ -675,3 +675,15 @@ def test_layouts_big_python_ints_and_axis_types(scipy_mode):
         compare("entropy", scipy_mode, np.float16([1, 2]), np.float32([3, 4]), **options)
         compare("entropy", scipy_mode, [1, 2], [[1, 2], [3, 4]], **options)
         compare("entropy", scipy_mode, [1, 2], 3, **options)
+
+
+@pytest.mark.parametrize("name", UNARY + BINARY + REDUCTIONS)
+def test_byte_order_and_long_double_arrays(name, scipy_mode):
+    x = np.array([[0.25, 0.5], [0.125, 0.75]])
+    for value in (x.astype(">f8"), x.astype(">f4"), x.astype(np.longdouble)):
+        args = (value, value[::-1]) if name in BINARY else (value,)
+        if value.dtype == np.longdouble and scipy_mode == "without_scipy":
+            with pytest.raises(TypeError, match="SciPy"):
+                getattr(lks, name)(*args)
+        else:
+            compare(name, scipy_mode, *args)

@@ -90,7 +90,7 @@ def _plain(value: Any) -> bool:
 
 def _native_dtype(dtype: np.dtype) -> bool:
     """Real dtypes the kernels compute (after promotion): bool, integers and float16/32/64."""
-    return dtype.kind in "biu" or dtype in (np.float16, np.float32, np.float64)
+    return dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize in (2, 4, 8))
 
 
 def _describe(value: Any) -> str:
@@ -155,6 +155,14 @@ def _ufunc_call(
 ) -> Any:
     """Resolve a ufunc call: a :class:`_Native` when the kernels compute it, else SciPy's
     result (or the TypeError when SciPy is absent)."""
+    if not kwargs and all(type(a) is np.ndarray for a in args):
+        # The common call, arrays whose dtype has its own loop: nothing to resolve.
+        char = args[0].dtype.char
+        native_order = all(a.dtype.isnative for a in args)
+        same = all(a.dtype.char == char for a in args)
+        if native_order and same and char in "fd" and char * len(args) in loops:
+            if len(args) == 1 or args[0].shape == args[1].shape:
+                return _Native(list(args), args[0].dtype)
     if kwargs and _scipy(submodule) is not None:
         return _delegate(func, submodule, "ufunc keyword arguments", args, kwargs)
     if not all(_plain(a) for a in args):
@@ -460,6 +468,8 @@ def _softmax_common(func: str, x: Any, axis: Any, log: bool) -> Any:
         return _delegate(func, "special", _describe(a), (x,), {"axis": axis})
     if a.dtype.kind in "biu" or a.ndim == 0 or a.size == 0:
         return (_log_softmax_numpy if log else _softmax_numpy)(a, axis)
+    if not a.dtype.isnative:
+        a = a.astype(np.dtype(a.dtype.char))  # the canonical native dtype the kernels take
     axes = _axes(axis, a.ndim)
     res = (_reductions.log_softmax if log else _reductions.softmax)(a, axis=axes)
     top = np.max(a)
