@@ -426,6 +426,11 @@ def test_log_expit_and_softplus_subnormal_results_are_correctly_rounded():
     np.testing.assert_array_equal(lks.log_expit(x), sp.log_expit(x))
     np.testing.assert_array_equal(lks.softplus(-x), -truth)
     np.testing.assert_array_equal(lks.softplus(-x), sp.softplus(-x))
+    # The same with NaN elsewhere in the array (a NaN must not hide the subnormal tail).
+    with_nan = np.append(x, np.nan)
+    np.testing.assert_array_equal(lks.log_expit(with_nan)[:-1], truth)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(lks.softplus(-with_nan), sp.softplus(-with_nan))
 
 
 @pytest.mark.parametrize("name", BINARY)
