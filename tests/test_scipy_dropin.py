@@ -698,3 +698,22 @@ def test_byte_order_and_long_double_arrays(name, scipy_mode):
                 getattr(lks, name)(*args)
         else:
             compare(name, scipy_mode, *args)
+
+
+def test_works_when_scipy_cannot_be_imported():
+    code = """
+import sys
+sys.modules["scipy"] = None  # makes every import of scipy fail, as when it is absent
+import numpy as np
+from logitkit import scipy as special
+assert special.softmax([1.0, 1.0]).tolist() == [0.5, 0.5]
+assert special.logsumexp([0.0, 0.0]) == np.log(2)
+assert float(special.entropy([1, 1], base=2)) == 1.0
+try:
+    special.expit(np.array([1j]))
+except TypeError as exc:
+    assert "logitkit.scipy.expit()" in str(exc) and "SciPy" in str(exc), exc
+else:
+    raise AssertionError("complex input without SciPy must raise TypeError")
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
