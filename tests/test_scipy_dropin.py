@@ -289,6 +289,22 @@ def test_scipy_documented_examples(scipy_mode):
     np.testing.assert_allclose(
         lks.logit([0, 0.25, 0.5, 0.75, 1]), sp.logit([0, 0.25, 0.5, 0.75, 1])
     )
+    np.testing.assert_allclose(
+        lks.logit([0, 0.25, 0.5, 0.75, 1]), [-np.inf, -1.09861229, 0, 1.09861229, np.inf], atol=5e-9
+    )
+    np.testing.assert_allclose(lks.expit(lks.logit([0.1, 0.75, 0.999])), [0.1, 0.75, 0.999])
+    np.testing.assert_allclose(lks.logit(lks.expit([-2.5, 0, 3.1, 5.0])), [-2.5, 0, 3.1, 5.0])
+    np.testing.assert_allclose(
+        lks.log_expit([-3.0, 0.25, 2.5, 5.0]),
+        [-3.04858735, -0.57593942, -0.07888973, -0.00671535],
+        atol=5e-9,
+    )
+    np.testing.assert_array_equal(lks.log_expit([-100, -500, -1000]), [-100.0, -500.0, -1000.0])
+    np.testing.assert_allclose(
+        lks.log_expit([29, 120, 400]),
+        [-2.54366565e-013, -7.66764807e-053, -1.91516960e-174],
+        rtol=5e-9,
+    )
     assert lks.softplus(0) == pytest.approx(0.6931471805599453, rel=1e-16)
     np.testing.assert_allclose(
         lks.softplus([-1, 0, 1]), [0.31326169, 0.69314718, 1.31326169], rtol=1e-8
