@@ -8,15 +8,18 @@ namespace {
 std::string prefix(const char* func) { return std::string(func) + "(): "; }
 }  // namespace
 
+// dtypes are compared by value, not identity: an array that went through pickle (as
+// multiprocessing, Dask and joblib send them) carries an equal but distinct dtype object.
+// Equality includes the byte order, so a byte-swapped array is refused here.
 DType dtype_of(const py::array& a, const char* func, const char* arg) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
   throw py::type_error(prefix(func) + arg + " must be float32 or float64, got " +
                        std::string(py::str(a.dtype())));
 }
 
 void require_same_dtype(const py::array& a, const py::array& b, const char* func, const char* arg) {
-  if (!a.dtype().is(b.dtype())) {
+  if (!a.dtype().equal(b.dtype())) {
     throw py::type_error(prefix(func) + arg + " must have dtype " + std::string(py::str(a.dtype())) +
                          ", got " + std::string(py::str(b.dtype())));
   }

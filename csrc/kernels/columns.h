@@ -200,6 +200,8 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   // A column whose max is not finite follows the special rules (its caller's job); its lanes
   // sweep with a max of 0 meanwhile, so that the vector arithmetic stays well defined.
   T* sweep_max = st.sweep_max;
+  // Entries at the max: counted in T per group of rows, and moved into st.at_max (double)
+  // every kCountFlushRows rows, since a float count stops at 2^24.
   T* count = arrays.take<T>();
   const V zero = V::zero(), one = V::set1(T(1));
   const V inf = V::set1(std::numeric_limits<T>::infinity());
@@ -208,7 +210,14 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
     select(lt(abs_(mv), inf), mv, zero).store(sweep_max + j);
     zero.store(count + j);
   }
+  std::fill(st.at_max, st.at_max + lanes_total, 0.0);
   std::fill(st.rest, st.rest + lanes_total, 0.0);
+  auto flush_counts = [&] {
+    for (ptrdiff_t j = 0; j < lanes_total; ++j) {
+      st.at_max[j] += double(count[j]);
+      count[j] = T(0);
+    }
+  };
   if (kExtra) std::fill(st.extra, st.extra + lanes_total, 0.0);
   // The sweep, compiled once per combination of its options (they are fixed for a call,
   // and tested per entry they would cost a branch each in the innermost loop).
@@ -248,9 +257,14 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
         if constexpr (kExtra) add_wide<VD>(st.extra + j, more);
       });
     };
+    constexpr ptrdiff_t kCountFlushRows = ptrdiff_t(1) << 20;
+    static_assert(kCountFlushRows % kRowGroup == 0, "flushes fall between row groups");
     ptrdiff_t c = 0;
     for (; c + kRowGroup <= n; c += kRowGroup) {
       sum_rows(c, std::integral_constant<ptrdiff_t, kRowGroup>());
+      if constexpr (split) {
+        if ((c + kRowGroup) % kCountFlushRows == 0) flush_counts();
+      }
     }
     if (c < n) sum_rows(c, n - c);
   };
@@ -264,7 +278,7 @@ void column_sums(const typename V::T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdif
   } else {
     compensated ? sweep(No(), Yes(), Yes(), No()) : sweep(No(), Yes(), No(), No());
   }
-  for (ptrdiff_t j = 0; j < lanes_total; ++j) st.at_max[j] = double(count[j]);
+  flush_counts();
   const bool clean = all_finite<V>(m, width);
   for (ptrdiff_t j = clean ? width : 0; j < lanes_total; ++j) {
     if (j < width && std::isfinite(m[j])) continue;

@@ -94,7 +94,7 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
   }
   const V mv = V::set1(m), one = V::set1(T(1));
   WideSum<VD> rest, weighted_gap;
-  V count = zero;
+  TieCount<V> count;
   struct Terms {
     V rest, gap;
   };
@@ -102,7 +102,7 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
     const V xc = mask ? select(ne(wv, zero), xv, vninf) : xv;
     const auto at_max = eq(xc, mv);
     const V e = exp_sum_term_(xc - mv);
-    count = count + select(at_max, one, zero);
+    count.add(at_max);
     // e * gap is 0 for entries far below the max (including -inf ones, where e = 0)
     return Terms{select(at_max, zero, e), select(eq(e, zero), zero, e * (mv - xc))};
   };
@@ -122,7 +122,7 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
   if (i < n) {
     add(terms(load_partial<V>(x + i, n - i, ninf), mask ? load_partial<V>(mask + i, n - i, 0) : one));
   }
-  const double at_max = reduce_add(count), rest_sum = rest.total();
+  const double at_max = count.total(), rest_sum = rest.total();
   return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
 }
 
@@ -307,14 +307,14 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   // label smoothing (index targets) or the soft targets need.
   const V mv = V::set1(m), zero = V::zero();
   const V spread = V::set1(T(a / C)), keep = V::set1(T(1.0 - a));
-  V count = zero;
+  TieCount<V> count;
   WideSum<VD> rest, smooth, target_weight, target_dist;
   auto sweep = [&](V zv, V wv, V yv, Mask valid) {
     V zc = k.capped_logits(zv);
     zc = select(valid, zc, V::set1(-std::numeric_limits<T>::infinity()));
     const auto at_max = eq(zc, mv);
     rest.add(select(at_max, zero, exp_sum_term_(zc - mv)));
-    count = count + select(at_max, V::set1(T(1)), zero);
+    count.add(at_max);
     const V gap = select(valid, mv - zc, zero);  // >= 0: sums below never cancel
     // A zero coefficient times an infinite gap (a -inf logit) counts as 0, as 0 log 0 does.
     auto weighted_gap = [&](V coeff) { return select(eq(coeff, zero), zero, coeff * gap); };
@@ -337,7 +337,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
             soft ? load_partial<V>(soft + i, r, 0) : zero, tail_mask<V>(r));
     }
   }
-  const double at_max = plain ? plain_stats.at_max : reduce_add(count);
+  const double at_max = plain ? plain_stats.at_max : count.total();
   const double rest_sum = plain ? plain_stats.rest : rest.total();
   const double log_sum = log_abs_sum(at_max, rest_sum).value;  // log(sum exp(z - m))
   const double lse = double(m) + log_sum;

@@ -34,6 +34,27 @@ inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
   for (ptrdiff_t j = 0; j < n; ++j) p[j] = buf[j];
 }
 
+// The entries of a row equal to its max, counted per lane with one vector add each and moved
+// into a double every kFlush vectors: a float lane stops counting at 2^24, and a row may hold
+// more ties than that (entropy_from_logits of 3 * 2^23 ones, say).
+template <class V>
+struct TieCount {
+  static constexpr ptrdiff_t kFlush = ptrdiff_t(1) << 20;
+  V lanes = V::zero();
+  double flushed = 0;
+  ptrdiff_t pending = 0;
+
+  void add(typename V::Mask at_max) {
+    lanes = lanes + select(at_max, V::set1(typename V::T(1)), V::zero());
+    if (++pending == kFlush) {
+      flushed += reduce_add(lanes);
+      lanes = V::zero();
+      pending = 0;
+    }
+  }
+  double total() const { return flushed + reduce_add(lanes); }
+};
+
 // A per-thread buffer of at least n elements, kept between calls: rows that stream their
 // output stage intermediate values here, where they stay in cache, instead of in the output.
 template <class T, int Slot = 0>
@@ -202,7 +223,11 @@ RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Swee
   T m = ninf;
   WideSum<VD> rest;
   double earlier_at_max = 0;  // entries at a smaller running maximum, already rescaled
-  V count0 = zero, count1 = zero;  // exact: a lane counts far fewer than 2^24 entries
+  // Entries equal to the running max: counted per lane in T within a block, then moved into
+  // a double after each block, since a float lane stops counting at 2^24 and a row may
+  // hold more ties than that (3 * 2^23 ones, say).
+  double at_max = 0;
+  V count0 = zero, count1 = zero;
   for (ptrdiff_t b = 0; b < n; b += block) {
     const ptrdiff_t len = std::min(block, n - b);
     const T bm = row_max<V>(x + b, len);
@@ -214,8 +239,8 @@ RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Swee
       if (m != ninf) {
         const double f = std::exp(double(m) - double(bm));
         scale_wide(rest, f);
-        earlier_at_max = (earlier_at_max + reduce_add(count0 + count1)) * f;
-        count0 = count1 = zero;
+        earlier_at_max = (earlier_at_max + at_max) * f;
+        at_max = 0;
       }
       m = bm;
     } else if (std::isnan(bm)) {
@@ -230,13 +255,15 @@ RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Swee
       continue;
     }
     sweep(b, len, m, count0, count1, rest);
+    at_max += reduce_add(count0 + count1);
+    count0 = count1 = zero;
   }
   // A NaN that the max skipped in a later block shows up as a NaN term instead.
   if (!std::isfinite(m)) {
     const T limit = m == ninf ? ninf : std::numeric_limits<T>::infinity();
     return {has_nan(x, n) ? std::numeric_limits<T>::quiet_NaN() : limit, 0.0, 0.0};
   }
-  return {m, reduce_add(count0 + count1), rest.total() + earlier_at_max};
+  return {m, at_max, rest.total() + earlier_at_max};
 }
 
 template <class V, class VD>
