@@ -93,9 +93,13 @@ def test_the_cache_stays_within_its_limit():
         lk.set_buffer_cache_limit(previous)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "1", True, None])
-def test_bad_limit(bad):
-    with pytest.raises(ValueError, match=r"set_buffer_cache_limit\(\): nbytes"):
+@pytest.mark.parametrize(
+    "bad, error",
+    [(-1, ValueError), (2**64, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)]
+    + [(None, TypeError)],
+)
+def test_bad_limit(bad, error):
+    with pytest.raises(error, match=r"^set_buffer_cache_limit\(\): nbytes must be an int"):
         lk.set_buffer_cache_limit(bad)
 
 

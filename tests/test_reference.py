@@ -641,7 +641,8 @@ if np.dtype(np.longdouble).itemsize > 8:
 def test_rejected_dtypes(func: Callable[..., Any], bad: NDArray[Any]) -> None:
     arg = "p" if func is ref.logit else "x"
     msg = (
-        f"{func.__name__}(): {arg} must be a real floating, integer or bool array, got {bad.dtype}"
+        f"{func.__name__}(): {arg} must be a real floating (float16, bfloat16, float32 or "
+        f"float64), integer or bool array, got {bad.dtype}"
     )
     with pytest.raises(TypeError) as info:
         func(bad)

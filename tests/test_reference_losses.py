@@ -718,8 +718,8 @@ def test_option_errors() -> None:
         ({"smoothing": "nemo"}, r"smoothing must be 'pytorch' or 'megatron', got 'nemo'"),
         ({"z_loss": -1.0}, r"z_loss must be a finite number >= 0, got -1.0"),
         ({"z_loss": INF}, r"z_loss must be a finite number >= 0, got inf"),
-        ({"softcap": 0.0}, r"softcap must be a finite number > 0, got 0.0"),
-        ({"softcap": INF}, r"softcap must be a finite number > 0, got inf"),
+        ({"softcap": 0.0}, r"softcap must be None or a number > 0 \(inf: no cap\), got 0.0"),
+        ({"softcap": NAN}, r"softcap must be None or a number > 0 \(inf: no cap\), got nan"),
     ]
     for kwargs, msg in cases:
         with pytest.raises(ValueError, match=rf"^cross_entropy\(\): {msg}$"):

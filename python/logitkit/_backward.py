@@ -8,9 +8,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._reductions import _RowInfo, logsumexp, map_rows, rows_of, softmax
+from ._reductions import _RowInfo, map_rows, rows_of, softmax
 from ._storage import cast, copy_cast
-from ._validation import as_input_array, check_out, compute_dtypes
+from ._validation import (
+    as_input_array,
+    check_flag,
+    check_out,
+    check_threads,
+    compute_dtypes,
+    normalize_axes,
+)
 
 __all__ = [
     "softmax_backward",
@@ -105,23 +112,30 @@ def logsumexp_backward(
     array([1., 1.])
     """
     func = "logsumexp_backward"
+    keepdims = check_flag(func, "keepdims", keepdims)
     xa = as_input_array(func, "x", x)
     g = as_input_array(func, "grad", grad)
-    compute_dtypes(func, "grad", g.dtype)
-    expected = np.shape(logsumexp(np.zeros(xa.shape, dtype=np.float32), axis, keepdims=keepdims))
+    x_result = compute_dtypes(func, "x", xa.dtype)[1]
+    g_result = compute_dtypes(func, "grad", g.dtype)[1]
+    del lse
+    # The forward's result shape, as logsumexp gives it (a 0-d x is a one-element row).
+    axes = normalize_axes(func, 0 if xa.ndim == 0 and axis is None else axis, max(xa.ndim, 1))
+    if xa.ndim == 0:
+        expected: tuple[int, ...] = ()
+    elif keepdims:
+        expected = tuple(1 if d in axes else n for d, n in enumerate(xa.shape))
+    else:
+        expected = tuple(n for d, n in enumerate(xa.shape) if d not in axes)
     if g.shape != expected:
         raise ValueError(f"{func}(): grad must have shape {expected}, got {g.shape}")
-    del lse
-    p = softmax(xa, axis, threads=threads)
-    axes = (
-        tuple(range(xa.ndim))
-        if axis is None
-        else tuple(np.atleast_1d(np.asarray(axis)) % max(xa.ndim, 1))
-    )
-    g_b = g if keepdims or xa.ndim == 0 else np.expand_dims(g, axes)
-    dtype = np.result_type(p.dtype, compute_dtypes(func, "grad", g.dtype)[1])
+    # The result takes the promotion of x and grad; the softmax is formed in that dtype, so
+    # float16 x with a float32 grad gives float32 precision, not float16's.
+    dtype = np.result_type(x_result, g_result)
     if out is not None:
         check_out(func, out, xa.shape, dtype)
+    p = softmax(cast(xa, dtype) if xa.dtype != dtype else xa, axis, threads=threads)
+    g_b = g if keepdims or xa.ndim == 0 else np.expand_dims(g, axes)
+    if out is not None:
         np.multiply(p, g_b, out=out, casting="unsafe")
         return out
     return np.multiply(p, g_b, dtype=dtype)
@@ -142,9 +156,11 @@ def sigmoid_backward(
     compute, result = compute_dtypes(func, "y", dtype)
     if out is not None:
         check_out(func, out, g.shape, result)
-    del threads  # one fused NumPy expression; bound by memory, not arithmetic
+    check_threads(func, threads)  # checked, then unused: one NumPy expression does the work
     yc = cast(ya, compute)
-    res = np.multiply(yc, 1 - yc)
+    # an array even for 0-d inputs, where NumPy's arithmetic returns scalars: it is
+    # written into below
+    res = np.asarray(np.multiply(yc, 1 - yc))
     np.multiply(res, g, out=res, casting="unsafe")
     if out is not None:
         copy_cast(out, res)

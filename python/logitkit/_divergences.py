@@ -14,10 +14,13 @@ from ._storage import cast
 from ._validation import (
     as_input_array,
     check_base,
+    check_flag,
+    check_real,
     check_threads,
     compute_dtypes,
     normalize_axes,
     row_mask,
+    upstream_scale,
 )
 
 __all__ = [
@@ -83,19 +86,7 @@ def _divergence(
     grads: list[np.ndarray | None] = [None, None]
     scale = None
     if want_grad:
-        if reduction == "none":
-            g = np.ones(rows_shape) if grad_output is None else np.asarray(grad_output, float)
-            try:
-                g = np.broadcast_to(g, rows_shape)
-            except ValueError:
-                raise ValueError(
-                    f"{func}(): grad_output must have the rows' shape {rows_shape}, got "
-                    f"{np.shape(grad_output)}"
-                ) from None
-            scale = np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
-        else:
-            g0 = 1.0 if grad_output is None else float(grad_output)
-            scale = np.full(first.shape[0], g0 / denominator if denominator else np.nan)
+        scale = upstream_scale(func, grad_output, reduction, rows_shape, denominator)
         grads = [np.empty_like(first), np.empty_like(first)]
     _core.divergence(
         first, second, code, value, grads[0], grads[1], scale, current_isa_index(), nthreads
@@ -191,10 +182,7 @@ def kl_divergence_from_logits_with_grad(
 
 
 def _check_beta(func: str, beta: Any) -> float:
-    b = float(beta)
-    if not 0.0 <= b <= 1.0:
-        raise ValueError(f"{func}(): beta must be in [0, 1], got {beta}")
-    return b
+    return check_real(func, "beta", beta, "in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 def jensen_shannon_from_logits(
@@ -281,8 +269,9 @@ def kl_div(
     func = "kl_div"
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    log_target = check_flag(func, "log_target", log_target)
     op = _core.OP_KL_DIV_TORCH_LOG_TARGET if log_target else _core.OP_KL_DIV_TORCH
-    pointwise = binary_op(func, op, input, target, None, threads)
+    pointwise = binary_op(func, op, input, target, None, threads, names=("input", "target"))
     if reduction == "none":
         return pointwise
     values = np.asarray(pointwise)
@@ -318,6 +307,8 @@ def entropy(
     p = as_input_array(func, "pk", pk)
     compute_dtypes(func, "pk", p.dtype)
     check_base(func, base)
+    keepdims = check_flag(func, "keepdims", keepdims)
+    check_threads(func, threads)
     q = None
     if qk is not None:
         q = as_input_array(func, "qk", qk)

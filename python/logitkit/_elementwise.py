@@ -40,10 +40,10 @@ def _flat(a: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _unary(func: str, op: int, x: Any, out: Any, threads: Any) -> Any:
+def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -> Any:
     nthreads = check_threads(func, threads)
-    arr = as_input_array(func, "x", x)
-    compute, result_dtype = compute_dtypes(func, "x", arr.dtype)
+    arr = as_input_array(func, arg, x)
+    compute, result_dtype = compute_dtypes(func, arg, arr.dtype)
     if out is not None:
         check_out(func, out, arr.shape, result_dtype)
     isa = current_isa_index()
@@ -154,23 +154,32 @@ def logit(p: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None 
     >>> lk.logit([0.0, 0.5, 0.75, 1.0])
     array([      -inf, 0.        , 1.09861229,        inf])
     """
-    return _unary("logit", _core.OP_LOGIT, p, out, threads)
+    return _unary("logit", _core.OP_LOGIT, p, out, threads, arg="p")
 
 
-def binary_op(func: str, op: int, a: Any, b: Any, out: Any, threads: Any) -> Any:
-    """Apply a native two-input elementwise operation with NumPy broadcasting."""
+def binary_op(
+    func: str,
+    op: int,
+    a: Any,
+    b: Any,
+    out: Any,
+    threads: Any,
+    names: tuple[str, str] = ("x", "y"),
+) -> Any:
+    """Apply a native two-input elementwise operation with NumPy broadcasting; ``names``
+    are the two arguments' names in the caller's signature, for the messages."""
     nthreads = check_threads(func, threads)
-    x = as_input_array(func, "x", a)
-    y = as_input_array(func, "y", b)
-    compute_dtypes(func, "x", x.dtype)
-    compute_dtypes(func, "y", y.dtype)
-    compute, result_dtype = compute_dtypes(func, "x", np.result_type(x.dtype, y.dtype))
+    x = as_input_array(func, names[0], a)
+    y = as_input_array(func, names[1], b)
+    compute_dtypes(func, names[0], x.dtype)
+    compute_dtypes(func, names[1], y.dtype)
+    compute, result_dtype = compute_dtypes(func, names[0], np.result_type(x.dtype, y.dtype))
     try:
         shape = np.broadcast_shapes(x.shape, y.shape)
     except ValueError:
         raise ValueError(
-            f"{func}(): x with shape {x.shape} and y with shape {y.shape} cannot be broadcast "
-            "together"
+            f"{func}(): {names[0]} with shape {x.shape} and {names[1]} with shape {y.shape} "
+            "cannot be broadcast together"
         ) from None
     if out is not None:
         check_out(func, out, shape, result_dtype)

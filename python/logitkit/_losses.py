@@ -12,12 +12,16 @@ from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
+    check_flag,
+    check_index,
     check_out,
+    check_real,
     check_threads,
     compute_dtypes,
     normalize_axes,
     partially_overlaps,
     row_mask,
+    upstream_scale,
 )
 
 __all__ = [
@@ -61,8 +65,33 @@ class _Prepared(NamedTuple):
     weight_sum: float
     denominator: float
     smoothing: float
+    z_loss: float
+    softcap: float  # 0: none
     compute: np.dtype
     result: np.dtype
+
+
+def _check_z_loss(func: str, z_loss: Any) -> float:
+    return check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
+
+
+def _check_softcap(func: str, softcap: Any, compute: np.dtype) -> tuple[float, np.dtype]:
+    """The cap the kernels apply (0 for none) and the dtype to compute in.
+
+    ``c * tanh(z / c)`` tends to ``z`` as ``c`` grows, so ``softcap=inf`` is no cap. A finite
+    cap too large for the compute dtype (over 3.4e38 with float32 logits) is applied in
+    float64, where it is representable; the result keeps the logits' dtype.
+    """
+    if softcap is None:
+        return 0.0, compute
+    cap = check_real(
+        func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
+    )
+    if cap == np.inf:
+        return 0.0, compute
+    if cap > float(np.finfo(compute).max):
+        return cap, np.dtype(np.float64)
+    return cap, compute
 
 
 def _index_target(
@@ -101,6 +130,7 @@ def _prepare(
     reduction: Any,
     label_smoothing: Any,
     smoothing: Any,
+    z_loss: Any,
     softcap: Any,
     where: Any,
     keep16: bool = False,
@@ -120,15 +150,14 @@ def _prepare(
         raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if smoothing not in _SMOOTHING:
         raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
-    alpha = float(label_smoothing)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
+    alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
     if smoothing == "megatron" and alpha > 0:
         if n_classes < 2:
             raise ValueError(f"{func}(): smoothing='megatron' needs at least 2 classes")
         alpha = alpha * n_classes / (n_classes - 1)
-    if softcap is not None and not float(softcap) > 0:
-        raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+    zeta = _check_z_loss(func, z_loss)
+    cap, compute = _check_softcap(func, softcap, compute)
+    ignore_index = check_index(func, "ignore_index", ignore_index)
 
     t = as_input_array(func, "target", target)
     # Rows that do not count are not checked: their targets may be placeholders.
@@ -142,6 +171,7 @@ def _prepare(
             )
         index_target = _index_target(func, t, counted, ignore_index, n_classes)
     elif t.dtype.kind == "f" or t.dtype.name == "bfloat16":
+        compute_dtypes(func, "target", t.dtype)  # refuses long double, which would be cut
         if t.shape != z.shape:
             raise ValueError(
                 f"{func}(): probability target must have the shape of logits {z.shape}, "
@@ -181,7 +211,8 @@ def _prepare(
         denominator = float(np.count_nonzero(counted_flat))
 
     zv = np.moveaxis(z, ax, -1)
-    if keep16 and is_storage16(zv) and zv.flags.c_contiguous and zv.size > 0:
+    native16 = compute == np.float32 and is_storage16(zv) and zv.flags.c_contiguous
+    if keep16 and native16 and zv.size > 0:
         pass  # converted natively, in blocks, by _run
     elif zv.dtype != compute:
         zv = cast(zv, compute)
@@ -198,6 +229,8 @@ def _prepare(
         weight_sum,
         denominator,
         alpha,
+        zeta,
+        cap,
         compute,
         result,
     )
@@ -206,8 +239,6 @@ def _prepare(
 def _run(
     func: str,
     prep: _Prepared,
-    z_loss: float,
-    softcap: Any,
     reduction: str,
     threads: Any,
     grad_view: np.ndarray | None,
@@ -219,23 +250,7 @@ def _run(
     counted = np.ascontiguousarray(prep.counted.reshape(-1)).view(np.uint8)
     grad_scale = None
     if grad_view is not None:
-        if reduction == "none":
-            g = np.ones(prep.rows_shape) if grad_output is None else np.asarray(grad_output)
-            try:
-                g = np.broadcast_to(g, prep.rows_shape)
-            except ValueError:
-                raise ValueError(
-                    f"{func}(): grad_output must have the loss's shape {prep.rows_shape}, "
-                    f"got {np.shape(grad_output)}"
-                ) from None
-            grad_scale = np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
-        else:
-            g0 = 1.0 if grad_output is None else float(grad_output)
-            scale = g0
-            if reduction == "mean":
-                # 0/0 for rows that count with zero total weight; uncounted rows get 0 anyway
-                scale = g0 / prep.denominator if prep.denominator else float("nan")
-            grad_scale = np.full(n_rows, scale)
+        grad_scale = upstream_scale(func, grad_output, reduction, prep.rows_shape, prep.denominator)
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
     argmax = np.empty(n_rows, dtype=np.int64)
@@ -261,8 +276,8 @@ def _run(
         prep.weight,
         prep.weight_sum,
         prep.smoothing,
-        float(z_loss),
-        0.0 if softcap is None else float(softcap),
+        prep.z_loss,
+        prep.softcap,
         grad,
         loss,
         lse,
@@ -387,13 +402,13 @@ def cross_entropy(
         reduction,
         label_smoothing,
         smoothing,
+        z_loss,
         softcap,
         where,
         keep16=True,
     )
-    loss, lse, argmax = _run(
-        func, prep, z_loss, softcap, reduction, threads, None, None, return_stats
-    )
+    return_stats = check_flag(func, "return_stats", return_stats)
+    loss, lse, argmax = _run(func, prep, reduction, threads, None, None, return_stats)
     result = _reduce(loss, prep, reduction)
     return (result, _stats(prep, lse, argmax)) if return_stats else result
 
@@ -460,16 +475,25 @@ def cross_entropy_with_grad(
         reduction,
         label_smoothing,
         smoothing,
+        z_loss,
         softcap,
         where,
         keep16=True,
     )
+    inplace = check_flag(func, "inplace", inplace)
+    return_stats = check_flag(func, "return_stats", return_stats)
     z_in = logits if isinstance(logits, np.ndarray) else None
     if inplace and grad_out is not None:
         raise ValueError(f"{func}(): pass either inplace=True or grad_out, not both")
     if inplace:
         if z_in is None:
             raise TypeError(f"{func}(): inplace=True needs logits to be a numpy.ndarray")
+        if z_in.dtype != prep.result:
+            # integer or bool logits cannot hold a gradient; they are left as they were
+            raise TypeError(
+                f"{func}(): inplace=True needs floating logits (float16, bfloat16, float32 "
+                f"or float64) to hold the gradient, got {z_in.dtype}"
+            )
         if not z_in.flags.writeable:
             raise ValueError(f"{func}(): inplace=True needs writeable logits")
         grad_out = z_in
@@ -484,12 +508,12 @@ def cross_entropy_with_grad(
             or partially_overlaps(grad16, prep.logits)
         ):
             grad16 = empty_like(prep.logits)
-        loss, lse, argmax = _run(
-            func, prep, z_loss, softcap, reduction, threads, grad16, grad_output, return_stats
-        )
+        loss, lse, argmax = _run(func, prep, reduction, threads, grad16, grad_output, return_stats)
         if grad_out is not None and grad16 is not grad_out:
             np.copyto(grad_out, grad16)
-        grad = grad16 if grad_out is None else grad_out
+        # grad16 has the class axis last, like prep.logits; it moves back to where the
+        # logits have it (a view, as only axes of length 1 follow the class axis here)
+        grad = np.moveaxis(grad16, -1, prep.axis) if grad_out is None else grad_out
         result = _reduce(loss, prep, reduction)
         if return_stats:
             return result, grad, _stats(prep, lse, argmax)
@@ -504,9 +528,7 @@ def cross_entropy_with_grad(
     if direct:
         assert grad_out is not None
         grad = grad_out
-        loss, lse, argmax = _run(
-            func, prep, z_loss, softcap, reduction, threads, view, grad_output, return_stats
-        )
+        loss, lse, argmax = _run(func, prep, reduction, threads, view, grad_output, return_stats)
     else:
         # The gradient takes the logits' memory layout (as PyTorch's does), so that it is
         # written along the same axes as the logits are read.
@@ -514,8 +536,6 @@ def cross_entropy_with_grad(
         loss, lse, argmax = _run(
             func,
             prep,
-            z_loss,
-            softcap,
             reduction,
             threads,
             np.moveaxis(moved, prep.axis, -1),
@@ -560,9 +580,7 @@ def _bce(
         raise ValueError(f"{func}(): target must have the shape of logits {x.shape}, got {y.shape}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    alpha = float(label_smoothing)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
+    alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def flat(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=compute).reshape(-1)
@@ -589,7 +607,12 @@ def _bce(
             if grad_output is not None:
                 grad_scale = broadcast(grad_output, "grad_output")
         else:
-            g0 = 1.0 if grad_output is None else float(grad_output)
+            # Any real number, NaN and infinities included: they propagate, as in autograd.
+            g0 = (
+                1.0
+                if grad_output is None
+                else check_real(func, "grad_output", grad_output, "a real number", lambda v: True)
+            )
             scale = g0 / x.size if reduction == "mean" and x.size else g0
     total = _core.binary_cross_entropy(
         flat(x), flat(y), w, pw, alpha, loss, grad, grad_scale, scale, current_isa_index(), nthreads
@@ -714,7 +737,18 @@ def nll_loss(
     func = "nll_loss"
     check_threads(func, threads)
     prep = _prepare(
-        func, log_probs, target, axis, weight, ignore_index, reduction, 0.0, "pytorch", None, where
+        func,
+        log_probs,
+        target,
+        axis,
+        weight,
+        ignore_index,
+        reduction,
+        0.0,
+        "pytorch",
+        0.0,
+        None,
+        where,
     )
     lp = prep.logits
     counted = prep.counted

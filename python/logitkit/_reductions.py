@@ -14,6 +14,7 @@ from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
     check_base,
+    check_flag,
     check_out,
     check_threads,
     compute_dtypes,
@@ -356,22 +357,25 @@ def logsumexp(
     """
     func = "logsumexp"
     nthreads = check_threads(func, threads)
+    keepdims = check_flag(func, "keepdims", keepdims)
+    return_sign = check_flag(func, "return_sign", return_sign)
     arr = as_input_array(func, "x", x)
-    compute_dtypes(func, "x", arr.dtype)  # reject bad dtypes before looking at b
+    x_result = compute_dtypes(func, "x", arr.dtype)[1]  # rejects bad dtypes before b
     if where is not None:
         mask = as_input_array(func, "where", where)
         if mask.dtype != np.bool_:
             raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-        # A mask is a weight of 0 or 1: one mechanism, the one b already has.
-        weights = np.ones((), dtype=compute_dtypes(func, "x", arr.dtype)[0]) if b is None else b
-        weights = as_input_array(func, "b", weights)
         try:
-            b = np.where(mask, weights, np.zeros((), dtype=weights.dtype))
+            np.broadcast_shapes(mask.shape, arr.shape, () if b is None else np.shape(b))
         except ValueError:
             raise ValueError(
                 f"{func}(): where with shape {mask.shape} cannot be broadcast to x with "
                 f"shape {arr.shape}"
             ) from None
+        # A mask is a weight of 0 or 1: one mechanism, the one b already has. Its weights
+        # take x's result dtype, so that the mask alone does not change the result's dtype.
+        weights = as_input_array(func, "b", np.ones((), dtype=x_result) if b is None else b)
+        b = np.where(mask, weights, np.zeros((), dtype=weights.dtype))
     barr = None
     if b is not None:
         barr = as_input_array(func, "b", b)
@@ -473,14 +477,15 @@ def entropy_from_logits(
     """
     func = "entropy_from_logits"
     nthreads = check_threads(func, threads)
+    keepdims = check_flag(func, "keepdims", keepdims)
     arr = as_input_array(func, "z", z)
     compute, result_dtype = compute_dtypes(func, "z", arr.dtype)
     if isinstance(axis, (tuple, list)) or axis is None:
         raise TypeError(f"{func}(): axis must be a single int, got {axis!r}")
     check_base(func, base)
-    scalar_input = arr.ndim == 0
-    if scalar_input:
-        arr = arr.reshape(1)
+    if arr.ndim == 0:
+        # as the reference: a 0-d array has no class axis to form a distribution over
+        raise ValueError(f"{func}(): z must have at least one dimension, the class axis")
     axes = normalize_axes(func, axis, arr.ndim)
     mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
     rows = _rows_view(arr, axes)
@@ -492,7 +497,7 @@ def entropy_from_logits(
         _core.entropy(xv, mask, value, current_isa_index(), nthreads)
     if base is not None:
         value /= np.log(compute.type(base))
-    if keepdims and not scalar_input:
+    if keepdims:
         value = np.expand_dims(value, axes)
     value = cast(value, result_dtype)
     return value[()] if value.ndim == 0 else value

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
+from ._validation import check_index
 
 try:
     from . import _core
@@ -46,7 +46,9 @@ def available_isas() -> list[str]:
 
 
 def _isa_index(name: str, where: str) -> int:
-    if not isinstance(name, str) or name.lower() not in ISA_NAMES:
+    if not isinstance(name, str):
+        raise TypeError(f"{where}: the instruction set must be a name (str), got {name!r}")
+    if name.lower() not in ISA_NAMES:
         raise ValueError(
             f"{where}: unknown instruction set {name!r}; known: {', '.join(ISA_NAMES)}"
         )
@@ -138,11 +140,12 @@ def set_buffer_cache_limit(nbytes: int) -> int:
     their memory in NumPy's sense (``flags.owndata`` is False, so ``ndarray.resize`` refuses
     them); otherwise they are ordinary arrays.
     """
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 0:
+    limit = check_index("set_buffer_cache_limit", "nbytes", nbytes)
+    if not 0 <= limit < 2**63:
         raise ValueError(
-            f"set_buffer_cache_limit(): nbytes must be a non-negative integer, got {nbytes!r}"
+            f"set_buffer_cache_limit(): nbytes must be an int in [0, 2**63), got {nbytes!r}"
         )
-    return int(_core.set_buffer_cache_limit(int(nbytes)))
+    return int(_core.set_buffer_cache_limit(limit))
 
 
 def show_runtime() -> None:

@@ -5,8 +5,9 @@ Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share 
 
 from __future__ import annotations
 
+import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,11 @@ try:  # NumPy >= 2.0
 except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy.core.numeric import normalize_axis_tuple  # type: ignore[attr-defined,no-redef]
 
+try:  # NumPy >= 1.25
+    from numpy.exceptions import AxisError
+except ImportError:  # pragma: no cover - older NumPy
+    from numpy import AxisError  # type: ignore[attr-defined,no-redef]
+
 __all__ = [
     "as_input_array",
     "compute_dtypes",
@@ -24,15 +30,72 @@ __all__ = [
     "check_threads",
     "row_mask",
     "check_base",
+    "check_flag",
+    "check_real",
+    "check_index",
 ]
 
 
 def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
-    """``np.asarray`` with a message naming the function when the conversion fails."""
+    """``np.asarray`` with a message naming the function when the conversion fails.
+
+    Subclasses become plain arrays (``np.matrix`` included), except masked arrays: dropping
+    their mask would count the masked entries, so they are refused. Arrays in non-native
+    byte order are converted to native order (a copy), as the kernels read native numbers.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{func}(): {arg} must not be a masked array (its mask would be ignored); pass "
+            f"{arg}.filled(value), or the mask's complement as where= where the function "
+            "takes one"
+        )
     try:
-        return np.asarray(value)
+        arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{func}(): {arg} must be array-like, got {type(value).__name__}") from exc
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _plain_scalar(value: Any) -> Any:
+    """A 0-d array's element; anything else as it is."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
+def check_flag(func: str, name: str, value: Any) -> bool:
+    """A boolean option: True or False (Python's or NumPy's), nothing else."""
+    value = _plain_scalar(value)
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}(): {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_real(
+    func: str, name: str, value: Any, expected: str, valid: Callable[[float], bool]
+) -> float:
+    """A real-number option: TypeError unless it is a real number (bools are not), and
+    ValueError unless ``valid(value)``; both messages say ``expected``."""
+    value = _plain_scalar(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{func}(): {name} must be {expected}, got {value!r}")
+    number = float(value)
+    if not valid(number):
+        raise ValueError(f"{func}(): {name} must be {expected}, got {value!r}")
+    return number
+
+
+def check_index(func: str, name: str, value: Any) -> int:
+    """An integer option (Python's or NumPy's integers; not bool, not a float)."""
+    value = _plain_scalar(value)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}(): {name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{func}(): {name} must be an int, got {value!r}") from None
 
 
 def compute_dtypes(func: str, arg: str, dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
@@ -47,7 +110,10 @@ def compute_dtypes(func: str, arg: str, dtype: np.dtype) -> tuple[np.dtype, np.d
         return np.dtype(np.float32), dtype
     if dtype.kind in "biu":
         return np.dtype(np.float64), np.dtype(np.float64)
-    raise TypeError(f"{func}(): {arg} must be a real floating, integer or bool array, got {dtype}")
+    raise TypeError(
+        f"{func}(): {arg} must be a real floating (float16, bfloat16, float32 or float64), "
+        f"integer or bool array, got {dtype}"
+    )
 
 
 def normalize_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
@@ -66,6 +132,11 @@ def normalize_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
         raise TypeError(
             f"{func}(): axis must be an int, a tuple of ints or None, got {axis!r}"
         ) from exc
+    for a in indices:
+        if not -ndim <= a < ndim:
+            raise AxisError(a, ndim, msg_prefix=f"{func}()")
+    if len(set(a % ndim for a in indices)) != len(indices):
+        raise ValueError(f"{func}(): axis must not repeat an axis, got {axis!r}")
     return tuple(normalize_axis_tuple(indices, ndim, argname="axis"))
 
 
@@ -124,6 +195,40 @@ def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def check_base(func: str, base: Any) -> None:
-    """A logarithm base: positive and not 1 (None means e)."""
-    if base is not None and not (float(base) > 0 and float(base) != 1):
-        raise ValueError(f"{func}(): base must be positive and not 1, got {base}")
+    """A logarithm base: positive and not 1 (None means e; inf gives 0, as in SciPy)."""
+    if base is not None:
+        check_real(
+            func, "base", base, "None or a number > 0 other than 1", lambda v: v > 0 and v != 1
+        )
+
+
+def upstream_scale(
+    func: str, grad_output: Any, reduction: str, rows_shape: tuple[int, ...], denominator: float
+) -> np.ndarray:
+    """Each row's factor on its loss gradient, as float64: ``grad_output`` (default 1) per
+    row for reduction "none", ``grad_output / denominator`` for the means and
+    ``grad_output`` for "sum". NaN and infinite upstream gradients propagate, as in
+    autograd; a mean over a zero denominator is NaN."""
+    n_rows = int(np.prod(rows_shape, dtype=np.int64))
+    if reduction == "none":
+        if grad_output is None:
+            return np.ones(n_rows)
+        g = as_input_array(func, "grad_output", grad_output)
+        if g.dtype.kind not in "biuf" or g.dtype == np.longdouble:
+            raise TypeError(
+                f"{func}(): grad_output must be a real array shaped like the loss "
+                f"{rows_shape}, got dtype {g.dtype}"
+            )
+        try:
+            g = np.broadcast_to(g, rows_shape)
+        except ValueError:
+            raise ValueError(
+                f"{func}(): grad_output must have the loss's shape {rows_shape}, got {g.shape}"
+            ) from None
+        return np.ascontiguousarray(g, dtype=np.float64).reshape(-1)
+    g0 = 1.0
+    if grad_output is not None:
+        g0 = check_real(func, "grad_output", grad_output, "a real number", lambda v: True)
+    if reduction != "sum":
+        g0 = g0 / denominator if denominator else float("nan")
+    return np.full(n_rows, g0)

@@ -178,7 +178,10 @@ def _result_dtype(dtype: np.dtype[Any], func: str, arg: str) -> np.dtype[Any]:
         return _F64
     if dtype.kind == "f" and dtype.itemsize in _FLOAT_BY_SIZE:
         return _FLOAT_BY_SIZE[dtype.itemsize]
-    raise TypeError(f"{func}(): {arg} must be a real floating, integer or bool array, got {dtype}")
+    raise TypeError(
+        f"{func}(): {arg} must be a real floating (float16, bfloat16, float32 or float64), "
+        f"integer or bool array, got {dtype}"
+    )
 
 
 def _load(x: ArrayLike, func: str, arg: str) -> tuple[NDArray[np.float64], np.dtype[Any]]:
@@ -657,8 +660,8 @@ def _check_real(value: object, func: str, name: str, kind: str) -> float:
     """``value`` as a Python float, checked against ``kind``.
 
     ``kind`` is ``"unit"`` (in ``[0, 1]``), ``"nonnegative"`` (finite, ``>= 0``),
-    ``"positive"`` (finite, ``> 0``) or ``"base"`` (``> 0``, inf allowed as
-    SciPy allows it); NaN fails every check.
+    ``"positive"`` (finite, ``> 0``), ``"cap"`` (``> 0``, inf meaning no cap) or
+    ``"base"`` (``> 0``, inf allowed as SciPy allows it); NaN fails every check.
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{func}(): {name} must be a real number, got bool")
@@ -670,6 +673,7 @@ def _check_real(value: object, func: str, name: str, kind: str) -> float:
         "unit": (0.0 <= v <= 1.0, "in [0, 1]"),
         "nonnegative": (0.0 <= v < np.inf, "a finite number >= 0"),
         "positive": (0.0 < v < np.inf, "a finite number > 0"),
+        "cap": (0.0 < v, "None or a number > 0 (inf: no cap)"),
         "base": (0.0 < v, "a positive number or None"),
     }
     ok, expected = checks[kind]
@@ -1001,7 +1005,9 @@ def _cross_entropy_parts(
     alpha = _check_real(label_smoothing, func, "label_smoothing", "unit")
     _check_choice(smoothing, ("pytorch", "megatron"), func, "smoothing")
     zl = _check_real(z_loss, func, "z_loss", "nonnegative")
-    cap = None if softcap is None else _check_real(softcap, func, "softcap", "positive")
+    cap = None if softcap is None else _check_real(softcap, func, "softcap", "cap")
+    if cap == np.inf:
+        cap = None  # c * tanh(z / c) -> z as c grows: the limit is no cap
     if smoothing == "megatron" and alpha > 0:
         if n_classes < 2:
             raise ValueError(f"{func}(): smoothing='megatron' needs at least 2 classes")
