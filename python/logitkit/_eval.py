@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import queue
 import sys
 import threading
@@ -753,13 +754,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "logitkit eval") -> int:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
+                # tqdm draws nothing on a terminal that reports no size (a bare
+                # pseudo-terminal): give it one.
+                try:
+                    width = os.get_terminal_size(sys.stderr.fileno()).columns
+                except OSError:
+                    width = 0
                 bar = tqdm(
                     total=inputs.layout.n_rows,
                     unit="row",
                     unit_scale=True,
                     file=sys.stderr,
                     desc="eval",
-                    dynamic_ncols=True,
+                    dynamic_ncols=width > 0,
+                    ncols=None if width > 0 else 80,
+                    nrows=None if width > 0 else 24,
                 )
         try:
             res, seconds = evaluate(inputs, opts, bar)
