@@ -133,85 +133,89 @@ class Accumulator:
         """Add rows ``z`` (rows x classes, C order, float32/float64) with their ``labels``;
         rows where ``has_target`` is False (the last position of a shifted sequence) are not
         rows at all. ``where``: the two files, the first row's index and the label shift, for
-        messages."""
+        messages.
+
+        Every row is computed on and the rows that do not count are masked out of the sums:
+        cheaper than copying the rows that do, which would be a pass over the chunk."""
         logits_file, labels_file, row0, shift = where
         opts = self.opts
-        if has_target is not None:
-            z, labels = z[has_target], labels[has_target]
-            row_ids = np.flatnonzero(has_target) + row0
-        else:
-            row_ids = None
-        n = labels.shape[0]
-        self.n_rows += n
-        counted = labels != opts.ignore_index
+        is_row = np.ones(labels.shape[0], dtype=bool) if has_target is None else has_target
+        self.n_rows += int(is_row.sum())
+        counted = is_row & (labels != opts.ignore_index)
         bad = counted & ((labels < 0) | (labels >= self.C))
         if bad.any():
             i = int(np.argmax(bad))
-            row = int(row_ids[i]) if row_ids is not None else row0 + i
-            pos = np.unravel_index(row + shift, labels_file.shape)
+            pos = np.unravel_index(row0 + i + shift, labels_file.shape)
             raise EvalError(
                 f"{labels_file.label}: label {int(labels[i])} at {_fmt_index(pos)} is out of "
                 f"range for {self.C} classes (and is not the ignore index {opts.ignore_index})"
             )
-        finite = np.isfinite(z).all(axis=1)
+        target = np.where(counted, labels, 0)
+        n = target.shape[0]
+        ar = np.arange(n)
+
+        loss, stats = lk.cross_entropy(
+            z, target, reduction="none", return_stats=True, threads=opts.threads
+        )
+        # NaN and +inf make the logsumexp non-finite; -inf does not, the row minimum shows it
+        # (NumPy's minimum also propagates NaN).
+        finite = np.isfinite(stats.lse) & np.isfinite(z.min(axis=1))
         nonfinite = counted & ~finite
-        if nonfinite.any():
+        n_nonfinite = int(nonfinite.sum())
+        if n_nonfinite:
             if opts.nonfinite == "error":
                 i = int(np.argmax(nonfinite))
-                row = int(row_ids[i]) if row_ids is not None else row0 + i
-                pos = np.unravel_index(row, _rows_shape(logits_file.shape, opts.class_axis))
+                pos = np.unravel_index(row0 + i, _rows_shape(logits_file.shape, opts.class_axis))
                 raise EvalError(
                     f"{logits_file.label}: non-finite logits (NaN or infinity) in row "
                     f"{_fmt_index(pos)}; pass --nonfinite skip to leave such rows out"
                 )
-            self.n_nonfinite += int(nonfinite.sum())
+            self.n_nonfinite += n_nonfinite
             counted &= finite
-        self.n_ignored += int(n - counted.sum()) - int(nonfinite.sum())
-        if not counted.all():
-            z, labels = z[counted], labels[counted]
-        m = labels.shape[0]
+        m = int(counted.sum())
+        self.n_ignored += int(is_row.sum()) - m - n_nonfinite
         if m == 0:
             return
         self.n_counted += m
-        ar = np.arange(m)
+        everything = m == n
+        sel: Any = slice(None) if everything else counted
 
-        loss, stats = lk.cross_entropy(
-            z, labels, reduction="none", return_stats=True, threads=opts.threads
-        )
-        loss64 = loss.astype(np.float64)
-        correct = stats.correct
+        loss64 = loss[sel].astype(np.float64)
+        correct_all = stats.correct & counted
+        correct = correct_all[sel]
+        t = target[sel]
         self.loss.add(loss64.sum())
-        n_correct = int(correct.sum())
-        self.n_correct += n_correct
-        self.entropy.add(
-            lk.entropy_from_logits(z, base=2, threads=opts.threads).sum(dtype=np.float64)
-        )
+        self.n_correct += int(correct.sum())
+        entropy = lk.entropy_from_logits(z, base=2, threads=opts.threads)
+        self.entropy.add(entropy[sel].sum(dtype=np.float64))
 
-        # Rank of the label: classes with a larger logit, plus equal ones before it (the
-        # tie rule of argmax, so that top-1 is the accuracy). Equal logits are rare in
-        # float32 but common in 16-bit data; only rows with a tie pay for the second pass.
-        z_t = z[ar, labels][:, None]
+        # Rank of the label: classes with a larger logit, plus equal ones before it (the tie
+        # rule of argmax, so that top-1 is the accuracy). A correct row has rank 0; a row
+        # with at least max(k) larger logits misses every k; only the rows in between can
+        # hold ties that matter, and only they pay for a second look.
+        z_t = z[ar, target][:, None]
         rank = (z > z_t).sum(axis=1, dtype=np.int64)
-        ties = (z == z_t).sum(axis=1, dtype=np.int64) > 1
-        if ties.any():
-            rows = np.flatnonzero(ties)
-            before = np.arange(self.C)[None, :] < labels[rows, None]
-            rank[rows] += ((z[rows] == z_t[rows]) & before).sum(axis=1)
+        unsure = np.flatnonzero(counted & ~stats.correct & (rank < max(self.ks)))
+        if unsure.size:
+            zu = z[unsure]
+            before = np.arange(self.C)[None, :] < target[unsure, None]
+            rank[unsure] += ((zu == z_t[unsure]) & before).sum(axis=1)
+        rank = rank[sel]
         for k in self.ks:
             self.topk_hits[k] += int(np.count_nonzero(rank < k))
 
         # Brier: (1 - p_t)^2 + sum over c != t of p_c^2, each term without cancellation.
         probs = self._scratch(z.shape, z.dtype)
         lk.softmax(z, out=probs, threads=opts.threads)
-        probs[ar, labels] = 0
+        probs[ar, target] = 0
         np.square(probs, out=probs)
+        others = probs.sum(axis=1)[sel]
         one_minus_pt = -np.expm1(-loss64)
-        self.brier.add(
-            (one_minus_pt * one_minus_pt).sum() + probs.sum(axis=1).sum(dtype=np.float64)
-        )
+        self.brier.add((one_minus_pt * one_minus_pt).sum() + others.sum(dtype=np.float64))
 
-        lse = stats.lse.astype(np.float64)
-        conf = np.minimum(np.exp(z[ar, stats.argmax].astype(np.float64) - lse), 1.0)
+        lse = stats.lse[sel].astype(np.float64)
+        top = z[ar, stats.argmax][sel].astype(np.float64)
+        conf = np.minimum(np.exp(top - lse), 1.0)
         bins = np.searchsorted(self.edges, conf, side="right") - 1
         nb = self.bin_count.shape[0]
         self.bin_count += np.bincount(bins, minlength=nb)
@@ -223,9 +227,9 @@ class Accumulator:
         self.hist_count += np.bincount(hb, minlength=CONFIDENCE_HISTOGRAM_BINS)
         self.hist_correct += np.bincount(hb[correct], minlength=CONFIDENCE_HISTOGRAM_BINS)
 
-        self.class_count += np.bincount(labels, minlength=self.C)
-        self.class_correct += np.bincount(labels[correct], minlength=self.C)
-        self.class_loss.add(np.bincount(labels, weights=loss64, minlength=self.C))
+        self.class_count += np.bincount(t, minlength=self.C)
+        self.class_correct += np.bincount(t[correct], minlength=self.C)
+        self.class_loss.add(np.bincount(t, weights=loss64, minlength=self.C))
 
     def result(self) -> dict[str, Any]:
         n = self.n_counted
