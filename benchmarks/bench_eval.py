@@ -35,7 +35,8 @@ BUF = 64 << 20
 
 def write_data(logits: Path, labels: Path, batch: int, seq: int, classes: int, seed: int) -> None:
     """Peaked logits whose labels are drawn from a slightly flatter softmax of them: an
-    over-confident model, so the calibration figures have something to show."""
+    over-confident model, so the calibration figures have something to show. The peaks fall
+    on Zipf-distributed classes, so some classes are frequent, as tokens are."""
     rng = np.random.default_rng(seed)
     z = np.lib.format.open_memmap(logits, mode="w+", dtype=np.float32, shape=(batch, seq, classes))
     t = np.empty((batch, seq), dtype=np.int64)
@@ -43,7 +44,7 @@ def write_data(logits: Path, labels: Path, batch: int, seq: int, classes: int, s
         for s0 in range(0, seq, 256):
             n = min(256, seq - s0)
             block = 2.0 * rng.standard_normal((n, classes), dtype=np.float32)
-            top = rng.integers(0, classes, n)
+            top = (rng.zipf(1.3, n) - 1) % classes  # a few classes are frequent, as tokens are
             block[np.arange(n), top] += rng.uniform(0, 16, n).astype(np.float32)
             tempered = 0.8 * block
             tempered -= tempered.max(axis=1, keepdims=True)

@@ -43,7 +43,8 @@ metrics (all over the counted rows: rows with a label that is not --ignore-index
   bits_per_token   cross_entropy / ln 2.
   accuracy         fraction of rows whose first largest logit is the label.
   top_k_accuracy   fraction of rows whose label ranks among the k largest logits; ties are
-                   broken by class index (lower first), so k=1 equals accuracy.
+                   broken by class index (lower first), so k=1 equals accuracy
+                   (scikit-learn's top_k_accuracy_score breaks them the other way).
   entropy_bits     mean entropy of softmax(z), in bits.
   ece              expected calibration error as torchmetrics computes it by default:
                    top-label confidence max softmax(z), --ece-bins equal-width bins [i/n,
@@ -154,8 +155,12 @@ class Accumulator:
         n = target.shape[0]
         ar = np.arange(n)
 
-        loss, stats = lk.cross_entropy(
-            z, target, reduction="none", return_stats=True, threads=opts.threads
+        # The gradient of the per-row loss is softmax(z) - onehot(target), whose squared
+        # norm is the row's Brier score: one fused pass gives the loss, the statistics and
+        # it, with p_t - 1 formed without cancellation.
+        grad = self._scratch(z.shape, z.dtype)
+        loss, grad, stats = lk.cross_entropy_with_grad(
+            z, target, reduction="none", grad_out=grad, return_stats=True, threads=opts.threads
         )
         # NaN and +inf make the logsumexp non-finite; -inf does not, the row minimum shows it
         # (NumPy's minimum also propagates NaN).
@@ -194,7 +199,7 @@ class Accumulator:
         # with at least max(k) larger logits misses every k; only the rows in between can
         # hold ties that matter, and only they pay for a second look.
         z_t = z[ar, target][:, None]
-        rank = (z > z_t).sum(axis=1, dtype=np.int64)
+        rank = np.count_nonzero(z > z_t, axis=1).astype(np.int64)
         unsure = np.flatnonzero(counted & ~stats.correct & (rank < max(self.ks)))
         if unsure.size:
             zu = z[unsure]
@@ -204,14 +209,8 @@ class Accumulator:
         for k in self.ks:
             self.topk_hits[k] += int(np.count_nonzero(rank < k))
 
-        # Brier: (1 - p_t)^2 + sum over c != t of p_c^2, each term without cancellation.
-        probs = self._scratch(z.shape, z.dtype)
-        lk.softmax(z, out=probs, threads=opts.threads)
-        probs[ar, target] = 0
-        np.square(probs, out=probs)
-        others = probs.sum(axis=1)[sel]
-        one_minus_pt = -np.expm1(-loss64)
-        self.brier.add((one_minus_pt * one_minus_pt).sum() + others.sum(dtype=np.float64))
+        np.square(grad, out=grad)
+        self.brier.add(grad.sum(axis=1)[sel].sum(dtype=np.float64))
 
         lse = stats.lse[sel].astype(np.float64)
         top = z[ar, stats.argmax][sel].astype(np.float64)
@@ -576,8 +575,8 @@ def build_parser(prog: str = "logitkit eval") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Evaluate model outputs (logits) against integer labels, streaming the "
-        "files in chunks: cross-entropy, perplexity, accuracy, top-k accuracy, entropy, "
-        "calibration error, Brier score and per-class figures.",
+        "files in chunks:\ncross-entropy, perplexity, accuracy, top-k accuracy, entropy, "
+        "calibration error, Brier score\nand per-class figures. Exit code 2 on bad input.",
         epilog=METRICS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -650,6 +649,12 @@ def build_parser(prog: str = "logitkit eval") -> argparse.ArgumentParser:
     parser.add_argument(
         "--classes", type=int, default=5, help="worst and best classes to list (default 5)"
     )
+    parser.add_argument(
+        "--min-class-rows",
+        type=int,
+        default=10,
+        help="rank only classes with at least this many counted rows (default 10)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every metric to FILE as JSON")
     parser.add_argument(
         "--plot",
@@ -670,16 +675,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _class_lines(res: dict[str, Any], n_show: int) -> list[str]:
+def _class_lines(res: dict[str, Any], n_show: int, min_rows: int) -> list[str]:
     pc = res["per_class"]
     count = np.asarray(pc["count"])
-    present = np.flatnonzero(count > 0)
-    if n_show <= 0 or present.size == 0:
+    n_present = int(np.count_nonzero(count))
+    present = np.flatnonzero(count >= max(min_rows, 1))
+    if n_show <= 0 or n_present == 0:
         return []
+    if present.size == 0:
+        return [
+            f"per class ({n_present} classes present, none with {min_rows} rows or more; "
+            "full table in --json)"
+        ]
     acc = np.asarray(pc["accuracy"])[present]
     loss = np.asarray(pc["cross_entropy"])[present]
     order = np.lexsort((-loss, acc))  # worst: lowest accuracy, then highest loss
-    lines = [f"per class ({present.size} classes present; full table in --json):"]
+    lines = [
+        f"per class ({n_present} classes present; {present.size} with at least {min_rows} "
+        "rows ranked; full table in --json):"
+    ]
     n_show = min(n_show, present.size)
 
     def row(i: int) -> str:
@@ -696,7 +710,9 @@ def _class_lines(res: dict[str, Any], n_show: int) -> list[str]:
     return lines
 
 
-def format_report(res: dict[str, Any], inputs: Inputs, seconds: float, n_show: int = 5) -> str:
+def format_report(
+    res: dict[str, Any], inputs: Inputs, seconds: float, n_show: int = 5, min_rows: int = 10
+) -> str:
     lg, lb = inputs.logits, inputs.labels
     ece_label = f"ece ({res['calibration']['norm']}, {res['calibration']['bins']} bins)"
     lines = [
@@ -720,7 +736,7 @@ def format_report(res: dict[str, Any], inputs: Inputs, seconds: float, n_show: i
         f"{'brier':<22} {res['brier']:.6f}",
         "",
     ]
-    lines += _class_lines(res, n_show)
+    lines += _class_lines(res, n_show, min_rows)
     rows = inputs.layout.n_rows
     secs = max(seconds, 1e-9)
     lines.append(
@@ -779,7 +795,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "logitkit eval") -> int:
         finally:
             if bar is not None:
                 bar.close()
-        print(format_report(res, inputs, seconds, args.classes))
+        print(format_report(res, inputs, seconds, args.classes, args.min_class_rows))
         res["timing"] = {
             "seconds": seconds,
             "rows_per_second": inputs.layout.n_rows / seconds if seconds > 0 else None,
