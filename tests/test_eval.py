@@ -436,6 +436,8 @@ def _bad_inputs(d: Path) -> dict[str, tuple[list[str], str, str]]:
         "inf": ([f"{s}/z_inf.npy", f"{s}/t.npy"], "z_inf.npy", "row [11]"),
         "-inf": ([f"{s}/z_ninf.npy", f"{s}/t.npy"], "z_ninf.npy", "--nonfinite skip"),
         "class axis": ([f"{s}/z.npy", f"{s}/t.npy", "--class-axis", "2"], "z.npy", "--class-axis 2 is out of range"),
+        "plot into a file": ([f"{s}/z.npy", f"{s}/t.npy", "--plot", f"{s}/t.npy"], "t.npy", "--plot needs a directory"),
+        "json nowhere": ([f"{s}/z.npy", f"{s}/t.npy", "--json", f"{s}/nodir/r.json"], "r.json", "no directory"),
     }  # fmt: skip
 
 
@@ -450,7 +452,7 @@ def bad_dir(tmp_path_factory):
 BAD_NAMES = [
     "missing", "missing labels", "directory", "unreadable", "not numpy", "truncated",
     "1-D logits", "integer logits", "length mismatch", "label too large", "negative label",
-    "float labels", "nan", "inf", "-inf", "class axis",
+    "float labels", "nan", "inf", "-inf", "class axis", "plot into a file", "json nowhere",
 ]  # fmt: skip
 
 
@@ -659,23 +661,21 @@ def test_main_in_process(data32, tmp_path, capsys):
     assert "none.npy: no such file" in capsys.readouterr().err
 
 
-def test_check_and_info_subcommands():
+def test_check_and_info_subcommands(capsys):
     args = ["--rows", "16", "--cols", "300", "--repeat", "1"]
-    for cmd in (["check", *args], args):  # options only still mean check
-        proc = subprocess.run(
-            [sys.executable, "-m", "logitkit", *cmd],
-            capture_output=True,
-            text=True,
-            env=ENV,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        assert "check: PASS, 7 of 7 functions agree" in proc.stdout
+    # options only still mean check, as `python -m logitkit` always did
     proc = subprocess.run(
-        [sys.executable, "-m", "logitkit", "info"], capture_output=True, text=True, env=ENV
+        [sys.executable, "-m", "logitkit", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
     )
-    assert proc.returncode == 0 and "version" in proc.stdout
-    proc = subprocess.run(
-        [sys.executable, "-m", "logitkit", "frobnicate"], capture_output=True, text=True, env=ENV
-    )
-    assert proc.returncode == 2 and "unknown subcommand 'frobnicate'" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "check: PASS, 7 of 7 functions agree" in proc.stdout
+    assert cli_main(["check", *args]) == 0
+    assert "check: PASS, 7 of 7 functions agree" in capsys.readouterr().out
+    assert cli_main(["info"]) == 0
+    assert "version" in capsys.readouterr().out
+    assert cli_main(["frobnicate"]) == 2
+    assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err

@@ -760,10 +760,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "logitkit eval") -> int:
         threads=args.threads,
     )
     try:
+        # Output paths are checked before a long run, not after it.
         if args.plot:
+            if os.path.exists(args.plot) and not os.path.isdir(args.plot):
+                raise EvalError(f"{args.plot}: --plot needs a directory, and this is a file")
             from ._eval_plot import check_available
 
             check_available()
+        if args.json:
+            folder = os.path.dirname(os.path.abspath(args.json))
+            if not os.path.isdir(folder):
+                raise EvalError(f"{args.json}: cannot write the JSON (no directory {folder})")
         inputs = resolve_inputs(
             args.logits, args.labels, opts, args.shape, args.dtype, args.labels_dtype
         )
