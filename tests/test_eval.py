@@ -355,6 +355,19 @@ def test_npz_with_unnamed_members_needs_a_name(data32, tmp_path):
     assert rc == 0, err
 
 
+def test_compressed_3d_member_with_shift(tmp_path):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((3, 40, 19)).astype(np.float32)
+    t = rng.integers(0, 19, (3, 40))
+    np.savez_compressed(tmp_path / "a.npz", logits=z, labels=t)
+    rc, _, err, got = run_eval(
+        tmp_path / "a.npz", tmp_path / "a.npz", "--shift", "--chunk-mb", "0.001",
+        json_path=tmp_path / "r.json",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert_matches(got, oracle(z[:, :-1].reshape(-1, 19), t[:, 1:].reshape(-1)), rtol=2e-6)
+
+
 def test_compressed_member_with_class_axis_first_is_refused(tmp_path):
     z = np.zeros((7, 300000), dtype=np.float32)  # classes first, one row is spread over all
     np.savez_compressed(tmp_path / "a.npz", logits=z)
@@ -436,6 +449,7 @@ def _bad_inputs(d: Path) -> dict[str, tuple[list[str], str, str]]:
         "inf": ([f"{s}/z_inf.npy", f"{s}/t.npy"], "z_inf.npy", "row [11]"),
         "-inf": ([f"{s}/z_ninf.npy", f"{s}/t.npy"], "z_ninf.npy", "--nonfinite skip"),
         "class axis": ([f"{s}/z.npy", f"{s}/t.npy", "--class-axis", "2"], "z.npy", "--class-axis 2 is out of range"),
+        "dtype mismatch": ([f"{s}/z.npy", f"{s}/t.npy", "--dtype", "float16"], "z.npy", "--dtype float16 does not match the file's <f4"),
         "plot into a file": ([f"{s}/z.npy", f"{s}/t.npy", "--plot", f"{s}/t.npy"], "t.npy", "--plot needs a directory"),
         "json nowhere": ([f"{s}/z.npy", f"{s}/t.npy", "--json", f"{s}/nodir/r.json"], "r.json", "no directory"),
     }  # fmt: skip
@@ -452,7 +466,8 @@ def bad_dir(tmp_path_factory):
 BAD_NAMES = [
     "missing", "missing labels", "directory", "unreadable", "not numpy", "truncated",
     "1-D logits", "integer logits", "length mismatch", "label too large", "negative label",
-    "float labels", "nan", "inf", "-inf", "class axis", "plot into a file", "json nowhere",
+    "float labels", "nan", "inf", "-inf", "class axis", "dtype mismatch", "plot into a file",
+    "json nowhere",
 ]  # fmt: skip
 
 

@@ -431,7 +431,7 @@ def resolve_inputs(
     raw_dtype = parse_dtype(dtype) if dtype else None
     if shape is not None and raw_dtype is None:
         raw_dtype = np.dtype(np.float32)
-    override = raw_dtype if dtype == "bfloat16" else None
+    override = parse_dtype(dtype) if dtype else None
     logits = open_array(
         logits_spec,
         prefer_member="logits",

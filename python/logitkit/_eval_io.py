@@ -155,8 +155,10 @@ def _check_header(
         )
     if dtype.hasobject:
         raise EvalError(f"{label}: object arrays are not supported (they need pickle)")
-    if dtype_override is not None:
-        if dtype_override.itemsize != dtype.itemsize:
+    if dtype_override is not None and dtype_override != dtype:
+        # Only a header that does not name its type (ml_dtypes' bfloat16 saves as V2) can
+        # be read as another type; anything else would silently reinterpret the bytes.
+        if dtype.kind != "V" or dtype_override.itemsize != dtype.itemsize:
             raise EvalError(
                 f"{label}: --dtype {dtype_override} does not match the file's {dtype.str} "
                 f"({dtype.itemsize}-byte) elements"
