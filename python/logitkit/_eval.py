@@ -116,13 +116,15 @@ class Accumulator:
         self.class_count = np.zeros(n_classes, dtype=np.int64)
         self.class_correct = np.zeros(n_classes, dtype=np.int64)
         self.class_loss = Compensated((n_classes,))
-        self._probs: NDArray[Any] | None = None
+        self._buffers: dict[str, NDArray[Any]] = {}
 
-    def _scratch(self, shape: tuple[int, int], dtype: np.dtype[Any]) -> NDArray[Any]:
+    def _scratch(self, shape: tuple[int, int], dtype: np.dtype[Any], name: str) -> NDArray[Any]:
+        # Reused from chunk to chunk: a fresh chunk-sized array each time costs page faults.
         need = shape[0] * shape[1]
-        if self._probs is None or self._probs.dtype != dtype or self._probs.size < need:
-            self._probs = np.empty(need, dtype=dtype)
-        return self._probs[:need].reshape(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < need:
+            buf = self._buffers[name] = np.empty(need, dtype=dtype)
+        return buf[:need].reshape(shape)
 
     def update(
         self,
@@ -158,7 +160,7 @@ class Accumulator:
         # The gradient of the per-row loss is softmax(z) - onehot(target), whose squared
         # norm is the row's Brier score: one fused pass gives the loss, the statistics and
         # it, with p_t - 1 formed without cancellation.
-        grad = self._scratch(z.shape, z.dtype)
+        grad = self._scratch(z.shape, z.dtype, "grad")
         loss, grad, stats = lk.cross_entropy_with_grad(
             z, target, reduction="none", grad_out=grad, return_stats=True, threads=opts.threads
         )
@@ -199,7 +201,8 @@ class Accumulator:
         # with at least max(k) larger logits misses every k; only the rows in between can
         # hold ties that matter, and only they pay for a second look.
         z_t = z[ar, target][:, None]
-        rank = np.count_nonzero(z > z_t, axis=1).astype(np.int64)
+        above = self._scratch(z.shape, np.dtype(np.bool_), "above")
+        rank = np.count_nonzero(np.greater(z, z_t, out=above), axis=1).astype(np.int64)
         unsure = np.flatnonzero(counted & ~stats.correct & (rank < max(self.ks)))
         if unsure.size:
             zu = z[unsure]
