@@ -95,7 +95,7 @@ class Accumulator:
     def __init__(self, n_classes: int, opts: Options) -> None:
         self.C = n_classes
         self.opts = opts
-        self.ks = tuple(k for k in opts.top_k)
+        self.ks = tuple(opts.top_k)
         self.n_rows = 0
         self.n_counted = 0
         self.n_ignored = 0
