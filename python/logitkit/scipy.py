@@ -308,28 +308,13 @@ def entr(x: Any, /, **kwargs: Any) -> Any:
     return _finish(_elementwise.entr(arr), kwargs, "entr")
 
 
-def _ratio_fix(res: Any, x: np.ndarray, y: np.ndarray, kl: bool) -> Any:
-    """Where ``0 < x/y < 1/2`` the kernel takes ``log1p`` of a ratio minus one that has
-    already lost digits near -1; ``log(x/y)``, one rounding of the ratio, is exact there
-    (evaluated in float64 for float32 input). Whole-array passes and one ``np.where``:
-    masked ufunc calls and boolean indexing are several times slower here."""
+def _kl_div_at_inf(res: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """SciPy's kl_div(inf, y) is inf - inf = NaN for 0 < y < inf, where logitkit gives the
+    limit, inf."""
     with np.errstate(all="ignore"):
-        wide = np.float64 if x.dtype == np.float32 else x.dtype
-        q = np.divide(x, y, dtype=wide)
-        redo = q < 0.5
-        redo &= q >= np.finfo(x.dtype).tiny
-        if np.any(redo):
-            term = np.log(q)
-            term *= x
-            if kl:
-                term -= x
-                term += y
-            res = np.where(redo, term.astype(x.dtype), res)
-        if kl:
-            # SciPy's kl_div(inf, y) is inf - inf = NaN for 0 < y < inf.
-            undefined = np.isposinf(x) & (y > 0) & (y < np.inf)
-            if np.any(undefined):
-                res = np.where(undefined, np.nan, res).astype(x.dtype)
+        undefined = np.isposinf(x) & (y > 0) & (y < np.inf)
+        if np.any(undefined):
+            res = np.where(undefined, np.nan, res).astype(x.dtype)
     return np.asarray(res)[()]
 
 
@@ -352,8 +337,7 @@ def rel_entr(x: Any, y: Any, /, **kwargs: Any) -> Any:
     if not isinstance(call, _Native):
         return call
     (a, b), _ = call
-    res = _ratio_fix(_elementwise.rel_entr(a, b), a, b, kl=False)
-    return _finish(res, kwargs, "rel_entr")
+    return _finish(_elementwise.rel_entr(a, b), kwargs, "rel_entr")
 
 
 def kl_div(x: Any, y: Any, /, **kwargs: Any) -> Any:
@@ -376,7 +360,7 @@ def kl_div(x: Any, y: Any, /, **kwargs: Any) -> Any:
     if not isinstance(call, _Native):
         return call
     (a, b), _ = call
-    res = _ratio_fix(_elementwise.kl_div_elementwise(a, b), a, b, kl=True)
+    res = _kl_div_at_inf(_elementwise.kl_div_elementwise(a, b), a, b)
     return _finish(res, kwargs, "kl_div")
 
 
