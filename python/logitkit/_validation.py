@@ -30,9 +30,18 @@ __all__ = [
 def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
     """``np.asarray`` with a message naming the function when the conversion fails."""
     try:
-        return np.asarray(value)
+        arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{func}(): {arg} must be array-like, got {type(value).__name__}") from exc
+    # An unpickled array (multiprocessing, Dask workers) has a dtype equal to NumPy's own
+    # but a distinct object, and the native layer recognizes dtypes by identity: a view with
+    # the canonical dtype costs nothing and keeps such arrays working.
+    dt = arr.dtype
+    if dt.kind in "biuf" and dt.isnative and dt.metadata is None:
+        canonical = np.dtype(dt.char)
+        if dt is not canonical and dt == canonical:
+            arr = arr.view(canonical)
+    return arr
 
 
 def compute_dtypes(func: str, arg: str, dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
