@@ -257,3 +257,25 @@ def test_docstring_examples(client):
 
     result = doctest.testmod(lkd, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_perplexity_example_reads_npy_and_zarr(client, tmp_path):
+    """examples/dask_perplexity.py: logits read block by block on the workers, from a
+    memory-mapped .npy and from Zarr, give the in-memory mean cross-entropy."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("zarr")
+    path = Path(__file__).parents[1] / "examples" / "dask_perplexity.py"
+    spec = importlib.util.spec_from_file_location("dask_perplexity", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    t = np.load(example.write_demo(tmp_path, "npy", 300, 97)[1])
+    example.write_demo(tmp_path, "zarr", 300, 97)
+    x = np.load(tmp_path / "logits.npy")
+    expected = lk.cross_entropy(x, t)
+    for name, class_chunk in [("logits.npy", None), ("logits.npy", 40), ("logits.zarr", 13)]:
+        logits = example.open_logits(str(tmp_path / name), 128, class_chunk)
+        got = on_cluster(client, lkd.cross_entropy(logits, da.from_array(t, chunks=128)))
+        assert abs(got - expected) <= 1e-6 * expected
