@@ -33,6 +33,7 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
@@ -209,14 +210,13 @@ def main() -> None:
         results: dict[tuple[str, str], float] = {}
         for op, name, fn in cases:
             results[op, name] = timed(fn, args.repeat)
-
+            print(f"  measured {op}: {name}", file=sys.stderr, flush=True)
         print()
         print(f"{'op':<14} {'path':<44} {'median s':>9} {'vs lkd whole':>13}")
         for op, name, _ in cases:
-            base = results.get((op, "logitkit.dask, whole rows"))
+            base = results[op, "logitkit.dask, whole rows"]
             t = results[op, name]
-            ratio = f"{t / base:.2f}x" if base else ""
-            print(f"{op:<14} {name:<44} {t:>9.3f} {ratio:>13}")
+            print(f"{op:<14} {name:<44} {t:>9.3f} {t / base:>12.2f}x", flush=True)
 
 
 if __name__ == "__main__":

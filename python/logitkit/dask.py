@@ -251,19 +251,36 @@ def _shift_aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.nd
 
 
 def _softmax_block(block: np.ndarray, shift: np.ndarray, ax: int, log: bool) -> np.ndarray:
-    _, result = compute_dtypes("softmax", "x", block.dtype)
+    """softmax (or log_softmax) of a block of classes, given the rows' merged statistics.
+
+    The kernels give the block's own softmax (relative to the block's log-sum-exp ``own``);
+    one per-row factor ``exp(own - lse)`` (a shift ``own - lse`` for the log) moves it to the
+    whole row: two kernel reads and one scaling pass, in the compute dtype.
+    """
+    compute, result = compute_dtypes("softmax", "x", block.dtype)
+    z = block.astype(compute) if compute != result else block  # 16-bit: float32 throughout
     lse = np.take(shift, [0], axis=ax)
     n_inf = np.take(shift, [1], axis=ax)
+    own = np.expand_dims(partial_logsumexp(z, axis=ax).lse, ax)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        d = block.astype(np.float64) - lse
-        values = d if log else np.exp(d)
+        gap = own - lse  # <= 0: the block's share of the row's mass, in log
+        if log:
+            values = _reductions.log_softmax(z, axis=ax)
+            values += gap.astype(compute)
+        else:
+            values = _reductions.softmax(z, axis=ax)
+            values *= np.exp(gap).astype(compute)
+        # a block without mass in a row that has some elsewhere: probability 0 (its own
+        # softmax is 0/0)
+        empty = (own == -np.inf) & (lse > -np.inf)
+        if empty.any():
+            values = np.where(empty, -np.inf if log else 0.0, values).astype(compute)
         hot = lse == np.inf
-        if hot.any():
-            at_inf = np.isposinf(block)
+        if hot.any():  # k entries at +inf over the row share the mass: 1/k each
             share = -np.log(n_inf) if log else 1.0 / n_inf
-            limit = np.where(at_inf, share, -np.inf if log else 0.0)
-            values = np.where(hot & ~np.isnan(block), limit, values)
-    out: np.ndarray = values.astype(result)
+            limit = np.where(np.isposinf(z), share, -np.inf if log else 0.0)
+            values = np.where(hot & ~np.isnan(z), limit, values).astype(compute)
+    out: np.ndarray = values.astype(result, copy=False)
     return out
 
 
@@ -313,16 +330,16 @@ def softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Arr
     """:func:`logitkit.softmax` of a Dask array along one axis, chunked along it or not.
 
     Whole-row chunks take one kernel pass per block. A class axis in several chunks takes
-    the merged row log-sum-exp (a tree reduction), then ``exp(x - lse)`` per block in float64
-    rounded once to the result dtype; ``k`` entries at ``+inf`` get ``1/k`` as in the
-    in-memory call.
+    the merged row log-sum-exp (a tree reduction), then per block the kernel's softmax of the
+    block scaled by its share of the row, ``exp(lse_block - lse)``; ``k`` entries at ``+inf``
+    get ``1/k`` as in the in-memory call.
     """
     return _softmax_impl("softmax", x, axis, split_every, log=False)
 
 
 def log_softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Array:
-    """:func:`logitkit.log_softmax` of a Dask array; split rows as in :func:`softmax`, with
-    ``x - lse`` per block (one float64 subtraction, rounded once)."""
+    """:func:`logitkit.log_softmax` of a Dask array; split rows as in :func:`softmax`: the
+    kernel's log_softmax of each block shifted by ``lse_block - lse``."""
     return _softmax_impl("log_softmax", x, axis, split_every, log=True)
 
 
