@@ -1,13 +1,14 @@
 """logitkit.dask against SciPy on Dask arrays and against map_blocks, on a local cluster.
 
     python benchmarks/bench_dask.py [--rows 4096 --cols 32000 --row-chunk 1024
-                                     --class-chunk 8000 --workers 2 --repeat 3]
+                                     --class-chunk 8000 --workers 2 --repeat 5]
 
 Starts a ``dask.distributed.LocalCluster`` (``--workers`` processes, one thread each, the
 kernels single-threaded inside them), creates float32 logits on the workers and keeps them
 there (``persist``) in two layouts: whole rows per chunk (``--row-chunk`` x C) and the class
 axis split too (``--row-chunk`` x ``--class-chunk``). Each entry is the median wall time of
-``--repeat`` runs after a warm-up, from submission to the result on the client:
+``--repeat`` rounds after a warm-up (each round runs every case once, so the drifting load of
+a shared machine falls on every path alike), from submission to the result on the client:
 
 * reductions (logsumexp, entropy, cross-entropy) return a vector or a scalar to the client;
 * softmax computes its logits-sized output on the workers and returns its row sums (the
@@ -60,16 +61,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up: imports and caches on the workers
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=4096)
@@ -77,7 +68,7 @@ def main() -> None:
     parser.add_argument("--row-chunk", type=int, default=1024)
     parser.add_argument("--class-chunk", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     with (
@@ -109,7 +100,8 @@ def main() -> None:
             f"logits {n} x {c} float32 ({local_x.nbytes / 1e6:.0f} MB) on the workers; "
             f"whole rows: chunks {args.row_chunk} x {c}; split: {args.row_chunk} x "
             f"{args.class_chunk} ({split.numblocks[1]} class chunks); median of {args.repeat} "
-            "after a warm-up; the machine is shared, so compare ratios within one run"
+            "interleaved rounds after a warm-up; the machine is shared, so compare ratios "
+            "within one run"
         )
 
         def get(lazy: Any) -> Callable[[], Any]:
@@ -207,10 +199,18 @@ def main() -> None:
                 get(lkd.cross_entropy(split, target)),
             ),
         ]
-        results: dict[tuple[str, str], float] = {}
-        for op, name, fn in cases:
-            results[op, name] = timed(fn, args.repeat)
-            print(f"  measured {op}: {name}", file=sys.stderr, flush=True)
+        # Rounds over every case, not every repeat of one case in a row: on a shared machine
+        # the load drifts, and interleaving spreads it over all the paths alike.
+        for _, _, fn in cases:
+            fn()  # warm-up: imports and caches on the workers
+        samples: dict[tuple[str, str], list[float]] = {(op, name): [] for op, name, _ in cases}
+        for round_ in range(args.repeat):
+            for op, name, fn in cases:
+                start = time.perf_counter()
+                fn()
+                samples[op, name].append(time.perf_counter() - start)
+            print(f"  round {round_ + 1} of {args.repeat} done", file=sys.stderr, flush=True)
+        results = {key: statistics.median(times) for key, times in samples.items()}
         print()
         print(f"{'op':<14} {'path':<44} {'median s':>9} {'vs lkd whole':>13}")
         for op, name, _ in cases:
