@@ -88,8 +88,10 @@ def main() -> None:
         split = client.persist(whole.rechunk((args.row_chunk, args.class_chunk)))
         target = client.persist(rng.integers(0, c, n, chunks=args.row_chunk).astype(np.int64))
         wait([whole, split, target])
-        local_x = whole.compute()
-        local_t = target.compute()
+        # Arrays gathered from workers can sit at unaligned addresses (they are assembled from
+        # network frames); the kernels would copy them on every call, so align them once.
+        local_x = whole.compute().copy()
+        local_t = target.compute().copy()
 
         print(
             f"CPU: {cpu_name()}; {args.workers} worker processes x 1 thread; "
