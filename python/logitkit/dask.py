@@ -447,7 +447,7 @@ def _ce_partial_block(
     n_classes: int,
     ignore_index: int,
     softcap: float | None,
-    smoothing: bool,
+    with_smoothing: bool,
 ) -> CrossEntropyPartial:
     if _start(offset) == 0:  # the first class block of each row block checks the targets
         _check_targets(t, _start(row0), n_classes, ignore_index)
@@ -458,7 +458,7 @@ def _ce_partial_block(
         weight=weight,
         ignore_index=ignore_index,
         softcap=softcap,
-        label_smoothing=smoothing,
+        label_smoothing=with_smoothing,
     )
 
 
