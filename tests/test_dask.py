@@ -279,3 +279,19 @@ def test_perplexity_example_reads_npy_and_zarr(client, tmp_path):
         logits = example.open_logits(str(tmp_path / name), 128, class_chunk)
         got = on_cluster(client, lkd.cross_entropy(logits, da.from_array(t, chunks=128)))
         assert abs(got - expected) <= 1e-6 * expected
+
+
+def test_float16_logits_keep_their_dtype(client):
+    """16-bit logits: statistics in float32 on every block, rounded once to float16."""
+    x = make_logits(np.float16, seed=6, specials=False)
+    d = da.from_array(x, chunks=LAYOUTS["uneven"])
+    lse, sm, h = on_cluster(client, [lkd.logsumexp(d), lkd.softmax(d), lkd.entropy_from_logits(d)])
+    assert lse.dtype == sm.dtype == h.dtype == np.float16
+    for got, expected in [
+        (lse, lk.logsumexp(x)),
+        (sm, lk.softmax(x)),
+        (h, lk.entropy_from_logits(x)),
+    ]:
+        spacing = np.spacing(np.abs(expected)).astype(np.float64)
+        err = np.abs(got.astype(np.float64) - expected.astype(np.float64))
+        assert (err <= 2 * spacing).all()
