@@ -40,6 +40,8 @@ from ._losses import (
     cross_entropy_with_grad,
     nll_loss,
 )
+from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial, merge_partials
+from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
 from ._reductions import entropy_from_logits, log_softmax, logsumexp, softmax
 from ._runtime import (
     active_isa,
@@ -90,4 +92,11 @@ __all__ = [
     "active_isa",
     "available_isas",
     "set_buffer_cache_limit",
+    "LogSumExpPartial",
+    "EntropyPartial",
+    "CrossEntropyPartial",
+    "partial_logsumexp",
+    "partial_entropy",
+    "partial_cross_entropy",
+    "merge_partials",
 ]

@@ -1,0 +1,198 @@
+"""Partial statistics of a shard of classes, computed by logitkit's kernels.
+
+See :mod:`logitkit._mergeable` for the partials, their merge and its guarantees.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._losses import cross_entropy
+from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial
+from ._reductions import entropy_from_logits, logsumexp
+from ._storage import cast
+from ._validation import as_input_array, compute_dtypes, normalize_axes
+
+__all__ = ["partial_logsumexp", "partial_entropy", "partial_cross_entropy"]
+
+
+def _computable(arr: np.ndarray) -> np.ndarray:
+    """float16/bfloat16 widened to float32, so the shard statistics are not rounded to 16
+    bits before the merge (the unsharded call rounds only its final result)."""
+    compute, result = compute_dtypes("", "", arr.dtype)
+    return cast(arr, compute) if compute != result else arr
+
+
+def _to_rows(func: str, x: Any, axis: Any) -> tuple[np.ndarray, int, np.dtype]:
+    arr = as_input_array(func, "x", x)
+    _, result = compute_dtypes(func, "x", arr.dtype)
+    if arr.ndim == 0:
+        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    (ax,) = normalize_axes(func, axis, arr.ndim)
+    return arr, ax, result
+
+
+def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
+    """The :class:`LogSumExpPartial` of the rows of ``x`` (a shard of their classes).
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    >>> p = lk.merge_partials(lk.partial_logsumexp(x[:, :1]), lk.partial_logsumexp(x[:, 1:]))
+    >>> bool(np.isclose(p.finalize()[0], lk.logsumexp(x)[0], rtol=1e-15))
+    True
+    """
+    func = "partial_logsumexp"
+    arr, ax, result = _to_rows(func, x, axis)
+    lse = np.asarray(logsumexp(_computable(arr), axis=ax), dtype=np.float64)
+    return LogSumExpPartial(lse, result)
+
+
+def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
+    """The :class:`EntropyPartial` of the rows of ``x`` (a shard of their classes)."""
+    func = "partial_entropy"
+    arr, ax, result = _to_rows(func, x, axis)
+    arr = _computable(arr)
+    lse = np.asarray(logsumexp(arr, axis=ax), dtype=np.float64)
+    if arr.shape[ax] == 0:
+        h = np.zeros(lse.shape)
+    else:
+        h = np.asarray(entropy_from_logits(arr, axis=ax), dtype=np.float64)
+    return EntropyPartial(lse, h, result)
+
+
+def partial_cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    class_offset: int = 0,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    softcap: float | None = None,
+    label_smoothing: bool = False,
+    axis: int = -1,
+) -> CrossEntropyPartial:
+    """The :class:`CrossEntropyPartial` of a shard of classes.
+
+    ``logits`` holds classes ``class_offset .. class_offset + C_shard - 1`` of every row
+    (class axis ``axis``); ``target`` holds the *global* class index of each row (shape: the
+    rows), or ``ignore_index``. ``weight``, when given, is the shard's slice of the class
+    weights (length ``C_shard``). Targets outside the shard are simply not found here; a
+    counted row whose target no merged shard holds raises IndexError when the loss
+    is asked for. ``label_smoothing=True`` also gathers the terms smoothing needs (one more
+    sum per row, computed in the same kernel pass).
+
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> t = np.array([0, 2])
+    >>> parts = [lk.partial_cross_entropy(z[:, :2], t),
+    ...          lk.partial_cross_entropy(z[:, 2:], t, class_offset=2)]
+    >>> round(float(lk.merge_partials(*parts).finalize()), 12)
+    0.175456380589
+    """
+    func = "partial_cross_entropy"
+    z = as_input_array(func, "logits", logits)
+    _, result = compute_dtypes(func, "logits", z.dtype)
+    if z.ndim == 0:
+        raise ValueError(f"{func}(): logits must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    (ax,) = normalize_axes(func, axis, z.ndim)
+    try:
+        offset = operator.index(class_offset)
+    except TypeError:
+        raise TypeError(
+            f"{func}(): class_offset must be an int, got {type(class_offset).__name__}"
+        ) from None
+    if isinstance(class_offset, bool) or offset < 0:
+        raise ValueError(f"{func}(): class_offset must be a non-negative int, got {class_offset}")
+    zr = _computable(np.moveaxis(z, ax, -1))
+    rows_shape, n = zr.shape[:-1], zr.shape[-1]
+    t = as_input_array(func, "target", target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
+    if t.shape != rows_shape:
+        raise ValueError(
+            f"{func}(): target must have shape {rows_shape} (logits without the class axis), "
+            f"got {t.shape}"
+        )
+    w = None
+    if weight is not None:
+        w_arr = as_input_array(func, "weight", weight)
+        compute_dtypes(func, "weight", w_arr.dtype)
+        if w_arr.shape != (n,):
+            raise ValueError(
+                f"{func}(): weight must have shape ({n},) (one per class of the shard), "
+                f"got {w_arr.shape}"
+            )
+        w = np.asarray(w_arr, dtype=np.float64)
+    if softcap is not None and not float(softcap) > 0:
+        raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+
+    counted = np.asarray(t != ignore_index)
+    t64 = t.astype(np.int64)
+    local = t64 - offset
+    found = counted & (local >= 0) & (local < n)
+    weight_total = float(n if w is None else w.sum())
+    if n == 0:
+        empty = np.zeros(rows_shape)
+        return CrossEntropyPartial(
+            lse=np.full(rows_shape, -np.inf),
+            target_logit=empty,
+            target_weight=empty.copy(),
+            found=found,
+            target=t64,
+            counted=counted,
+            smooth=empty.copy() if label_smoothing else None,
+            weight_total=0.0,
+            n_classes=0,
+            max_logit=np.full(rows_shape, -np.inf),
+            argmax=np.full(rows_shape, np.iinfo(np.int64).max),
+            dtype=result,
+        )
+
+    # One kernel pass gives the lse, the argmax and, with label smoothing 1 against a dummy
+    # target, (1/C) sum_c w_c (lse - z_c): the smoothing sum without cancellation.
+    loss, stats = cross_entropy(
+        zr,
+        np.zeros(rows_shape, dtype=np.int64),
+        weight=w,
+        reduction="none",
+        label_smoothing=1.0 if label_smoothing else 0.0,
+        softcap=softcap,
+        return_stats=True,
+    )
+    lse = np.asarray(stats.lse, dtype=np.float64)
+    smooth = np.asarray(loss, dtype=np.float64) * n if label_smoothing else None
+    argmax_local = np.asarray(stats.argmax, dtype=np.int64)
+    max_logit = np.take_along_axis(zr, argmax_local[..., None], axis=-1)[..., 0]
+    max_logit = np.asarray(max_logit, dtype=np.float64)
+    if softcap is not None:
+        max_logit = float(softcap) * np.tanh(max_logit / float(softcap))
+
+    idx = np.where(found, local, 0)[..., None]
+    zt = np.take_along_axis(zr, idx, axis=-1)[..., 0].astype(np.float64)
+    if softcap is not None:
+        zt = float(softcap) * np.tanh(zt / float(softcap))
+    wt = np.ones(rows_shape) if w is None else w[idx[..., 0]]
+    return CrossEntropyPartial(
+        lse=lse,
+        target_logit=np.where(found, zt, 0.0),
+        target_weight=np.where(found, wt, 0.0),
+        found=found,
+        target=t64,
+        counted=counted,
+        smooth=smooth,
+        weight_total=weight_total,
+        n_classes=n,
+        max_logit=max_logit,
+        argmax=argmax_local + offset,
+        dtype=result,
+    )

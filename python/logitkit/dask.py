@@ -1,0 +1,618 @@
+"""logitkit on Dask arrays: the class axis may be split across chunks, evenly or not.
+
+``pip install 'logitkit[dask]'``, then ``import logitkit.dask as lkd``. Every function takes
+a ``dask.array.Array`` (anything else goes through ``dask.array.asarray``) and returns a lazy
+Dask array: nothing runs until ``.compute()``, ``.persist()`` or ``dask.compute``, on
+whichever scheduler is active (threads by default, a ``dask.distributed`` cluster when a
+``Client`` exists).
+
+How the work is split
+---------------------
+* Whole rows in each chunk (one chunk along the class axis): logitkit's kernels run on each
+  block (``map_blocks``) and the block results are the result, one read of the data.
+* The class axis in several chunks: each block gives its partial statistics
+  (:func:`logitkit.partial_logsumexp`, :func:`~logitkit.partial_entropy`,
+  :func:`~logitkit.partial_cross_entropy`), computed by the kernels; ``dask.array.reduction``
+  merges them in a tree (the partials are the tree's intermediates, merged by
+  :func:`logitkit.merge_partials`), and outputs of the input's shape (softmax, log_softmax)
+  take one more blockwise pass over the data with the merged row statistics.
+
+Reductions over rows are exact global ones: a cross-entropy mean is the total loss over the
+total target weight of every row block, not a mean of block means. The accuracy is that of
+the merge (see :mod:`logitkit._mergeable`): within a few ulps of the in-memory call.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+
+try:
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        "logitkit.dask needs dask[array]; install it with: pip install 'logitkit[dask]'"
+    ) from exc
+
+from . import _losses, _reductions
+from ._mergeable import CrossEntropyPartial, LogSumExpPartial, merge_partials
+from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
+from ._validation import check_base, compute_dtypes, normalize_axes
+
+# Dask's functions carry no annotations: call them through Any, type what they return.
+_da: Any = da
+
+__all__ = ["logsumexp", "softmax", "log_softmax", "entropy_from_logits", "cross_entropy"]
+
+_REDUCTIONS = ("none", "sum", "mean")
+_SMOOTHING = ("pytorch", "megatron")
+
+
+# ---------------------------------------------------------------------------
+# arguments
+# ---------------------------------------------------------------------------
+
+
+def _dask_input(func: str, arg: str, x: Any) -> da.Array:
+    if isinstance(x, da.Array):
+        return x
+    try:
+        return _array(_da.asarray(x))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{func}(): {arg} must be a dask array or array-like, got {type(x).__name__}"
+        ) from exc
+
+
+def _class_axis(func: str, x: da.Array, axis: Any) -> int:
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    if x.ndim == 0:
+        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
+    (ax,) = normalize_axes(func, axis, x.ndim)
+    return ax
+
+
+def _prepared(func: str, arg: str, x: Any, axis: Any) -> tuple[da.Array, int, np.dtype]:
+    arr = _dask_input(func, arg, x)
+    _, result = compute_dtypes(func, arg, arr.dtype)
+    ax = _class_axis(func, arr, axis)
+    if any(np.isnan(c) for c in arr.chunks[ax]):
+        raise ValueError(
+            f"{func}(): the chunk sizes along the class axis must be known, got "
+            f"{arr.chunks[ax]}; call {arg}.compute_chunk_sizes() first"
+        )
+    return arr, ax, result
+
+
+def _array(lazy: Any) -> da.Array:
+    return cast(da.Array, lazy)
+
+
+def _whole_rows(x: da.Array, ax: int) -> bool:
+    return bool(x.numblocks[ax] == 1)
+
+
+def _reduced_chunks(x: da.Array, ax: int, keepdims: bool) -> tuple[tuple[int, ...], ...]:
+    if keepdims:
+        return tuple((1,) if d == ax else c for d, c in enumerate(x.chunks))
+    return tuple(c for d, c in enumerate(x.chunks) if d != ax)
+
+
+def _meta(block: Any) -> np.ndarray:
+    """What Dask's metadata probe gets instead of a partial: an empty float64 array (the
+    partials flow between tasks only; the probe wants an array type)."""
+    return np.empty((0,) * np.ndim(block), dtype=np.float64)
+
+
+def _flatten(parts: Any) -> list[Any]:
+    """The partials Dask hands to a combine step: one, a list, or nested lists of them."""
+    if isinstance(parts, (list, tuple)):
+        return [p for item in parts for p in _flatten(item)]
+    return [parts]
+
+
+def _merge_step(parts: Any, axis: Any = None, keepdims: bool = True) -> Any:
+    return merge_partials(*_flatten(parts))
+
+
+def _tree(
+    x: da.Array,
+    ax: int,
+    chunk: Callable[..., Any],
+    aggregate: Callable[..., np.ndarray],
+    dtype: np.dtype,
+    keepdims: bool,
+    split_every: int | None,
+    output_size: int = 1,
+) -> da.Array:
+    """dask.array.reduction over the class axis with partials as the intermediates."""
+    out_ndim = x.ndim if keepdims else x.ndim - 1
+    return _array(
+        _da.reduction(
+            x,
+            chunk=chunk,
+            combine=_merge_step,
+            aggregate=aggregate,
+            axis=ax,
+            keepdims=keepdims,
+            dtype=dtype,
+            split_every=split_every,
+            concatenate=False,
+            output_size=output_size,
+            meta=np.empty((0,) * out_ndim, dtype=dtype),
+            name="logitkit-" + getattr(aggregate, "__name__", "reduce").strip("_"),
+        )
+    )
+
+
+def _expand(values: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return np.expand_dims(values, axis) if keepdims else values
+
+
+# ---------------------------------------------------------------------------
+# log-sum-exp, softmax, log_softmax
+# ---------------------------------------------------------------------------
+
+
+def _lse_chunk(
+    block: np.ndarray, axis: tuple[int, ...], keepdims: bool, computing_meta: bool = False
+) -> Any:
+    if computing_meta:
+        return _meta(block)
+    return partial_logsumexp(block, axis=axis[0])
+
+
+def _lse_aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    merged = _merge_step(parts)
+    return _expand(np.asarray(merged.finalize()), axis, keepdims)
+
+
+def _lse_block(block: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
+    return np.asarray(_reductions.logsumexp(block, axis=axis, keepdims=keepdims))
+
+
+def logsumexp(
+    x: Any, axis: int = -1, *, keepdims: bool = False, split_every: int | None = None
+) -> da.Array:
+    """:func:`logitkit.logsumexp` of a Dask array along one axis, chunked along it or not.
+
+    ``split_every`` is Dask's fan-in of the merge tree (default: Dask's). The result has the
+    dtype :func:`logitkit.logsumexp` gives for ``x``'s dtype.
+
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> import logitkit.dask as lkd
+    >>> x = np.arange(12.0).reshape(2, 6)
+    >>> lazy = lkd.logsumexp(da.from_array(x, chunks=(1, (1, 2, 3))))
+    >>> bool(np.allclose(lazy.compute(), lk.logsumexp(x), rtol=1e-15))
+    True
+    """
+    func = "logsumexp"
+    arr, ax, result = _prepared(func, "x", x, axis)
+    if _whole_rows(arr, ax):
+        return _array(
+            _da.map_blocks(
+                _lse_block,
+                arr,
+                axis=ax,
+                keepdims=keepdims,
+                dtype=result,
+                chunks=_reduced_chunks(arr, ax, keepdims),
+                drop_axis=[] if keepdims else [ax],
+                meta=np.empty((0,) * (arr.ndim - (0 if keepdims else 1)), dtype=result),
+            )
+        )
+    return _tree(arr, ax, _lse_chunk, _lse_aggregate, result, keepdims, split_every)
+
+
+class _RowShift:
+    """Per-row log-sum-exp merged with the number of +inf entries, which softmax needs where
+    the log-sum-exp is +inf (k entries at +inf share the mass, 1/k each)."""
+
+    __slots__ = ("lse", "n_inf")
+
+    def __init__(self, lse: LogSumExpPartial, n_inf: np.ndarray) -> None:
+        self.lse, self.n_inf = lse, n_inf
+
+    def merge(self, other: _RowShift) -> _RowShift:
+        return _RowShift(self.lse.merge(other.lse), self.n_inf + other.n_inf)
+
+
+def _shift_chunk(
+    block: np.ndarray, axis: tuple[int, ...], keepdims: bool, computing_meta: bool = False
+) -> Any:
+    if computing_meta:
+        return _meta(block)
+    part = partial_logsumexp(block, axis=axis[0])
+    n_inf = np.zeros(part.lse.shape)
+    hot = part.lse == np.inf
+    if hot.any():  # rare: count only in the rows that have a +inf
+        n_inf[hot] = np.isposinf(np.moveaxis(block, axis[0], -1)[hot]).sum(axis=-1)
+    return _RowShift(part, n_inf)
+
+
+def _shift_merge(parts: Any, axis: Any = None, keepdims: bool = True) -> _RowShift:
+    items = _flatten(parts)
+    out = items[0]
+    for p in items[1:]:
+        out = out.merge(p)
+    return out  # type: ignore[no-any-return]
+
+
+def _shift_aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    merged = _shift_merge(parts)
+    # float64 (lse, n_inf) pairs along the reduced axis, kept: the blockwise pass reads them
+    return np.stack([merged.lse.lse, merged.n_inf], axis=axis[0])
+
+
+def _softmax_block(block: np.ndarray, shift: np.ndarray, ax: int, log: bool) -> np.ndarray:
+    """softmax (or log_softmax) of a block of classes, given the rows' merged statistics.
+
+    The kernels give the block's own softmax (relative to the block's log-sum-exp ``own``);
+    one per-row factor ``exp(own - lse)`` (a shift ``own - lse`` for the log) moves it to the
+    whole row: two kernel reads and one scaling pass, in the compute dtype.
+    """
+    compute, result = compute_dtypes("softmax", "x", block.dtype)
+    z = block.astype(compute) if compute != result else block  # 16-bit: float32 throughout
+    lse = np.take(shift, [0], axis=ax)
+    n_inf = np.take(shift, [1], axis=ax)
+    own = np.expand_dims(partial_logsumexp(z, axis=ax).lse, ax)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        gap = own - lse  # <= 0: the block's share of the row's mass, in log
+        if log:
+            values = _reductions.log_softmax(z, axis=ax)
+            values += gap.astype(compute)
+        else:
+            values = _reductions.softmax(z, axis=ax)
+            values *= np.exp(gap).astype(compute)
+        # a block without mass in a row that has some elsewhere: probability 0 (its own
+        # softmax is 0/0)
+        empty = (own == -np.inf) & (lse > -np.inf)
+        if empty.any():
+            values = np.where(empty, -np.inf if log else 0.0, values).astype(compute)
+        hot = lse == np.inf
+        if hot.any():  # k entries at +inf over the row share the mass: 1/k each
+            share = -np.log(n_inf) if log else 1.0 / n_inf
+            limit = np.where(np.isposinf(z), share, -np.inf if log else 0.0)
+            values = np.where(hot & ~np.isnan(z), limit, values).astype(compute)
+    out: np.ndarray = values.astype(result, copy=False)
+    return out
+
+
+def _softmax_impl(func: str, x: Any, axis: Any, split_every: int | None, log: bool) -> da.Array:
+    arr, ax, result = _prepared(func, "x", x, axis)
+    if _whole_rows(arr, ax):
+        kernel = _reductions.log_softmax if log else _reductions.softmax
+        return _array(
+            _da.map_blocks(
+                kernel, arr, axis=ax, dtype=result, meta=np.empty((0,) * arr.ndim, result)
+            )
+        )
+    shift = _da.reduction(
+        arr,
+        chunk=_shift_chunk,
+        combine=_shift_merge,
+        aggregate=_shift_aggregate,
+        axis=ax,
+        keepdims=True,
+        dtype=np.float64,
+        split_every=split_every,
+        concatenate=False,
+        output_size=2,
+        meta=np.empty((0,) * arr.ndim, dtype=np.float64),
+        name="logitkit-row-shift",
+    )
+    # shift has one chunk of length 2 along the class axis: broadcast to every class block
+    index = tuple(range(arr.ndim))
+    return _array(
+        _da.blockwise(
+            _softmax_block,
+            index,
+            arr,
+            index,
+            shift,
+            tuple(i if i != ax else arr.ndim for i in index),
+            ax=ax,
+            log=log,
+            dtype=result,
+            concatenate=True,
+            meta=np.empty((0,) * arr.ndim, dtype=result),
+        )
+    )
+
+
+def softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Array:
+    """:func:`logitkit.softmax` of a Dask array along one axis, chunked along it or not.
+
+    Whole-row chunks take one kernel pass per block. A class axis in several chunks takes
+    the merged row log-sum-exp (a tree reduction), then per block the kernel's softmax of the
+    block scaled by its share of the row, ``exp(lse_block - lse)``; ``k`` entries at ``+inf``
+    get ``1/k`` as in the in-memory call.
+    """
+    return _softmax_impl("softmax", x, axis, split_every, log=False)
+
+
+def log_softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Array:
+    """:func:`logitkit.log_softmax` of a Dask array; split rows as in :func:`softmax`: the
+    kernel's log_softmax of each block shifted by ``lse_block - lse``."""
+    return _softmax_impl("log_softmax", x, axis, split_every, log=True)
+
+
+# ---------------------------------------------------------------------------
+# entropy
+# ---------------------------------------------------------------------------
+
+
+def _entropy_chunk(
+    block: np.ndarray, axis: tuple[int, ...], keepdims: bool, computing_meta: bool = False
+) -> Any:
+    if computing_meta:
+        return _meta(block)
+    return partial_entropy(block, axis=axis[0])
+
+
+def _entropy_aggregate(
+    parts: Any, axis: tuple[int, ...], keepdims: bool, base: float | None = None
+) -> np.ndarray:
+    merged = _merge_step(parts)
+    return _expand(np.asarray(merged.finalize(base=base)), axis, keepdims)
+
+
+def _entropy_block(block: np.ndarray, axis: int, base: float | None, keepdims: bool) -> np.ndarray:
+    return np.asarray(
+        _reductions.entropy_from_logits(block, axis=axis, base=base, keepdims=keepdims)
+    )
+
+
+def entropy_from_logits(
+    z: Any,
+    axis: int = -1,
+    *,
+    base: float | None = None,
+    keepdims: bool = False,
+    split_every: int | None = None,
+) -> da.Array:
+    """:func:`logitkit.entropy_from_logits` of a Dask array, chunked along ``axis`` or not."""
+    func = "entropy_from_logits"
+    arr, ax, result = _prepared(func, "z", z, axis)
+    check_base(func, base)
+    if _whole_rows(arr, ax):
+        return _array(
+            _da.map_blocks(
+                _entropy_block,
+                arr,
+                axis=ax,
+                base=base,
+                keepdims=keepdims,
+                dtype=result,
+                chunks=_reduced_chunks(arr, ax, keepdims),
+                drop_axis=[] if keepdims else [ax],
+                meta=np.empty((0,) * (arr.ndim - (0 if keepdims else 1)), dtype=result),
+            )
+        )
+
+    def aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        return _entropy_aggregate(parts, axis, keepdims, base)
+
+    return _tree(arr, ax, _entropy_chunk, aggregate, result, keepdims, split_every)
+
+
+# ---------------------------------------------------------------------------
+# cross-entropy
+# ---------------------------------------------------------------------------
+
+
+def _check_targets(t: np.ndarray, row0: int, n_classes: int, ignore_index: int) -> None:
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise IndexError(
+            f"cross_entropy(): target[{row0 + i}] = {t[i]} is out of range for {n_classes} classes"
+        )
+
+
+def _ce_rows_block(
+    z: np.ndarray,
+    t: np.ndarray,
+    row0: np.ndarray,
+    weight: np.ndarray | None,
+    ignore_index: int,
+    options: dict[str, Any],
+) -> np.ndarray:
+    """Whole rows: one kernel call; (loss, target weight) per row, float64."""
+    _check_targets(t, _start(row0), z.shape[-1], ignore_index)
+    loss = _losses.cross_entropy(
+        z, t, weight=weight, ignore_index=ignore_index, reduction="none", **options
+    )
+    counted = t != ignore_index
+    wt = (
+        np.ones(t.shape)
+        if weight is None
+        else np.asarray(weight, np.float64)[np.where(counted, t, 0)]
+    )
+    return np.stack([np.asarray(loss, np.float64), np.where(counted, wt, 0.0)], axis=-1)
+
+
+def _ce_partial_block(
+    z: np.ndarray,
+    t: np.ndarray,
+    row0: np.ndarray,
+    offset: np.ndarray,
+    weight: np.ndarray | None,
+    n_classes: int,
+    ignore_index: int,
+    softcap: float | None,
+    with_smoothing: bool,
+) -> CrossEntropyPartial:
+    if _start(offset) == 0:  # the first class block of each row block checks the targets
+        _check_targets(t, _start(row0), n_classes, ignore_index)
+    return partial_cross_entropy(
+        z,
+        t,
+        class_offset=_start(offset),
+        weight=weight,
+        ignore_index=ignore_index,
+        softcap=softcap,
+        label_smoothing=with_smoothing,
+    )
+
+
+def _identity_chunk(part: Any, axis: Any, keepdims: bool, computing_meta: bool = False) -> Any:
+    if computing_meta:
+        return _meta(part)
+    return part
+
+
+def _positions(chunks: tuple[int, ...]) -> da.Array:
+    """The indices along an axis, chunked like it: a block's first entry tells a blockwise
+    function where its block starts."""
+    return _array(_da.arange(sum(chunks), chunks=(chunks,), dtype=np.int64))
+
+
+def _start(positions: np.ndarray) -> int:
+    return int(positions[0]) if positions.size else 0
+
+
+def cross_entropy(
+    logits: Any,
+    target: Any,
+    *,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    smoothing: str = "pytorch",
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    split_every: int | None = None,
+) -> da.Array:
+    """:func:`logitkit.cross_entropy` of ``(N, C)`` Dask logits against class indices.
+
+    ``target``: ``(N,)`` integer class indices (a Dask array, rechunked to the logits' rows
+    if needed, or an in-memory array). ``weight``: ``(C,)`` class weights (in memory; each
+    class block gets its slice). The options mean what they mean in
+    :func:`logitkit.cross_entropy`; ``reduction="mean"`` is the total loss of every row
+    block over their total target weight. Returns a lazy 0-d array, or ``(N,)`` for
+    ``reduction="none"``. A target out of range raises IndexError naming the row, when
+    computed.
+
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import logitkit.dask as lkd
+    >>> z = da.from_array(np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]), chunks=(1, (2, 1)))
+    >>> round(float(lkd.cross_entropy(z, np.array([0, 2])).compute()), 12)
+    0.175456380589
+    """
+    func = "cross_entropy"
+    z = _dask_input(func, "logits", logits)
+    _, result = compute_dtypes(func, "logits", z.dtype)
+    if z.ndim != 2:
+        raise ValueError(f"{func}(): logits must be 2-d (rows, classes), got shape {z.shape}")
+    n_rows, n_classes = z.shape
+    if n_classes == 0:
+        raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
+    if any(np.isnan(c) for chunks in z.chunks for c in chunks):
+        raise ValueError(f"{func}(): the chunk sizes of logits must be known, got {z.chunks}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if smoothing not in _SMOOTHING:
+        raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
+    alpha = float(label_smoothing)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
+    if softcap is not None and not float(softcap) > 0:
+        raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+    ignore_index = operator.index(ignore_index)
+    t = _dask_input(func, "target", target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
+    if t.shape != (n_rows,):
+        raise ValueError(
+            f"{func}(): target must have shape ({n_rows},) (one class index per row), got {t.shape}"
+        )
+    t = _array(cast(Any, t).rechunk((z.chunks[0],)))
+    w = None
+    if weight is not None:
+        w = np.asarray(weight)
+        compute_dtypes(func, "weight", w.dtype)
+        if w.shape != (n_classes,):
+            raise ValueError(
+                f"{func}(): weight must have shape ({n_classes},) (one per class), got {w.shape}"
+            )
+        w = w.astype(np.float64)
+    row0 = _positions(z.chunks[0])
+
+    if _whole_rows(z, 1):
+        options = dict(label_smoothing=alpha, smoothing=smoothing, z_loss=z_loss, softcap=softcap)
+        pairs = _da.blockwise(
+            _ce_rows_block,
+            "ij",
+            z,
+            "ik",
+            t,
+            "i",
+            row0,
+            "i",
+            new_axes={"j": 2},
+            weight=w,
+            ignore_index=ignore_index,
+            options=options,
+            concatenate=True,
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+        )
+    else:
+        wd = None if w is None else _da.from_array(w, chunks=(z.chunks[1],))
+        args: list[Any] = [z, "ij", t, "i", row0, "i", _positions(z.chunks[1]), "j"]
+        block_fn: Callable[..., CrossEntropyPartial]
+        if wd is None:
+
+            def block_fn(zb: Any, tb: Any, r0: Any, off: Any) -> CrossEntropyPartial:
+                return _ce_partial_block(
+                    zb, tb, r0, off, None, n_classes, ignore_index, softcap, alpha > 0
+                )
+
+        else:
+            args += [wd, "j"]
+
+            def block_fn(zb: Any, tb: Any, r0: Any, off: Any, wb: Any) -> CrossEntropyPartial:
+                return _ce_partial_block(
+                    zb, tb, r0, off, wb, n_classes, ignore_index, softcap, alpha > 0
+                )
+
+        # One CrossEntropyPartial per block: the array's chunks describe the logits, the
+        # blocks hold the partials, consumed only by the reduction below.
+        parts = _da.blockwise(block_fn, "ij", *args, dtype=object, meta=np.empty((0, 0), object))
+
+        def aggregate(p: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+            merged: CrossEntropyPartial = _merge_step(p)
+            loss, wt = merged.row_losses(label_smoothing=alpha, smoothing=smoothing, z_loss=z_loss)
+            return np.stack([loss, wt], axis=-1)
+
+        pairs = _da.reduction(
+            parts,
+            chunk=_identity_chunk,
+            combine=_merge_step,
+            aggregate=aggregate,
+            axis=1,
+            keepdims=True,
+            dtype=np.float64,
+            split_every=split_every,
+            concatenate=False,
+            output_size=2,
+            meta=np.empty((0, 0), np.float64),
+            name="logitkit-cross-entropy",
+        )
+
+    loss = pairs[:, 0]
+    if reduction == "none":
+        return _array(loss.astype(result))
+    total = loss.sum()
+    if reduction == "sum":
+        return _array(total.astype(result))
+    return _array((total / pairs[:, 1].sum()).astype(result))
