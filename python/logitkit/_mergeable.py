@@ -341,4 +341,10 @@ def merge_partials(*parts: P) -> P:
     """
     if not parts:
         raise TypeError("merge_partials(): needs at least one partial")
+    for part in parts:
+        if not isinstance(part, (LogSumExpPartial, EntropyPartial, CrossEntropyPartial)):
+            raise TypeError(
+                "merge_partials(): parts must be LogSumExpPartial, EntropyPartial or "
+                f"CrossEntropyPartial, got {type(part).__name__}"
+            )
     return reduce(lambda a, b: a.merge(b), parts)

@@ -15,7 +15,14 @@ from ._losses import cross_entropy
 from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial
 from ._reductions import entropy_from_logits, logsumexp
 from ._storage import cast
-from ._validation import as_input_array, compute_dtypes, normalize_axes
+from ._validation import (
+    as_input_array,
+    check_flag,
+    check_index,
+    check_real,
+    compute_dtypes,
+    normalize_axes,
+)
 
 __all__ = ["partial_logsumexp", "partial_entropy", "partial_cross_entropy"]
 
@@ -133,8 +140,13 @@ def partial_cross_entropy(
                 f"got {w_arr.shape}"
             )
         w = np.asarray(w_arr, dtype=np.float64)
-    if softcap is not None and not float(softcap) > 0:
-        raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+    label_smoothing = check_flag(func, "label_smoothing", label_smoothing)
+    ignore_index = check_index(func, "ignore_index", ignore_index)
+    if softcap is not None:
+        cap = check_real(
+            func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
+        )
+        softcap = None if cap == np.inf else cap  # c tanh(z / c) -> z as c grows
 
     counted = np.asarray(t != ignore_index)
     t64 = t.astype(np.int64)
