@@ -421,7 +421,7 @@ def test_compiled_fullgraph_training_step_matches_pytorch_aot_eager():
     )
     assert counter.frame_count == 1  # one graph: no graph break
     torch.testing.assert_close(loss, ref_loss, rtol=1e-13, atol=0)
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-15)
     # the softmax family and the binary loss trace as well
     w, y = randn(4, 5, seed=32), torch.rand(4, 5, generator=_gen(33), dtype=F64)
@@ -451,7 +451,7 @@ def test_compiled_fullgraph_training_step_matches_pytorch_inductor():
     loss.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     _, ref_grads = _grads_through(model, torch.nn.CrossEntropyLoss(weight=loss_fn.weight), x, t)
-    for g, r in zip(grads, ref_grads):
+    for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-15)
 
 
@@ -485,11 +485,11 @@ def test_cross_entropy_module_swaps_into_a_training_loop():
     for step in range(5):
         x = randn(8, 16, seed=30 + step)
         t = torch.randint(0, 50, (8,), generator=_gen(40 + step))
-        for model, loss_fn, opt in zip(models, losses, opts):
+        for model, loss_fn, opt in zip(models, losses, opts, strict=True):
             opt.zero_grad()
             loss_fn(model(x), t).backward()
             opt.step()
-    for p, q in zip(models[0].parameters(), models[1].parameters()):
+    for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-11, atol=1e-13)
 
 
