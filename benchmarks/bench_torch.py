@@ -13,7 +13,8 @@ Two measurements:
    backward on the head's logits). ``--compile`` adds the same step under
    ``torch.compile(fullgraph=True)`` (compiling takes a while on a small machine).
 
-Both libraries use ``--threads`` threads. Medians of ``--repeat`` samples after a warm-up.
+Both libraries use ``--threads`` threads. Medians of ``--repeat`` samples after a warm-up; the
+candidates are timed in turn within each round (see interleaved_medians).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def cpu_name() -> str:
@@ -37,19 +39,25 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def median_time(fn: Callable[[], object], repeat: int, loops: int = 1) -> float:
-    """Median seconds per call over `repeat` samples of `loops` calls each."""
-    import statistics
+def interleaved_medians(
+    fns: Sequence[Callable[[], object]], repeat: int, loops: int = 1
+) -> list[float]:
+    """Median seconds per call of each function, over `repeat` rounds of `loops` calls.
 
-    for _ in range(max(1, loops // 10)):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(loops):
+    Each round times every function in turn, so that a burst of load from other processes on
+    a shared machine hits all of them alike and the ratios stay meaningful.
+    """
+    for fn in fns:  # warm-up: first-call costs, caches, compilation
+        for _ in range(max(1, loops // 10)):
             fn()
-        samples.append((time.perf_counter() - start) / loops)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, times in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            for _ in range(loops):
+                fn()
+            times.append((time.perf_counter() - start) / loops)
+    return [statistics.median(times) for times in samples]
 
 
 def main() -> None:
@@ -89,7 +97,7 @@ def main() -> None:
     def fwd_bwd(loss_fn: Callable[..., torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
             zg.grad = None
-            loss_fn(zg, t).backward()
+            torch.autograd.backward(loss_fn(zg, t))
 
         return run
 
@@ -107,8 +115,9 @@ def main() -> None:
     ]
     print("Per-call time, logits 8 x 100 float32 (microseconds; ratio to F.cross_entropy)")
     base: dict[str, float] = {}
-    for kind, name, fn in rows:
-        us = 1e6 * median_time(fn, args.repeat, args.loops)
+    medians = interleaved_medians([fn for _, _, fn in rows], args.repeat, args.loops)
+    for (kind, name, _), seconds in zip(rows, medians, strict=True):
+        us = 1e6 * seconds
         base.setdefault(kind, us)
         print(f"  {kind:17s} {name:36s} {us:8.1f} us   x{us / base[kind]:.2f}")
 
@@ -126,7 +135,7 @@ def main() -> None:
     def step(loss_fn: Callable[..., torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            torch.autograd.backward(loss_fn(model(x), y))
             opt.step()
 
         return run
@@ -134,7 +143,7 @@ def main() -> None:
     def compiled_step(fwd: Callable[..., torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
             opt.zero_grad(set_to_none=True)
-            fwd(x, y).backward()
+            torch.autograd.backward(fwd(x, y))
             opt.step()
 
         return run
@@ -142,7 +151,7 @@ def main() -> None:
     def loss_only(loss_fn: Callable[..., torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
             logits.grad = None
-            loss_fn(logits, y).backward()
+            torch.autograd.backward(loss_fn(logits, y))
 
         return run
 
@@ -165,8 +174,9 @@ def main() -> None:
         f"(milliseconds; ratio to PyTorch's loss)"
     )
     base = {}
-    for kind, name, fn in cases:
-        ms = 1e3 * median_time(fn, args.repeat)
+    medians = interleaved_medians([fn for _, _, fn in cases], args.repeat)
+    for (kind, name, _), seconds in zip(cases, medians, strict=True):
+        ms = 1e3 * seconds
         key = kind if "compiled" not in name else kind + " compiled"
         base.setdefault(key, ms)
         print(f"  {kind:14s} {name:38s} {ms:8.2f} ms   x{ms / base[key]:.2f}")
