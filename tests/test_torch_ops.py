@@ -336,6 +336,7 @@ def test_bad_arguments_raise_named_errors():
 
 OPCHECK_CASES = [
     ("softmax", lambda: (randn(3, 4).requires_grad_(), 1)),
+    ("softmax", lambda: (randn(6, 4, dtype=torch.bfloat16).t().requires_grad_(), 1)),
     ("log_softmax", lambda: (randn(3, 4, dtype=torch.float32).t().requires_grad_(), 0)),
     ("logsumexp", lambda: (randn(3, 4, 2).requires_grad_(), [0, 2], True)),
     (
@@ -366,6 +367,21 @@ OPCHECK_CASES = [
             0.0,
             None,
             torch.tensor([True, False, True]),
+        ),
+    ),
+    (
+        "cross_entropy",
+        lambda: (
+            randn(3, 5, 2, dtype=torch.float16).requires_grad_(),
+            torch.randint(0, 5, (3, 2), generator=_gen(34)),
+            None,
+            -100,
+            "none",
+            0.0,
+            "pytorch",
+            0.0,
+            None,
+            None,
         ),
     ),
     (
