@@ -126,6 +126,18 @@ def test_inputs_are_not_modified_and_gradients_are_fresh_tensors():
     torch.testing.assert_close(x.grad, 2 * first)
 
 
+def test_changing_saved_logits_in_place_is_caught_by_autograd():
+    # the backward pass reads the logits again: autograd's version counter must see a later
+    # in-place change (silently wrong gradients otherwise)
+    x = randn(4, 6, seed=35).requires_grad_()
+    z = x * 1.0
+    loss = lkt.cross_entropy(z, torch.tensor([0, 1, 2, 3]))
+    with torch.no_grad():
+        z.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 # --------------------------------------------------------------------------------------------
 # cross_entropy: values against PyTorch (or its formula), gradients by gradcheck
 
