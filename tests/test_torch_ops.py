@@ -126,6 +126,30 @@ def test_inputs_are_not_modified_and_gradients_are_fresh_tensors():
     torch.testing.assert_close(x.grad, 2 * first)
 
 
+def test_large_results_are_blocks_of_the_buffer_cache():
+    import logitkit as lk
+
+    x = randn(64, 65536, seed=36, dtype=torch.float32).requires_grad_()  # 16 MiB
+    t = torch.randint(0, 65536, (64,), generator=_gen(37))
+    lkt.cross_entropy(x, t).backward()
+    (expected,) = torch.autograd.grad(F.cross_entropy(x, t), x)
+    assert x.grad.is_contiguous()
+    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-9)
+    cached = lk.runtime_info()["buffer_cache_bytes"]
+    x.grad = None  # the block goes back to the cache ...
+    assert lk.runtime_info()["buffer_cache_bytes"] == cached + x.nbytes
+    y = lkt.softmax(x.detach(), 1)  # ... and the next large result takes it
+    assert lk.runtime_info()["buffer_cache_bytes"] == cached
+    torch.testing.assert_close(y, torch.softmax(x.detach(), 1), rtol=1e-5, atol=1e-9)
+    old = lk.set_buffer_cache_limit(0)
+    try:
+        z = lkt.log_softmax(x.detach(), 1)  # the cache off: PyTorch's allocator
+        assert lk.runtime_info()["buffer_cache_bytes"] == 0
+        torch.testing.assert_close(z, torch.log_softmax(x.detach(), 1), rtol=1e-5, atol=1e-6)
+    finally:
+        lk.set_buffer_cache_limit(old)
+
+
 def test_changing_saved_logits_in_place_is_caught_by_autograd():
     # the backward pass reads the logits again: autograd's version counter must see a later
     # in-place change (silently wrong gradients otherwise)

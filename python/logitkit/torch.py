@@ -16,6 +16,7 @@ passed in: each result, gradients included, is a fresh tensor, so autograd never
 change under it.
 """
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -24,11 +25,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _losses, _reductions
+from . import _core, _losses, _reductions
 from ._backward import log_softmax_backward as _np_log_softmax_backward
 from ._backward import logsumexp_backward as _np_logsumexp_backward
 from ._backward import softmax_backward as _np_softmax_backward
 from ._elementwise import softplus as _np_softplus
+from ._storage import _POOLED_MIN_BYTES
 
 __all__ = [
     "softmax",
@@ -72,9 +74,31 @@ def _np(t: Tensor) -> np.ndarray:
     return np.from_dlpack(t)
 
 
+_NP_DTYPES: dict[torch.dtype, np.dtype[Any]] = {
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.float16: np.dtype(np.float16),
+    torch.bfloat16: np.dtype(np.int16),  # bfloat16 bits, viewed back below
+}
+
+
 def _empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
-    # Results are C-contiguous, whatever the inputs' layout: the fake kernels promise so.
-    return torch.empty(tuple(shape), dtype=dtype)
+    """A new C-contiguous tensor (the layout the fake kernels promise).
+
+    Large ones are blocks of logitkit's buffer cache (see logitkit.set_buffer_cache_limit),
+    shared with the tensor without a copy: a new 64 MB gradient from the system allocator
+    costs a page fault and a page zeroing per page on its first write, about as long as the
+    fused cross-entropy takes, while a block that an earlier result freed costs nothing. The
+    tensor keeps the block alive and returns it to the cache when it is freed.
+    """
+    shape = tuple(int(n) for n in shape)
+    np_dtype = _NP_DTYPES.get(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if np_dtype is None or nbytes < _POOLED_MIN_BYTES or _core.buffer_cache_limit() == 0:
+        return torch.empty(shape, dtype=dtype)
+    block = _core.pooled_bytes(nbytes).view(np_dtype).reshape(shape)
+    out = torch.from_numpy(block)
+    return out.view(torch.bfloat16) if dtype == torch.bfloat16 else out
 
 
 def _scalar_tensor(value: Any, dtype: torch.dtype) -> Tensor:
