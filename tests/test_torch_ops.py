@@ -263,6 +263,28 @@ def test_cross_entropy_where_masks_rows():
     assert torch.autograd.gradcheck(lambda z, p: lkt.cross_entropy(z, p, where=where), (x, y))
 
 
+def test_cross_entropy_return_stats():
+    x = randn(5, 7, 2, seed=38).requires_grad_()
+    t = torch.randint(0, 7, (5, 2), generator=_gen(39))
+    t[0, 0] = -100
+    t[1] = x[1].argmax(0)  # two correct rows at least
+    where = torch.tensor([True, True, True, True, False])[:, None]
+    loss, stats = lkt.cross_entropy(x, t, softcap=3.0, where=where, return_stats=True)
+    assert isinstance(stats, lkt.CrossEntropyStats)
+    torch.testing.assert_close(loss, _ce_oracle(x, t, softcap=3.0, where=where), rtol=1e-12, atol=0)
+    torch.testing.assert_close(stats.lse, torch.logsumexp(3.0 * torch.tanh(x.detach() / 3.0), 1))
+    torch.testing.assert_close(stats.argmax, x.detach().argmax(1))
+    counted = (t != -100) & where
+    torch.testing.assert_close(stats.correct, (x.detach().argmax(1) == t) & counted)
+    expected = ((x.argmax(1) == t) & counted).sum() / counted.sum()
+    torch.testing.assert_close(stats.accuracy, expected.double())
+    assert not stats.lse.requires_grad
+    loss.backward()  # the loss stays differentiable
+    y = probs(5, 7, 2, seed=40)
+    _, soft = lkt.cross_entropy(x, y, return_stats=True)
+    assert soft.correct.tolist() == (x.argmax(1) == y.argmax(1)).tolist()
+
+
 def test_cross_entropy_one_dim_input():
     x = randn(7, seed=16).requires_grad_()
     t = torch.tensor(3)
@@ -419,6 +441,10 @@ OPCHECK_CASES = [
             None,
             None,
         ),
+    ),
+    (
+        "cross_entropy_stats",
+        lambda: (randn(3, 4, 2), torch.tensor([[0, 3], [1, -100], [2, 2]]), -100, 2.0, None),
     ),
     (
         "binary_cross_entropy_with_logits",

@@ -19,7 +19,7 @@ change under it.
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "cross_entropy",
+    "CrossEntropyStats",
     "binary_cross_entropy_with_logits",
     "CrossEntropyLoss",
     "BCEWithLogitsLoss",
@@ -560,6 +561,58 @@ def _cross_entropy_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
 _cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_cross_entropy_setup)
 
 
+class CrossEntropyStats(NamedTuple):
+    """Per-row by-products of :func:`cross_entropy` (``return_stats=True``), as tensors.
+
+    ``lse``: logsumexp of each row's (capped) logits, in the input dtype; ``argmax``: index
+    of each row's first largest logit (int64); ``correct``: ``argmax == target`` (for
+    probability targets, the target's argmax), False for rows that do not count;
+    ``accuracy``: the mean of ``correct`` over the rows that count (a 0-d float64 tensor, NaN
+    when none do). None of them is differentiable.
+    """
+
+    lse: Tensor
+    argmax: Tensor
+    correct: Tensor
+    accuracy: Tensor
+
+
+@torch.library.custom_op("logitkit::cross_entropy_stats", mutates_args=())
+def _cross_entropy_stats_op(
+    input: Tensor,
+    target: Tensor,
+    ignore_index: int,
+    softcap: float | None,
+    where: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    kw = _ce_kwargs(None, ignore_index, "sum", 0.0, "pytorch", 0.0, softcap, where, input.ndim)
+    _, stats = _losses.cross_entropy(_np(input), _np(target), return_stats=True, **kw)
+    rows = _rows_shape(input)
+    return (
+        _fill(rows, input.dtype, stats.lse),
+        _fill(rows, torch.int64, stats.argmax),
+        _fill(rows, torch.bool, stats.correct),
+        torch.tensor(stats.accuracy, dtype=torch.float64),
+    )
+
+
+@_cross_entropy_stats_op.register_fake
+def _cross_entropy_stats_fake(
+    input: Tensor,
+    target: Tensor,
+    ignore_index: int,
+    softcap: float | None,
+    where: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    rows = _rows_shape(input)
+    return (
+        input.new_empty(rows),
+        input.new_empty(rows, dtype=torch.int64),
+        input.new_empty(rows, dtype=torch.bool),
+        input.new_empty([], dtype=torch.float64),
+    )
+
+
 def cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -572,9 +625,10 @@ def cross_entropy(
     z_loss: float = 0.0,
     softcap: float | None = None,
     where: Tensor | None = None,
+    return_stats: bool = False,
     size_average: bool | None = None,
     reduce: bool | None = None,
-) -> Tensor:
+) -> Any:
     r"""Cross-entropy of logits, as :func:`torch.nn.functional.cross_entropy`, fused.
 
     With :math:`\ell = \operatorname{lse}(z)` per row, an index target ``t``, ``w`` =
@@ -605,6 +659,11 @@ def cross_entropy(
         Uses ``softcap * tanh(z / softcap)`` as the logits (Gemma 2).
     where : Tensor of bool, optional
         Rows that count (broadcast to the rows); the others behave like ignored ones.
+    return_stats : bool
+        Return ``(loss, CrossEntropyStats(lse, argmax, correct, accuracy))``. The statistics
+        come from ``torch.ops.logitkit.cross_entropy_stats``, a second read of the logits
+        (the forward operator has one output, the loss, so that its autograd formula stays
+        that of the loss alone).
 
     The forward pass reads the logits once and stores nothing logits-sized; the backward
     pass (``torch.ops.logitkit.cross_entropy_backward``) reads them once more and writes the
@@ -676,7 +735,8 @@ def cross_entropy(
         raise ValueError(
             f"logitkit.torch.{func}(): softcap must be a positive number or None, got {softcap}"
         )
-    return torch.ops.logitkit.cross_entropy(  # type: ignore[no-any-return]
+    cap = None if softcap is None else float(softcap)
+    loss = torch.ops.logitkit.cross_entropy(
         input,
         target,
         weight,
@@ -685,9 +745,15 @@ def cross_entropy(
         float(label_smoothing),
         str(smoothing),
         float(z_loss),
-        None if softcap is None else float(softcap),
+        cap,
         where,
     )
+    if not return_stats:
+        return loss
+    stats = torch.ops.logitkit.cross_entropy_stats(
+        input.detach(), target.detach(), int(ignore_index), cap, where
+    )
+    return loss, CrossEntropyStats(*stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -909,7 +975,7 @@ class CrossEntropyLoss(torch.nn.Module):
         self.softcap = softcap
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(
+        loss: Tensor = cross_entropy(
             input,
             target,
             self.weight,
@@ -920,6 +986,7 @@ class CrossEntropyLoss(torch.nn.Module):
             z_loss=self.z_loss,
             softcap=self.softcap,
         )
+        return loss
 
     def extra_repr(self) -> str:
         return (
