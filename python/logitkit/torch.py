@@ -16,6 +16,8 @@ passed in: each result, gradients included, is a fresh tensor, so autograd never
 change under it.
 """
 
+# No ``from __future__ import annotations`` here, unlike the other modules:
+# torch.library.custom_op reads the operators' schemas from their annotations at run time.
 import math
 import warnings
 from collections.abc import Sequence
