@@ -244,3 +244,36 @@ def test_rel_entr_and_kl_div_for_ratios_far_below_one(isa, dtype):
             for got, want, scale in ((rel[i], want_rel, want_rel), (kl[i], want_kl, kl_scale)):
                 ulp = float(np.spacing(dtype(abs(float(scale)))))
                 assert abs(float(got) - float(want)) <= 2 * ulp, (float(x[i]), float(y[i]))
+
+
+def _unaligned(a: np.ndarray) -> np.ndarray:
+    """A copy of a whose data starts one byte past an aligned address, as arrays received
+    through pickle (Dask workers, multiprocessing) may."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned or a.dtype.alignment == 1
+    return out
+
+
+def test_unaligned_targets_weights_and_upstream_gradients():
+    # The kernels read int64 targets, weights and per-row gradient scales as aligned arrays
+    # (UBSan reported the misaligned loads); unaligned ones are copied first.
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, 5))
+    t, w, g = rng.integers(0, 5, 6), rng.random(5) + 0.5, rng.random(6)
+    want = lk.cross_entropy_with_grad(z, t, weight=w, reduction="none", grad_output=g)
+    got = lk.cross_entropy_with_grad(
+        _unaligned(z),
+        _unaligned(t),
+        weight=_unaligned(w),
+        reduction="none",
+        grad_output=_unaligned(g),
+    )
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    y = _unaligned(rng.random((6, 5)))
+    np.testing.assert_array_equal(
+        lk.binary_cross_entropy_with_logits(_unaligned(z), y, pos_weight=_unaligned(w)),
+        lk.binary_cross_entropy_with_logits(z, np.array(y), pos_weight=w),
+    )
