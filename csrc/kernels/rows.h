@@ -611,11 +611,13 @@ inline V apply_binary(int op, V a, V b) {
       r = select(mask_or(lt(a, zero), lt(b, zero)), inf, r);        // outside the domain
       return select(mask_or(ne(a, a), ne(b, b)), nan, r);
     }
+    // A zero target adds 0 even against an input of -inf (PyTorch's 0 * -inf is NaN), but
+    // a NaN input stays NaN, as in PyTorch and the reference.
     case kKlDivTorch:
-      return select(eq(b, zero), zero, b * (log_(b) - a));
+      return select(eq(b, zero), select(ne(a, a), a, zero), b * (log_(b) - a));
     default: {  // kKlDivTorchLogTarget
       const V e = exp_(b);
-      return select(eq(e, zero), zero, e * (b - a));
+      return select(eq(e, zero), select(ne(a, a), a, zero), e * (b - a));
     }
   }
 }

@@ -112,6 +112,7 @@ def logsumexp_backward(
     array([1., 1.])
     """
     func = "logsumexp_backward"
+    check_threads(func, threads)
     keepdims = check_flag(func, "keepdims", keepdims)
     xa = as_input_array(func, "x", x)
     g = as_input_array(func, "grad", grad)
@@ -160,8 +161,9 @@ def sigmoid_backward(
     yc = cast(ya, compute)
     # an array even for 0-d inputs, where NumPy's arithmetic returns scalars: it is
     # written into below
-    res = np.asarray(np.multiply(yc, 1 - yc))
-    np.multiply(res, g, out=res, casting="unsafe")
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, as documented
+        res = np.asarray(np.multiply(yc, 1 - yc))
+        np.multiply(res, g, out=res, casting="unsafe")
     if out is not None:
         copy_cast(out, res)
         return out

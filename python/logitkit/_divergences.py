@@ -279,7 +279,8 @@ def kl_div(
     if reduction == "mean":
         total = total / values.size if values.size else float("nan")
     elif reduction == "batchmean":
-        total = total / values.shape[0] if values.ndim else total
+        if values.ndim:
+            total = total / values.shape[0] if values.shape[0] else float("nan")
     return values.dtype.type(total)
 
 
@@ -324,16 +325,19 @@ def entropy(
         func, "pk", p.dtype if q is None else np.result_type(p.dtype, q.dtype)
     )
     axes = normalize_axes(func, axis, max(p.ndim, 1))
-    pa = cast(np.atleast_1d(p), compute)
+    # Normalized and summed in float64 whatever the input: in float32 the sum of pk can
+    # overflow (3e38 + 3e38) and a normalized qk can fall into the subnormals, losing bits.
+    wide = np.dtype(np.float64)
+    pa = cast(np.atleast_1d(p), wide)
     with np.errstate(invalid="ignore", divide="ignore"):
         pa = pa / pa.sum(axis=axes, keepdims=True)
         if q is None:
             terms = entr(pa, threads=threads)
         else:
-            qa = cast(np.atleast_1d(q), compute)
+            qa = cast(np.atleast_1d(q), wide)
             terms = rel_entr(pa, qa / qa.sum(axis=axes, keepdims=True), threads=threads)
         h = np.sum(terms, axis=axes, keepdims=keepdims)
         if base is not None:
-            h = h / np.log(compute.type(base))
+            h = h / np.log(base)
     h = cast(np.asarray(h), result)
     return h[()] if h.ndim == 0 else h

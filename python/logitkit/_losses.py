@@ -291,13 +291,15 @@ def _run(
 
 
 def _reduce(loss_rows: np.ndarray, prep: _Prepared, reduction: str) -> Any:
-    if reduction == "none":
-        return cast(loss_rows.reshape(prep.rows_shape), prep.result)
-    total = loss_rows.sum()
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
+    # A loss beyond the result dtype's range rounds to inf, as the kernels' own results do,
+    # without NumPy's overflow warning; so do inf - inf sums (NaN).
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if reduction == "none":
+            return cast(loss_rows.reshape(prep.rows_shape), prep.result)
+        total = loss_rows.sum()
+        if reduction == "mean":
             total = np.float64(total) / np.float64(prep.denominator)
-    return prep.result.type(total)
+        return prep.result.type(total)
 
 
 def _stats(prep: _Prepared, lse: np.ndarray, argmax: np.ndarray) -> CrossEntropyStats:
@@ -583,7 +585,9 @@ def _bce(
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def flat(a: np.ndarray) -> np.ndarray:
-        return np.require(a, compute, "CA").reshape(-1)
+        # a target or weight beyond the compute dtype's range becomes inf, quietly
+        with np.errstate(over="ignore"):
+            return np.require(a, compute, "CA").reshape(-1)
 
     def broadcast(value: Any, arg: str) -> np.ndarray | None:
         if value is None:
@@ -752,7 +756,7 @@ def nll_loss(
     )
     lp = prep.logits
     counted = prep.counted
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         if prep.index_target is not None:
             idx = prep.index_target.reshape(prep.rows_shape + (1,))
             picked = np.take_along_axis(lp, idx, axis=-1)[..., 0].astype(np.float64)

@@ -33,7 +33,8 @@ def _rows_view(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         return np.moveaxis(x, axes[0], -1)
     k = len(axes)
     moved = np.moveaxis(x, axes, tuple(range(-k, 0)))
-    return moved.reshape(moved.shape[:-k] + (-1,))
+    # the merged length spelled out: -1 cannot be inferred when another axis is 0
+    return moved.reshape(moved.shape[:-k] + (int(np.prod(moved.shape[-k:])),))
 
 
 def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:

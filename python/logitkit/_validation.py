@@ -79,6 +79,8 @@ def check_real(
     """A real-number option: TypeError unless it is a real number (bools are not), and
     ValueError unless ``valid(value)``; both messages say ``expected``."""
     value = _plain_scalar(value)
+    if isinstance(value, np.generic) and value.dtype.name == "bfloat16":
+        value = float(value)  # ml_dtypes' scalars are not registered as numbers.Real
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{func}(): {name} must be {expected}, got {value!r}")
     number = float(value)
@@ -187,7 +189,9 @@ def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
     if mask.dtype != np.bool_:
         raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
     try:
-        return counted & np.broadcast_to(mask, rows_shape)
+        # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
+        # callers cannot update in place)
+        return np.logical_and(counted, np.broadcast_to(mask, rows_shape), out=counted)
     except ValueError:
         raise ValueError(
             f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows {rows_shape}"
