@@ -76,7 +76,7 @@ def _divergence(
         denominator = 1.0
 
     def rows(x: np.ndarray) -> np.ndarray:
-        return np.require(np.moveaxis(x, ax, -1), compute, "CA").reshape(-1, n_classes)
+        return np.require(np.moveaxis(x, ax, -1), compute, ("C", "A")).reshape(-1, n_classes)
 
     # beta = 0 and 1 are the forward and reverse KL; the kernel computes KL(first || second).
     swap = beta == 1.0

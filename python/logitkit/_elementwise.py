@@ -61,7 +61,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
     src = arr if arr.dtype == compute and arr.flags.aligned else cast(arr, compute)
     flat_in = _flat(src)
     if flat_in is None:
-        src = np.require(src, None, "CA")
+        src = np.require(src, None, ("C", "A"))
         flat_in = src.reshape(-1)
 
     # Write straight into out when it has the same memory order as the input (this covers
@@ -185,7 +185,7 @@ def binary_op(
         check_out(func, out, shape, result_dtype)
 
     def flat(v: np.ndarray) -> np.ndarray:
-        return np.require(np.broadcast_to(v, shape), compute, "CA").reshape(-1)
+        return np.require(np.broadcast_to(v, shape), compute, ("C", "A")).reshape(-1)
 
     res = np.empty(shape, dtype=compute)
     _core.binary(op, flat(x), flat(y), res.reshape(-1), current_isa_index(), nthreads)

@@ -102,7 +102,7 @@ def _index_target(
     Targets of rows that count must lie in [0, n_classes); those of the other rows may be
     placeholders and read as 0.
     """
-    t64 = np.require(t, np.int64, "CA").reshape(-1)
+    t64 = np.require(t, np.int64, ("C", "A")).reshape(-1)
     if t64.size and isinstance(ignore_index, (int, np.integer)):
         # Nearly always every target is a class and none is ignore_index: two reductions
         # show it, where the general path below takes a pass per step.
@@ -198,7 +198,7 @@ def _prepare(
                 f"{func}(): weight must have shape ({n_classes},) (one per class), "
                 f"got {w_arr.shape}"
             )
-        w = np.require(w_arr, compute, "CA")
+        w = np.require(w_arr, compute, ("C", "A"))
         weight_sum = float(w.sum(dtype=np.float64))
 
     counted_flat = counted.reshape(-1)
@@ -247,7 +247,7 @@ def _run(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
     # bool and uint8 share their layout: a contiguous mask goes to the kernels as it is
-    counted = np.require(prep.counted.reshape(-1), None, "CA").view(np.uint8)
+    counted = np.require(prep.counted.reshape(-1), None, ("C", "A")).view(np.uint8)
     grad_scale = None
     if grad_view is not None:
         grad_scale = upstream_scale(func, grad_output, reduction, prep.rows_shape, prep.denominator)
@@ -266,7 +266,7 @@ def _run(
         if grad_view is not None:
             grad, _ = rows16(grad_view, n)
         if soft is not None:
-            soft = np.require(soft.reshape(n_rows, n), np.float32, "CA")
+            soft = np.require(soft.reshape(n_rows, n), np.float32, ("C", "A"))
     _core.cross_entropy(
         z,
         prep.index_target,
@@ -587,7 +587,7 @@ def _bce(
     def flat(a: np.ndarray) -> np.ndarray:
         # a target or weight beyond the compute dtype's range becomes inf, quietly
         with np.errstate(over="ignore"):
-            return np.require(a, compute, "CA").reshape(-1)
+            return np.require(a, compute, ("C", "A")).reshape(-1)
 
     def broadcast(value: Any, arg: str) -> np.ndarray | None:
         if value is None:

@@ -229,7 +229,7 @@ def upstream_scale(
             raise ValueError(
                 f"{func}(): grad_output must have the loss's shape {rows_shape}, got {g.shape}"
             ) from None
-        return np.require(g, np.float64, "CA").reshape(-1)
+        return np.require(g, np.float64, ("C", "A")).reshape(-1)
     g0 = 1.0
     if grad_output is not None:
         g0 = check_real(func, "grad_output", grad_output, "a real number", lambda v: True)
