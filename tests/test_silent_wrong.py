@@ -277,3 +277,23 @@ def test_unaligned_targets_weights_and_upstream_gradients():
         lk.binary_cross_entropy_with_logits(_unaligned(z), y, pos_weight=_unaligned(w)),
         lk.binary_cross_entropy_with_logits(z, np.array(y), pos_weight=w),
     )
+
+
+@pytest.mark.parametrize("dtype", _storage_dtypes(), ids=str)
+def test_unaligned_16bit_arrays(dtype):
+    # 16-bit numbers are read and written with aligned 2-byte loads; unaligned inputs and
+    # outputs go through aligned copies (UBSan reported the loads)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 40)).astype(dtype)
+    xu, t = _unaligned(x), rng.integers(0, 40, 5)
+    np.testing.assert_array_equal(lk.softmax(xu), lk.softmax(x))
+    np.testing.assert_array_equal(lk.logsumexp(xu), lk.logsumexp(x))
+    np.testing.assert_array_equal(lk.sigmoid(xu), lk.sigmoid(x))
+    np.testing.assert_array_equal(lk.entropy_from_logits(xu), lk.entropy_from_logits(x))
+    loss_u, grad_u = lk.cross_entropy_with_grad(xu, t)
+    loss, grad = lk.cross_entropy_with_grad(x, t)
+    assert loss_u == loss
+    np.testing.assert_array_equal(grad_u, grad)
+    out = _unaligned(np.zeros_like(x))
+    np.testing.assert_array_equal(lk.log_softmax(x, out=out), lk.log_softmax(x))
+    np.testing.assert_array_equal(lk.sigmoid(x, out=out), lk.sigmoid(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import warnings
@@ -126,6 +127,10 @@ def test_inputs_are_not_modified_and_gradients_are_fresh_tensors():
     torch.testing.assert_close(x.grad, 2 * first)
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("LOGITKIT_SANITIZED")),
+    reason="memory use under a sanitizer measures the sanitizer",
+)
 def test_large_results_are_blocks_of_the_buffer_cache():
     import logitkit as lk
 

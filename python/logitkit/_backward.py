@@ -161,9 +161,11 @@ def sigmoid_backward(
     yc = cast(ya, compute)
     # an array even for 0-d inputs, where NumPy's arithmetic returns scalars: it is
     # written into below
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 is NaN, as documented
-        res = np.asarray(np.multiply(yc, 1 - yc))
-        np.multiply(res, g, out=res, casting="unsafe")
+    # (g y)(1 - y): a zero gradient stays zero even where y(1 - y) alone would overflow
+    # (y far outside [0, 1]); inf * 0 is NaN, as documented, without a warning
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = np.asarray(np.multiply(yc, g, dtype=compute))
+        np.multiply(res, 1 - yc, out=res)
     if out is not None:
         copy_cast(out, res)
         return out

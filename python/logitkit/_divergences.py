@@ -67,6 +67,8 @@ def _divergence(
     rows_shape = a.shape[:ax] + a.shape[ax + 1 :]
     counted = row_mask(func, where, rows_shape)
     n_classes = a.shape[ax]
+    if n_classes == 0:  # no class to form a distribution over (as the reference)
+        raise ValueError(f"{func}(): the class axis {ax} of p_logits {a.shape} is empty")
     counted_flat = counted.reshape(-1)
     if reduction == "mean":
         denominator = float(np.count_nonzero(counted_flat))
@@ -279,8 +281,9 @@ def kl_div(
     if reduction == "mean":
         total = total / values.size if values.size else float("nan")
     elif reduction == "batchmean":
-        if values.ndim:
-            total = total / values.shape[0] if values.shape[0] else float("nan")
+        # PyTorch divides by the input's first dimension, not the broadcast result's
+        batch = np.shape(input)[0] if np.ndim(input) else 1
+        total = total / batch if batch else float("nan")
     return values.dtype.type(total)
 
 

@@ -48,10 +48,12 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
         check_out(func, out, arr.shape, result_dtype)
     isa = current_isa_index()
 
-    if is_storage16(arr) and arr.flags.c_contiguous:
+    if is_storage16(arr) and arr.flags.c_contiguous and arr.flags.aligned:
         # float16/bfloat16: natively, in float32 blocks
         target = empty_like(arr) if out is None else out
-        if out is None or (out.flags.c_contiguous and not partially_overlaps(out, arr)):
+        if out is None or (
+            out.flags.c_contiguous and out.flags.aligned and not partially_overlaps(out, arr)
+        ):
             if arr.size:
                 bits, bfloat16 = rows16(arr, 1)
                 out_bits, _ = rows16(target, 1)

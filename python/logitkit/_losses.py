@@ -211,7 +211,9 @@ def _prepare(
         denominator = float(np.count_nonzero(counted_flat))
 
     zv = np.moveaxis(z, ax, -1)
-    native16 = compute == np.float32 and is_storage16(zv) and zv.flags.c_contiguous
+    native16 = (
+        compute == np.float32 and is_storage16(zv) and zv.flags.c_contiguous and zv.flags.aligned
+    )
     if keep16 and native16 and zv.size > 0:
         pass  # converted natively, in blocks, by _run
     elif zv.dtype != compute:
@@ -507,6 +509,7 @@ def cross_entropy_with_grad(
         if (
             grad16 is None
             or not grad16.flags.c_contiguous
+            or not grad16.flags.aligned
             or partially_overlaps(grad16, prep.logits)
         ):
             grad16 = empty_like(prep.logits)

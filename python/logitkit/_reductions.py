@@ -91,7 +91,13 @@ def _softmax_impl(
 
 def _reducible16(rows: np.ndarray) -> bool:
     """float16/bfloat16 rows that the native 16-bit path reduces (in float32 blocks)."""
-    return is_storage16(rows) and rows.flags.c_contiguous and rows.ndim > 0 and rows.shape[-1] > 0
+    return (
+        is_storage16(rows)
+        and rows.flags.c_contiguous
+        and rows.flags.aligned
+        and rows.ndim > 0
+        and rows.shape[-1] > 0
+    )
 
 
 def _reduce16(rows: np.ndarray, entropy: bool, nthreads: int) -> NDArray[np.float32]:
@@ -110,7 +116,7 @@ def _softmax16(
     blocks; None where the general path applies."""
     if where is not None or not isinstance(x, np.ndarray) or x.ndim == 0:
         return None
-    if not is_storage16(x) or not x.flags.c_contiguous:
+    if not is_storage16(x) or not x.flags.c_contiguous or not x.flags.aligned:
         return None
     try:
         axes = normalize_axes(func, axis, x.ndim)
@@ -121,7 +127,7 @@ def _softmax16(
     nthreads = check_threads(func, threads)
     if out is not None:
         check_out(func, out, x.shape, x.dtype)
-        if not out.flags.c_contiguous or partially_overlaps(out, x):
+        if not out.flags.c_contiguous or not out.flags.aligned or partially_overlaps(out, x):
             return None
         target = out
     else:

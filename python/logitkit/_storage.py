@@ -49,8 +49,10 @@ def _bits(a: np.ndarray) -> NDArray[np.uint16]:
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:
+    """a, or a C-ordered aligned copy: the kernels read 16-bit numbers with aligned loads,
+    and arrays that came through pickle may not be aligned."""
     # not np.ascontiguousarray, which turns a 0-d array into a 1-d one
-    return a if a.flags.c_contiguous else a.copy(order="C")
+    return a if a.flags.c_contiguous and a.flags.aligned else a.copy(order="C")
 
 
 def cast(a: np.ndarray, dtype: Any) -> NDArray[Any]:
@@ -76,7 +78,13 @@ def cast(a: np.ndarray, dtype: Any) -> NDArray[Any]:
 def copy_cast(out: np.ndarray, res: np.ndarray) -> None:
     """``np.copyto(out, res, casting="unsafe")`` with the native 16-bit conversions."""
     kind = _is_bfloat16(out.dtype)
-    if kind is not None and res.dtype == _F32 and out.flags.c_contiguous and res.shape == out.shape:
+    if (
+        kind is not None
+        and res.dtype == _F32
+        and out.flags.c_contiguous
+        and out.flags.aligned
+        and res.shape == out.shape
+    ):
         src = _c_order(res)
         _core.convert16(src.reshape(-1), _bits(out), kind, False, current_isa_index(), 0)
         return
@@ -91,5 +99,5 @@ def rows16(a: np.ndarray, n: int) -> tuple[NDArray[np.uint16], bool]:
     """The bits of the C-contiguous float16/bfloat16 array `a` as (rows, n) uint16 rows, for
     the native 16-bit entry points, and whether they are bfloat16."""
     kind = _is_bfloat16(a.dtype)
-    assert kind is not None and a.flags.c_contiguous and n > 0
+    assert kind is not None and a.flags.c_contiguous and a.flags.aligned and n > 0
     return a.reshape(-1, n).view(np.uint16), kind

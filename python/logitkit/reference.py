@@ -1760,6 +1760,8 @@ def _pair_parts(
 ) -> _PairParts:
     a64, b64, dtype = _load_pair(p_logits, q_logits, func, "p_logits", "q_logits", broadcast=False)
     ax = _class_axis(axis, a64.ndim, func, "p_logits")
+    if a64.shape[ax] == 0:  # no class to form a distribution over
+        raise ValueError(f"{func}(): the class axis {ax} of p_logits {a64.shape} is empty")
     rows_shape = a64.shape[:ax] + a64.shape[ax + 1 :]
     counted = _row_mask(where, rows_shape, func)
     pa, qa = np.moveaxis(a64, ax, -1), np.moveaxis(b64, ax, -1)
