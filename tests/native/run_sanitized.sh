@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs the Python test suite against a sanitizer build of the native module.
+#
+#   tests/native/run_sanitized.sh address [pytest args...]   AddressSanitizer + UBSan
+#   tests/native/run_sanitized.sh thread  [pytest args...]   ThreadSanitizer
+#
+# The module is built with CMake (RelWithDebInfo, the flags below) into a temporary folder,
+# next to a copy of python/logitkit, which goes first on PYTHONPATH: the installed logitkit
+# is not touched. Every sanitizer stops the process at its first report (halt_on_error, no
+# recovery from UBSan), so a clean pass means zero reports.
+#
+# ThreadSanitizer does not see inside GCC's OpenMP runtime (libgomp is not instrumented, and
+# its barriers look like races), so the thread build leaves OpenMP out: it checks what the
+# Python threads that call logitkit concurrently share (tables, caches, per-thread buffers),
+# while the OpenMP loops are covered by the determinism tests.
+#
+# Needs: the Python of the environment under test, a C++17 g++ with the sanitizer runtimes,
+# and pybind11, cmake and ninja importable or on PATH (pip install pybind11 cmake ninja).
+set -euo pipefail
+
+kind=${1:?usage: run_sanitized.sh address|thread [pytest args...]}
+shift
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+# LOGITKIT_SANITIZER_BUILD=DIR keeps the build in DIR between runs (incremental rebuilds);
+# by default it goes to a temporary folder, removed at the end.
+if [[ -n ${LOGITKIT_SANITIZER_BUILD:-} ]]; then
+  build=$LOGITKIT_SANITIZER_BUILD/$kind
+  mkdir -p "$build"
+  rm -rf "$build/pkg"
+else
+  build=$(mktemp -d "${TMPDIR:-/tmp}/logitkit-$kind-san.XXXXXX")
+  trap 'rm -rf "$build"' EXIT
+fi
+
+python=${PYTHON:-python}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+case $kind in
+  address)
+    flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    runtimes="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.so)"
+    extra_cmake=()
+    # Python itself frees what it likes at exit: leaks are not what this run looks for.
+    export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    ;;
+  thread)
+    flags="-fsanitize=thread -fno-omit-frame-pointer"
+    runtimes="$(g++ -print-file-name=libtsan.so)"
+    extra_cmake=(-DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON)
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    ;;
+  *)
+    echo "unknown sanitizer '$kind' (address or thread)" >&2
+    exit 2
+    ;;
+esac
+
+echo "== building logitkit._core with -fsanitize ($kind) in $build"
+cmake -S . -B "$build/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="$flags" -DLOGITKIT_VERSION="$version" -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF \
+  -DPython_EXECUTABLE="$(command -v "$python")" \
+  -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" \
+  "${extra_cmake[@]+"${extra_cmake[@]}"}" > "$build/configure.log" ||
+  { cat "$build/configure.log"; exit 1; }
+cmake --build "$build/cmake" > "$build/build.log" || { cat "$build/build.log"; exit 1; }
+mkdir -p "$build/pkg"
+cp -r python/logitkit "$build/pkg/"
+cp "$build"/cmake/_core*.so "$build/pkg/logitkit/"
+
+echo "== pytest under the $kind sanitizer"
+# The huge-array tests would take minutes under the sanitizers; they run in the plain suite.
+LOGITKIT_SANITIZED=$kind LD_PRELOAD="$runtimes" PYTHONPATH="$build/pkg" \
+  "$python" -m pytest -p no:cacheprovider -q "$@"
