@@ -525,6 +525,17 @@ def linear_cross_entropy(
     (``chunk_size x vocab_chunk_size`` when the classes are split) in the compute dtype, plus
     O(N) per-row values. float16 and bfloat16 inputs are multiplied in float32 (BLAS has no
     16-bit product), which adds float32 copies of ``hidden`` and ``weight``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> rng = np.random.default_rng(0)
+    >>> h, w = rng.standard_normal((6, 4)), rng.standard_normal((10, 4))
+    >>> t = np.array([1, 2, 3, 4, 5, -100])
+    >>> loss = lk.linear_cross_entropy(h, w, t, chunk_size=2)
+    >>> bool(np.isclose(loss, lk.cross_entropy(h @ w.T, t)))
+    True
     """
     func = "linear_cross_entropy"
     st = _setup(
@@ -597,6 +608,18 @@ def linear_cross_entropy_with_grad(
     weights); or pass ``grad_output=1 / global_count`` to get the scaled gradients directly.
     A mean per micro-batch, averaged, is not the global mean when they count different
     numbers of tokens.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> rng = np.random.default_rng(0)
+    >>> h, w = rng.standard_normal((6, 4)), rng.standard_normal((10, 4))
+    >>> t = np.array([1, 2, 3, 4, 5, -100])
+    >>> loss, grad_h, grad_w, grad_b = lk.linear_cross_entropy_with_grad(h, w, t, chunk_size=2)
+    >>> _, g = lk.cross_entropy_with_grad(h @ w.T, t)  # through the full logits
+    >>> bool(np.allclose(grad_h, g @ w) and np.allclose(grad_w, g.T @ h)), grad_b
+    (True, None)
     """
     func = "linear_cross_entropy_with_grad"
     st = _setup(
