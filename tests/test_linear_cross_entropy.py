@@ -290,6 +290,16 @@ def test_leading_axes_and_loss_shape():
     np.testing.assert_allclose(gx_b.reshape(x.shape), want[1], rtol=1e-12, atol=1e-15)
 
 
+def test_a_single_row():
+    x, w, b, t = make_inputs(18)
+    loss, gx, gw, gb = lk.linear_cross_entropy_with_grad(x[2], w, t[2], bias=b, reduction="none")
+    want = unfused(x[2:3], w, b, t[2:3], "none")
+    assert loss.shape == () and gx.shape == (H,)
+    np.testing.assert_allclose(loss, want[0][0], rtol=1e-13)
+    np.testing.assert_allclose(gx, want[1][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(gw, want[2], rtol=1e-12, atol=1e-15)
+
+
 def test_all_rows_ignored_and_no_rows():
     x, w, b, t = make_inputs(10)
     t[:] = -100
@@ -410,6 +420,8 @@ ERRORS = [
     (dict(class_weight=np.ones(3)), ValueError, r"class_weight must have shape \(23,\)"),
     (dict(reduction="avg"), ValueError, "reduction must be one of"),
     (dict(label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\], got 1.5"),
+    (dict(label_smoothing="a"), TypeError, "label_smoothing must be a real number, got 'a'"),
+    (dict(softcap=[1.0, 2.0]), TypeError, r"softcap must be a real number, got \[1.0, 2.0\]"),
     (dict(z_loss=-1.0), ValueError, "z_loss must be a non-negative number, got -1.0"),
     (dict(softcap=0.0), ValueError, "softcap must be a positive number or None, got 0.0"),
     (dict(ignore_index=1.5), TypeError, "ignore_index must be an int"),

@@ -68,6 +68,13 @@ def _float_array(func: str, arg: str, value: Any) -> np.ndarray:
     return a
 
 
+def _number(func: str, arg: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{func}(): {arg} must be a real number, got {value!r}") from None
+
+
 def _positive_int(func: str, arg: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -125,15 +132,15 @@ def _setup(
         raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{func}(): ignore_index must be an int, got {ignore_index!r}")
-    alpha = float(label_smoothing)
+    alpha = _number(func, "label_smoothing", label_smoothing)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
-    zeta = float(z_loss)
+    zeta = _number(func, "z_loss", z_loss)
     if not zeta >= 0.0:
         raise ValueError(f"{func}(): z_loss must be a non-negative number, got {z_loss}")
     cap = None
     if softcap is not None:
-        cap = float(softcap)
+        cap = _number(func, "softcap", softcap)
         if not (cap > 0 and np.isfinite(cap)):
             raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
 
