@@ -15,9 +15,10 @@ mean reduction), each timed for the loss and the gradients of ``hidden`` and ``w
 Each path runs in its own process, so that one path's peak memory cannot hide in another's
 freed pages: the peak extra memory is the process's peak resident set (``ru_maxrss``) after the
 first call minus its peak once the inputs are allocated and written, so it counts the gradients
-(N x H and V x H) as well as every temporary. Times are the median of ``--repeat`` calls after
-that first call. The parent checks that every path returns the same loss and gradients
-(sampled rows) as logitkit.
+(N x H and V x H) as well as every temporary. A run is ``--repeat`` rounds; each round starts
+every path's process in turn, which makes a warm-up call and then one timed call, so that a
+change in the machine's load falls on every path. Times are the median over the rounds. The
+parent checks that every path returns the same loss and gradients (sampled rows) as logitkit.
 """
 
 from __future__ import annotations
@@ -140,13 +141,56 @@ def _max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
 
 
+def _run_child(args: argparse.Namespace, path: str, v: int, sample: str) -> dict[str, Any] | None:
+    """One process: inputs, a warm-up call (measured for memory), one timed call."""
+    command = [sys.executable, __file__, "--child", path, "--child-vocab", str(v)]
+    command += ["--sample", sample, "--rows", str(args.rows), "--hidden", str(args.hidden)]
+    command += ["--repeat", "1", "--threads", str(args.threads), "--seed", str(args.seed)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"  V={v} {path}: failed\n{proc.stderr[-2000:]}")
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _report(
+    args: argparse.Namespace, v: int, results: list[dict[str, Any]], samples: dict[str, Any]
+) -> None:
+    base = next((r for r in results if r["vocab"] == v and r["path"] == "logitkit"), None)
+    print(f"\nV={v}: logits would be {args.rows * v * 4 / 1e6:.0f} MB")
+    print(
+        f"  {'path':<14} {'median s':>9} {'min s':>7} {'x logitkit':>11} "
+        f"{'peak extra MB':>14}  check"
+    )
+    for r in (r for r in results if r["vocab"] == v):
+        ratio = r["median_s"] / base["median_s"] if base else float("nan")
+        check = ""
+        if base and r["path"] != "logitkit" and "logitkit" in samples:
+            ref, got = samples["logitkit"], samples[r["path"]]
+            check = (
+                f"loss {abs(float(got['loss']) - float(ref['loss'])):.1e}, "
+                f"grad_hidden {_max_rel_diff(got['gx'], ref['gx']):.1e}, "
+                f"grad_weight {_max_rel_diff(got['gw'], ref['gw']):.1e} (rel)"
+            )
+            r["check"] = check
+        note = f"  [{'; '.join(r['warnings'])}]" if r["warnings"] else ""
+        print(
+            f"  {r['path']:<14} {r['median_s']:>9.3f} {r['min_s']:>7.3f} {ratio:>11.2f} "
+            f"{r['peak_extra_mb']:>14.0f}  {check}{note}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--vocab", default="32000,128256", help="comma-separated class counts")
     parser.add_argument("--paths", default=",".join(PATHS))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds; each runs every path once, in turn"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results to this file")
@@ -162,68 +206,39 @@ def main() -> None:
     vocabs = [int(v) for v in args.vocab.split(",")]
     print(
         f"{_cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads; N={args.rows}, "
-        f"H={args.hidden}, float32, mean reduction; median of {args.repeat} after a warm-up; "
+        f"H={args.hidden}, float32, mean reduction; median of {args.repeat} rounds (each path "
+        f"in its own process per round: a warm-up call, then one timed call); "
         f"load average before: {os.getloadavg()[0]:.2f}"
     )
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for v in vocabs:
             samples: dict[str, Any] = {}
+            runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
+            # Rounds interleave the paths, so that a change in the machine's load during the
+            # run falls on every path rather than on whichever ran then.
+            for rnd in range(args.repeat):
+                for path in paths:
+                    sample = os.path.join(tmp, f"{path}-{v}.npz")
+                    res = _run_child(args, path, v, sample)
+                    if res is None:
+                        continue
+                    runs[path].append(res)
+                    if rnd == 0:
+                        samples[path] = np.load(sample)
             for path in paths:
-                sample = os.path.join(tmp, f"{path}-{v}.npz")
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        path,
-                        "--child-vocab",
-                        str(v),
-                        "--sample",
-                        sample,
-                        "--rows",
-                        str(args.rows),
-                        "--hidden",
-                        str(args.hidden),
-                        "--repeat",
-                        str(args.repeat),
-                        "--threads",
-                        str(args.threads),
-                        "--seed",
-                        str(args.seed),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if proc.returncode != 0:
-                    print(f"  V={v} {path}: failed\n{proc.stderr[-2000:]}")
-                    continue
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
-                samples[path] = np.load(sample)
-                results.append(res)
-            base = next((r for r in results if r["vocab"] == v and r["path"] == "logitkit"), None)
-            print(f"\nV={v}: logits would be {args.rows * v * 4 / 1e6:.0f} MB")
-            print(
-                f"  {'path':<14} {'median s':>9} {'min s':>7} {'x logitkit':>11} "
-                f"{'peak extra MB':>14}  check"
-            )
-            for r in (r for r in results if r["vocab"] == v):
-                ratio = r["median_s"] / base["median_s"] if base else float("nan")
-                check = ""
-                if base and r["path"] != "logitkit" and "logitkit" in samples:
-                    ref, got = samples["logitkit"], samples[r["path"]]
-                    check = (
-                        f"loss {abs(float(got['loss']) - float(ref['loss'])):.1e}, "
-                        f"grad_hidden {_max_rel_diff(got['gx'], ref['gx']):.1e}, "
-                        f"grad_weight {_max_rel_diff(got['gw'], ref['gw']):.1e} (rel)"
+                if runs[path]:
+                    times = [t for r in runs[path] for t in r["times_s"]]
+                    results.append(
+                        runs[path][0]
+                        | {
+                            "times_s": times,
+                            "median_s": float(np.median(times)),
+                            "min_s": float(np.min(times)),
+                            "peak_extra_mb": max(r["peak_extra_mb"] for r in runs[path]),
+                        }
                     )
-                    r["check"] = check
-                note = f"  [{'; '.join(r['warnings'])}]" if r["warnings"] else ""
-                print(
-                    f"  {r['path']:<14} {r['median_s']:>9.3f} {r['min_s']:>7.3f} {ratio:>11.2f} "
-                    f"{r['peak_extra_mb']:>14.0f}  {check}{note}"
-                )
+            _report(args, v, results, samples)
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (the machine is shared: noisy)")
     if args.json:
         with open(args.json, "w") as f:
