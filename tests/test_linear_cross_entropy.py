@@ -458,3 +458,31 @@ def test_bad_grad_output_and_flag():
         f(x, w, t, grad_output=np.ones(N))
     with pytest.raises(TypeError, match="compute_weight_grad must be a bool, got 'no'"):
         f(x, w, t, compute_weight_grad="no")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_reference_twin_agrees(reduction):
+    x, w, b, t = make_inputs(19)
+    x3, t3 = x[:24].reshape(4, 6, H), t[:24].reshape(4, 6)
+    rng = np.random.default_rng(19)
+    go = rng.standard_normal((4, 6)) if reduction == "none" else 0.5
+    opts = dict(
+        bias=b,
+        reduction=reduction,
+        label_smoothing=0.1,
+        z_loss=1e-3,
+        softcap=4.0,
+        class_weight=rng.uniform(0.5, 1.5, V),
+    )
+    got = lk.linear_cross_entropy_with_grad(x3, w, t3, grad_output=go, vocab_chunk_size=6, **opts)
+    want = ref.linear_cross_entropy_with_grad(x3, w, t3, grad_output=go, **opts)
+    for g, e in zip(got, want, strict=True):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        lk.linear_cross_entropy(x3, w, t3, **opts),
+        ref.linear_cross_entropy(x3, w, t3, **opts),
+        rtol=1e-12,
+    )
+    _, _, gw, gb = ref.linear_cross_entropy_with_grad(x3, w, t3, compute_weight_grad=False, **opts)
+    assert gw is None and gb is None
