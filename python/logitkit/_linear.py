@@ -28,9 +28,11 @@ __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
 
 _REDUCTIONS = ("none", "sum", "mean")
 
-# Default size of one chunk of logits. Large enough for BLAS to run at full speed on the
-# chunk's products, small enough to stay a small fraction of the weight's own size.
-_CHUNK_BYTES = 128 << 20
+# Each chunk's three products read the whole weight: with fewer than about a thousand rows
+# they are bound by memory, not by arithmetic. So a chunk has 1024 rows by default, fewer when
+# that would take more than this many bytes of logits.
+_MAX_ROWS = 1024
+_CHUNK_BYTES = 512 << 20
 # Below this many rows per chunk the products lose BLAS efficiency: split the classes instead.
 _MIN_ROWS = 32
 # Classes per slab when the weight gradient is accumulated without SciPy's gemm.
@@ -196,7 +198,7 @@ def _setup(
     n_rows = t64.size
     row_bytes = n_classes * compute.itemsize
     if rows_arg is None:
-        rows_arg = max(_CHUNK_BYTES // row_bytes, 1)
+        rows_arg = max(min(_CHUNK_BYTES // row_bytes, _MAX_ROWS), 1)
         if rows_arg < _MIN_ROWS and vocab_arg is None:
             rows_arg = _MIN_ROWS
             vocab_arg = max(_CHUNK_BYTES // (_MIN_ROWS * compute.itemsize), 1)
@@ -521,10 +523,11 @@ def linear_cross_entropy(
     class_weight : array_like, shape (V,), optional
         One weight per class (``cross_entropy``'s and PyTorch's ``weight``).
     chunk_size : int, optional
-        Rows per chunk. By default as many as make 128 MiB of logits (at least 32 rows).
+        Rows per chunk. By default 1024, fewer when 1024 rows of logits would take more than
+        512 MiB (at least 32).
     vocab_chunk_size : int, optional
         Classes per chunk. By default all of them, unless 32 rows of logits would exceed
-        128 MiB; then the classes are split so that a chunk does not.
+        512 MiB; then the classes are split so that a chunk does not.
 
     Notes
     -----
