@@ -11,6 +11,7 @@ MODULES = [
     "logitkit._reductions",
     "logitkit._elementwise",
     "logitkit._losses",
+    "logitkit._linear",
     "logitkit._divergences",
     "logitkit._backward",
     "logitkit._runtime",

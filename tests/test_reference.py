@@ -106,6 +106,8 @@ def test_public_names() -> None:
             "logsumexp_backward",
             "sigmoid_backward",
             "hardmax",
+            "linear_cross_entropy",
+            "linear_cross_entropy_with_grad",
         ]
     )
     for name in ref.__all__:

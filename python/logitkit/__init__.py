@@ -32,6 +32,7 @@ from ._elementwise import (
     sigmoid,
     softplus,
 )
+from ._linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from ._losses import (
     CrossEntropyStats,
     binary_cross_entropy_with_logits,
@@ -77,6 +78,8 @@ __all__ = [
     "kl_div_elementwise",
     "kl_div",
     "nll_loss",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "kl_divergence_from_logits",
     "kl_divergence_from_logits_with_grad",
     "jensen_shannon_from_logits",
