@@ -63,6 +63,8 @@ def _namespace() -> dict[str, Any]:
         "t": np.array([0, 1, 2]),
         "y01": (x > 0).astype(np.float32),
         "readonly": readonly,
+        "h": rng.standard_normal((3, 4)).astype(np.float32),
+        "W": rng.standard_normal((5, 4)).astype(np.float32),
     }
 
 

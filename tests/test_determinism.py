@@ -250,7 +250,32 @@ def test_cases_cover_every_computing_function() -> None:
         "available_isas",
         "set_buffer_cache_limit",
     }
-    assert set(lk.__all__) - not_computing == covered
+    # the fused linear + cross-entropy has a test of its own below
+    own_test = {"linear_cross_entropy", "linear_cross_entropy_with_grad"}
+    assert set(lk.__all__) - not_computing - own_test == covered
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_cross_entropy_bitwise_identical(isa: str, dtype: str) -> None:
+    # threads= sets the kernels' threads; the BLAS products are NumPy's, the same each call.
+    # Row and vocabulary chunks of several sizes, every gradient.
+    rng = np.random.default_rng(11)
+    h = rng.standard_normal((300, 32)).astype(dtype)
+    w = (0.2 * rng.standard_normal((2500, 32))).astype(dtype)
+    b = rng.standard_normal(2500).astype(dtype)
+    t = rng.integers(0, 2500, 300)
+    t[::7] = -100
+    for kw in ({}, {"chunk_size": 64, "vocab_chunk_size": 700, "label_smoothing": 0.1}):
+        want = None
+        for threads in (1, 2, 3, 4, 2):
+            got = lk.linear_cross_entropy_with_grad(h, w, t, bias=b, threads=threads, **kw)
+            loss = lk.linear_cross_entropy(h, w, t, bias=b, threads=threads, **kw)
+            arrays = [np.asarray(a) for a in (*got, loss)]
+            if want is None:
+                want = arrays
+                continue
+            for g, e in zip(arrays, want, strict=True):
+                assert g.tobytes() == e.tobytes(), (kw, threads)
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

@@ -17,12 +17,24 @@ from numpy.typing import ArrayLike, NDArray
 from ._losses import cross_entropy, cross_entropy_with_grad
 from ._reductions import logsumexp
 from ._storage import cast
-from ._validation import as_input_array, check_threads
+from ._validation import as_input_array, check_real, check_threads
 
-try:  # SciPy's gemm accumulates into its output (beta=1): no V x H temporary per chunk
-    from scipy.linalg import blas as _scipy_blas
-except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
-    _scipy_blas = None
+# SciPy's gemm accumulates into its output (beta=1): no V x H temporary per chunk. It is
+# imported on first use, so that importing logitkit does not import SciPy; None without it.
+_UNRESOLVED: Any = object()
+_scipy_blas: Any = _UNRESOLVED
+
+
+def _blas() -> Any:
+    global _scipy_blas
+    if _scipy_blas is _UNRESOLVED:
+        try:
+            from scipy.linalg import blas
+        except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+            blas = None
+        _scipy_blas = blas
+    return _scipy_blas
+
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
 
@@ -137,14 +149,15 @@ def _setup(
     alpha = _number(func, "label_smoothing", label_smoothing)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
-    zeta = _number(func, "z_loss", z_loss)
-    if not zeta >= 0.0:
-        raise ValueError(f"{func}(): z_loss must be a non-negative number, got {z_loss}")
+    # the same rules, and messages, as cross_entropy's options
+    zeta = check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
     cap = None
     if softcap is not None:
-        cap = _number(func, "softcap", softcap)
-        if not (cap > 0 and np.isfinite(cap)):
-            raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
+        cap = check_real(
+            func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
+        )
+        if cap == np.inf:
+            cap = None  # c tanh(z / c) -> z as c grows
 
     rows_shape = x.shape[:-1]
     t = as_input_array(func, "target", target)
@@ -281,8 +294,9 @@ def _logits(st: _Setup, xc: np.ndarray, a: int, b: int, out: np.ndarray) -> None
 
 def _accumulate_weight_grad(gw: np.ndarray, g: np.ndarray, xc: np.ndarray) -> None:
     """gw += g.T @ xc, for gw a C-contiguous (V', H) slice of the weight gradient."""
-    if _scipy_blas is not None:
-        gemm = _scipy_blas.get_blas_funcs("gemm", (g,))
+    blas = _blas()
+    if blas is not None:
+        gemm = blas.get_blas_funcs("gemm", (g,))
         # (g.T @ xc).T = xc.T @ g, written into gw.T (Fortran order, the same memory)
         out = gemm(1.0, xc.T, g.T, beta=1.0, c=gw.T, trans_b=True, overwrite_c=True)
         if not np.shares_memory(out, gw):  # pragma: no cover - a BLAS wrapper that copied
