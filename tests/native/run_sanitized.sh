@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Runs the Python test suite against a sanitizer build of the native module.
+# Sanitizer runs of the native code.
 #
-#   tests/native/run_sanitized.sh address [pytest args...]   AddressSanitizer + UBSan
-#   tests/native/run_sanitized.sh thread  [pytest args...]   ThreadSanitizer
+#   tests/native/run_sanitized.sh address [pytest args...]   the Python test suite against a
+#                                                            build under AddressSanitizer+UBSan
+#   tests/native/run_sanitized.sh thread                     tests/native/thread_safety.cpp
+#                                                            under ThreadSanitizer
 #
-# The module is built with CMake (RelWithDebInfo, the flags below) into a temporary folder,
-# next to a copy of python/logitkit, which goes first on PYTHONPATH: the installed logitkit
-# is not touched. Every sanitizer stops the process at its first report (halt_on_error, no
-# recovery from UBSan), so a clean pass means zero reports.
+# address: the module is built with CMake (RelWithDebInfo, the flags below) into a temporary
+# folder, next to a copy of python/logitkit, which goes first on PYTHONPATH: the installed
+# logitkit is not touched.
 #
-# ThreadSanitizer does not see inside GCC's OpenMP runtime (libgomp is not instrumented, and
-# its barriers look like races), so the thread build leaves OpenMP out: it checks what the
-# Python threads that call logitkit concurrently share (tables, caches, per-thread buffers),
-# while the OpenMP loops are covered by the determinism tests.
+# thread: ThreadSanitizer's runtime cannot be preloaded into the Python interpreter here (it
+# crashes at start-up on this kernel), so the library's translation units are linked into a
+# C++ program that calls the driver from several threads at once, as concurrent Python
+# threads do with the GIL released. ThreadSanitizer does not see inside GCC's OpenMP runtime
+# (libgomp is not instrumented, and its barriers look like races), so that build leaves
+# OpenMP out; the OpenMP loops are covered by the determinism tests.
+#
+# Every sanitizer stops the process at its first report (halt_on_error, no recovery from
+# UBSan), so a clean pass means zero reports.
 #
 # Needs: the Python of the environment under test, a C++17 g++ with the sanitizer runtimes,
 # and pybind11, cmake and ninja importable or on PATH (pip install pybind11 cmake ninja).
@@ -45,10 +51,37 @@ case $kind in
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     ;;
   thread)
-    flags="-fsanitize=thread -fno-omit-frame-pointer"
-    runtimes="$(g++ -print-file-name=libtsan.so)"
-    extra_cmake=(-DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON)
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    echo "== building tests/native/thread_safety.cpp with -fsanitize=thread in $build"
+    common=(-std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -fno-math-errno
+      -ffp-contract=off -Icsrc -DLOGITKIT_VERSION="\"$version\"")
+    units=(csrc/parallel/driver.cpp csrc/runtime/runtime.cpp csrc/runtime/buffer_pool.cpp
+      csrc/isa/isa_scalar.cpp tests/native/thread_safety.cpp)
+    case $(uname -m) in
+      x86_64)
+        common+=(-DLOGITKIT_HAVE_SSE2 -DLOGITKIT_HAVE_AVX2 -DLOGITKIT_HAVE_AVX512)
+        units+=(csrc/isa/isa_sse2.cpp csrc/isa/isa_avx2.cpp csrc/isa/isa_avx512.cpp) ;;
+      aarch64)
+        common+=(-DLOGITKIT_HAVE_NEON)
+        units+=(csrc/isa/isa_neon.cpp) ;;
+    esac
+    # each ISA's unit with the flags CMakeLists.txt gives it
+    declare -A isa_flags=([isa_avx2]="-mavx2 -mfma -mf16c"
+      [isa_avx512]="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c")
+    objects=()
+    pids=()
+    for unit in "${units[@]}"; do
+      name=$(basename "$unit" .cpp)
+      # shellcheck disable=SC2086  # a space-separated flag list by construction
+      g++ "${common[@]}" ${isa_flags[$name]:-} -c "$unit" -o "$build/$name.o" &
+      pids+=($!)
+      objects+=("$build/$name.o")
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    g++ -fsanitize=thread "${objects[@]}" -o "$build/thread_safety" -lpthread
+    echo "== tests/native/thread_safety under ThreadSanitizer"
+    "$build/thread_safety"
+    exit 0
     ;;
   *)
     echo "unknown sanitizer '$kind' (address or thread)" >&2
