@@ -316,7 +316,7 @@ def _np_dtype(name: str) -> np.dtype:
         ml_dtypes = try_import("ml_dtypes")
         if ml_dtypes is None:
             raise LookupError("bfloat16 needs ml_dtypes (pip install ml_dtypes)")
-        return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(ml_dtypes.bfloat16)  # type: ignore[no-any-return]
     return np.dtype(name)
 
 
@@ -420,26 +420,26 @@ def np_softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.nd
     e = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
     np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
-    return e
+    return e  # type: ignore[no-any-return]
 
 
 def np_log_softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
     s = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
     s -= np.log(np.exp(s).sum(axis=axis, keepdims=True))
-    return s
+    return s  # type: ignore[no-any-return]
 
 
 def np_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     m = x.max(axis=axis, keepdims=True)
     r = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
-    return np.squeeze(r, axis=axis)
+    return np.squeeze(r, axis=axis)  # type: ignore[no-any-return]
 
 
 def np_sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     e = np.exp(-np.abs(x))  # never overflows
     r = np.divide(1, 1 + e, out=out)  # 1 / (1 + exp(-x)) for x >= 0
     np.multiply(r, e, out=r, where=x < 0)  # exp(x) / (1 + exp(x)) for x < 0
-    return r
+    return r  # type: ignore[no-any-return]
 
 
 def np_cross_entropy(x: np.ndarray, target: np.ndarray, axis: int) -> Any:
@@ -465,7 +465,7 @@ def np_cross_entropy_with_grad(
 
 def np_entropy(x: np.ndarray, axis: int) -> np.ndarray:
     lp = np_log_softmax(x, axis)
-    return -(np.exp(lp) * lp).sum(axis=axis)
+    return -(np.exp(lp) * lp).sum(axis=axis)  # type: ignore[no-any-return]
 
 
 def numpy_variant(case: Case, buf: np.ndarray | None) -> Variant:

@@ -42,7 +42,7 @@ def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if a.dtype != dtype:
         return cast(a, dtype)
     if not a.flags.aligned:
-        return a.copy()
+        return a.copy()  # type: ignore[no-any-return]
     return a
 
 
@@ -136,7 +136,7 @@ def _softmax16(
         bits, bfloat16 = rows16(x, x.shape[-1])
         out_bits, _ = rows16(target, x.shape[-1])
         _core.softmax16(bits, out_bits, log, bfloat16, current_isa_index(), nthreads)
-    return target
+    return target  # type: ignore[no-any-return]
 
 
 class _RowInfo(NamedTuple):

@@ -32,7 +32,7 @@ def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
         order = ""
     if nbytes < _POOLED_MIN_BYTES or not order or _core.buffer_cache_limit() == 0:
         return np.empty_like(a, dtype=dtype)
-    return _core.pooled_bytes(nbytes).view(dtype).reshape(a.shape, order=order)
+    return _core.pooled_bytes(nbytes).view(dtype).reshape(a.shape, order=order)  # type: ignore[no-any-return]
 
 
 def _is_bfloat16(dtype: np.dtype) -> bool | None:

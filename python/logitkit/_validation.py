@@ -15,7 +15,7 @@ import numpy as np
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.numeric import normalize_axis_tuple  # type: ignore[attr-defined,no-redef]
+    from numpy.core.numeric import normalize_axis_tuple  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 try:  # NumPy >= 1.25
     from numpy.exceptions import AxisError
@@ -191,7 +191,7 @@ def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
     try:
         # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
         # callers cannot update in place)
-        return np.logical_and(counted, np.broadcast_to(mask, rows_shape), out=counted)
+        return np.logical_and(counted, np.broadcast_to(mask, rows_shape), out=counted)  # type: ignore[no-any-return]
     except ValueError:
         raise ValueError(
             f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows {rows_shape}"

@@ -701,7 +701,7 @@ def _row_mask(where: Any, rows_shape: tuple[int, ...], func: str) -> NDArray[np.
     if wa.dtype != np.bool_:
         raise TypeError(f"{func}(): where must be a bool array, got {wa.dtype}")
     try:
-        return np.broadcast_to(wa, rows_shape).copy()
+        return np.broadcast_to(wa, rows_shape).copy()  # type: ignore[no-any-return]
     except ValueError:
         raise ValueError(
             f"{func}(): where with shape {wa.shape} cannot be broadcast to the rows {rows_shape}"
@@ -820,7 +820,7 @@ def _masked_sum(values: NDArray[np.float64], coef: NDArray[np.float64]) -> NDArr
     ``-inf``) sit in a row without turning the loss into NaN.
     """
     with np.errstate(all="ignore"):
-        return np.sum(coef * values, axis=-1, where=coef != 0)
+        return np.sum(coef * values, axis=-1, where=coef != 0)  # type: ignore[no-any-return]
 
 
 def _sum_of_others(v: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -836,7 +836,7 @@ def _sum_of_others(v: NDArray[np.float64]) -> NDArray[np.float64]:
             at_top = np.arange(v.shape[-1]) == top
             others = np.sum(v, axis=-1, keepdims=True, where=~at_top)
             res = np.where(at_top, others, res)
-    return res
+    return res  # type: ignore[no-any-return]
 
 
 def _reduce_rows(
