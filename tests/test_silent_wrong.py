@@ -297,3 +297,32 @@ def test_unaligned_16bit_arrays(dtype):
     out = _unaligned(np.zeros_like(x))
     np.testing.assert_array_equal(lk.log_softmax(x, out=out), lk.log_softmax(x))
     np.testing.assert_array_equal(lk.sigmoid(x, out=out), lk.sigmoid(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softcap_gradient_where_tanh_saturates(isa, dtype):
+    # d(c tanh(z / c))/dz = 1 - tanh^2 was formed by cancellation: at z / c = 5 the float32
+    # gradient was 4608 ulp off, at z / c = 10 it was 0 instead of 6e-9 (times p)
+    z = np.array([[5.0, 0.0, -7.0, 10.0, 2.0], [-12.0, 1.0, 0.5, 9.0, -3.0]], dtype)
+    t = np.array([1, 4])
+    got_loss, got = lk.cross_entropy_with_grad(z, t, softcap=1.0, reduction="sum")
+    want_loss, want = ref.cross_entropy_with_grad(
+        z.astype(np.float64), t, softcap=1.0, reduction="sum"
+    )
+    np.testing.assert_allclose(got_loss, want_loss, rtol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(got, want, rtol=16 * np.finfo(dtype).eps, atol=0)
+
+
+def test_linear_softcap_gradient_with_split_vocabulary():
+    # the fused linear path splits the classes in blocks and applies the softcap's derivative
+    # itself: it must match the kernel on the explicit logits, saturated entries included
+    rng = np.random.default_rng(9)
+    h = np.abs(rng.standard_normal((6, 8)))
+    w = 4 * rng.standard_normal((40, 8))
+    w[:5] = 6.0  # classes 0-4: z / cap near 20 on every row, where tanh rounds to 1
+    t = rng.integers(5, 40, 6)
+    _, gh, gw, _ = lk.linear_cross_entropy_with_grad(h, w, t, softcap=2.0, vocab_chunk_size=7)
+    _, g = lk.cross_entropy_with_grad(h @ w.T, t, softcap=2.0)
+    assert np.all(g[:, :5] > 0)  # tiny, but not the 0 of a cancelled 1 - tanh^2
+    np.testing.assert_allclose(gw, g.T @ h, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(gh, g @ w, rtol=1e-10, atol=1e-15)

@@ -242,11 +242,14 @@ struct CrossEntropyKernel {
     capped_logits(V::set1(z)).store(lanes);
     return lanes[0];
   }
-  // d(capped)/dz = 1 - tanh^2
-  V cap_slope(V zc) const {
+  // d(capped)/dz at a raw logit z: 1 - tanh^2(z / c) = 4 e / (1 + e)^2 with e = exp(-2|z| / c).
+  // Formed as 1 - t^2 from the capped value it cancelled where |t| is near 1: 4608 ulp off at
+  // z / c = 5 in float32, and 0 instead of 6e-9 at z / c = 10.
+  V cap_slope(V z) const {
     if (!capped) return one;
-    const V t = zc * inv_cap;
-    return one - t * t;
+    const V e = exp_(V::set1(T(-2)) * abs_(z * inv_cap));
+    const V one_plus_e = one + e;
+    return V::set1(T(4)) * e / (one_plus_e * one_plus_e);
   }
 };
 
@@ -384,11 +387,12 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   } else {
     const V p_scale = V::set1(T(p_coeff)), q_scale = V::set1(T(grad_scale)), neg_m = V::set1(-m);
     write_row<V>(grad, n, params.stream_grad, [&](ptrdiff_t j, ptrdiff_t count) {
-      const V zc = k.capped_logits(load_n<V>(z + j, count, 0));
+      const V zraw = load_n<V>(z + j, count, 0);
+      const V zc = k.capped_logits(zraw);
       const V wv = w ? load_n<V>(w + j, count, 0) : k.one;
       const V q = soft ? fma(keep, load_n<V>(soft + j, count, 0), spread) * wv
                        : (need_smooth ? spread * wv : zero);
-      return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zc);
+      return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zraw);
     });
   }
   if (!soft) {
@@ -396,8 +400,9 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     // as expm1(z_t - lse).
     const double pt_minus_1 = std::expm1((z_target - double(m)) - log_sum);
     const double pt = 1.0 + pt_minus_1;
-    const double t_cap = double(params.softcap);
-    const double slope = k.capped ? 1.0 - (z_target / t_cap) * (z_target / t_cap) : 1.0;
+    // the target's slope as cap_slope gives it, from the raw logit
+    const double e = std::exp(-2.0 * std::fabs(double(z_target_raw)) / double(params.softcap));
+    const double slope = k.capped ? 4.0 * e / ((1.0 + e) * (1.0 + e)) : 1.0;
     const double g = (1.0 - a) * w_target * pt_minus_1 +
                      (a / C) * (pt * params.weight_sum - w_target) +
                      2.0 * params.z_loss * lse * pt;

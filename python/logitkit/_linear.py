@@ -373,11 +373,14 @@ def _vocab_chunk(
     alpha, zeta = st.alpha, st.z_loss
     blocks = [(a, min(a + st.vocab, n_classes)) for a in range(0, n_classes, st.vocab)]
 
-    def logits(a: int, b: int) -> np.ndarray:
+    def logits(a: int, b: int, scaled: np.ndarray | None = None) -> np.ndarray:
+        """The block's (capped) logits; with `scaled`, z / cap is kept there too."""
         z = _block(flat, m, b - a)
         _logits(st, xc, a, b, z)
         if cap is not None:
             z /= cap
+            if scaled is not None:
+                np.copyto(scaled, z)
             np.tanh(z, out=z)
             z *= cap
         return z
@@ -423,12 +426,11 @@ def _vocab_chunk(
     dropped = np.flatnonzero(~counted)
     gx_c = gx[s:e]
     for i, (a, b) in enumerate(blocks):
-        z = logits(a, b)
-        capped = None
+        scaled = None
         if cap is not None:
             assert capped_flat is not None
-            capped = _block(capped_flat, m, b - a)
-            np.copyto(capped, z)
+            scaled = _block(capped_flat, m, b - a)
+        z = logits(a, b, scaled)
         g = z
         with np.errstate(invalid="ignore", over="ignore"):
             g -= lse_c
@@ -438,12 +440,14 @@ def _vocab_chunk(
                 g -= smooth_c if st.cw is None else smooth_c * st.cw[a:b]
         inside = np.flatnonzero(counted & (t >= a) & (t < b))
         g[inside, t[inside] - a] = g_t[inside]
-        if capped is not None:
-            # d(cap tanh(z / cap))/dz = 1 - (capped / cap)^2
-            capped /= cap
-            np.square(capped, out=capped)
-            np.subtract(1.0, capped, out=capped)
-            g *= capped
+        if scaled is not None:
+            # d(cap tanh(u))/dz = 1 - tanh(u)^2 = 4 e / (1 + e)^2, e = exp(-2|u|), u = z / cap:
+            # 1 - tanh^2 cancels where |tanh| is near 1, this form does not
+            with np.errstate(invalid="ignore"):
+                np.abs(scaled, out=scaled)
+                scaled *= -2.0
+                np.exp(scaled, out=scaled)
+                g *= 4.0 * scaled / np.square(1.0 + scaled)
         g[dropped] = 0.0
         if i == 0:
             np.matmul(g, st.w[a:b], out=gx_c)
