@@ -134,20 +134,24 @@ def test_inputs_are_not_modified_and_gradients_are_fresh_tensors():
 def test_large_results_are_blocks_of_the_buffer_cache():
     import logitkit as lk
 
-    x = randn(64, 65536, seed=36, dtype=torch.float32).requires_grad_()  # 16 MiB
-    t = torch.randint(0, 65536, (64,), generator=_gen(37))
-    lkt.cross_entropy(x, t).backward()
-    (expected,) = torch.autograd.grad(F.cross_entropy(x, t), x)
-    assert x.grad.is_contiguous()
-    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-9)
-    cached = lk.runtime_info()["buffer_cache_bytes"]
-    x.grad = None  # the block goes back to the cache ...
-    assert lk.runtime_info()["buffer_cache_bytes"] == cached + x.nbytes
-    y = lkt.softmax(x.detach(), 1)  # ... and the next large result takes it
-    assert lk.runtime_info()["buffer_cache_bytes"] == cached
-    torch.testing.assert_close(y, torch.softmax(x.detach(), 1), rtol=1e-5, atol=1e-9)
+    # Start from an empty cache with room to spare: blocks that earlier tests gave back
+    # would otherwise be evicted when this one returns, and the counts would not add up.
     old = lk.set_buffer_cache_limit(0)
+    lk.set_buffer_cache_limit(64 << 20)
     try:
+        x = randn(64, 65536, seed=36, dtype=torch.float32).requires_grad_()  # 16 MiB
+        t = torch.randint(0, 65536, (64,), generator=_gen(37))
+        lkt.cross_entropy(x, t).backward()
+        (expected,) = torch.autograd.grad(F.cross_entropy(x, t), x)
+        assert x.grad.is_contiguous()
+        torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-9)
+        cached = lk.runtime_info()["buffer_cache_bytes"]
+        x.grad = None  # the block goes back to the cache ...
+        assert lk.runtime_info()["buffer_cache_bytes"] == cached + x.nbytes
+        y = lkt.softmax(x.detach(), 1)  # ... and the next large result takes it
+        assert lk.runtime_info()["buffer_cache_bytes"] == cached
+        torch.testing.assert_close(y, torch.softmax(x.detach(), 1), rtol=1e-5, atol=1e-9)
+        lk.set_buffer_cache_limit(0)
         z = lkt.log_softmax(x.detach(), 1)  # the cache off: PyTorch's allocator
         assert lk.runtime_info()["buffer_cache_bytes"] == 0
         torch.testing.assert_close(z, torch.log_softmax(x.detach(), 1), rtol=1e-5, atol=1e-6)
