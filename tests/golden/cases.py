@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import math
 import struct
 import warnings
 import zlib
@@ -44,6 +45,19 @@ Case = tuple[str, Callable[[], Any]]
 # ---- hashing -----------------------------------------------------------------------------
 
 
+def _canonical_nan(a: np.ndarray) -> np.ndarray:
+    """a with every NaN replaced by one quiet NaN. A NaN's sign and payload come from which
+    operand of a commutative operation the compiler put first; no result promises them."""
+    if a.dtype.kind != "f" and a.dtype.name != "bfloat16":
+        return a
+    nan = np.isnan(a)
+    if not nan.any():
+        return a
+    a = a.copy()
+    a[nan] = np.nan
+    return a
+
+
 def _feed(h: Any, obj: Any) -> None:
     # Every leaf carries its type, dtype and shape: a result that keeps its bytes but changes
     # its dtype, shape or kind (a 0-d array becoming a scalar) is a change.
@@ -51,20 +65,22 @@ def _feed(h: Any, obj: Any) -> None:
         h.update(b"none;")
     elif isinstance(obj, np.ndarray):
         h.update(f"array {obj.dtype.name} {obj.dtype.str} {obj.shape};".encode())
-        h.update(obj.tobytes(order="C"))
+        h.update(_canonical_nan(obj).tobytes(order="C"))
     elif isinstance(obj, np.generic):
         kind = obj.dtype.kind
         if kind in "biu":
             h.update(f"scalar {obj.dtype.name} {int(obj)};".encode())
         else:
-            bits = struct.pack("<d", float(obj)).hex()
+            value = float(obj)
+            bits = struct.pack("<d", math.nan if math.isnan(value) else value).hex()
             h.update(f"scalar {obj.dtype.name} {bits};".encode())
     elif isinstance(obj, bool):
         h.update(f"bool {obj};".encode())
     elif isinstance(obj, int):
         h.update(f"int {obj};".encode())
     elif isinstance(obj, float):
-        h.update(f"float {struct.pack('<d', obj).hex()};".encode())
+        value = math.nan if math.isnan(obj) else obj
+        h.update(f"float {struct.pack('<d', value).hex()};".encode())
     elif isinstance(obj, np.dtype):
         h.update(f"dtype {obj.name};".encode())
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
