@@ -33,9 +33,28 @@ class ReleaseGil {
   PyThreadState* state_;
 };
 
-enum class DType { f32, f64 };
+// The element types the kernels take: float32 and float64, and the 16-bit storage types
+// float16 and bfloat16 (ml_dtypes), which compute in float32.
+enum class DType { f32, f64, f16, bf16 };
 
-DType dtype_of(const py::array& a, const char* func, const char* arg);
+// The DType of a; with storage16 false (functions without 16-bit kernels) only f32 and f64.
+DType dtype_of(const py::array& a, const char* func, const char* arg, bool storage16 = false);
+
+// Calls fn(S{}) with S the storage type of dt: float, double, half_t or bf16_t. The one place
+// where the bindings turn a dtype into a kernel type.
+template <class Fn>
+decltype(auto) with_storage(DType dt, Fn&& fn) {
+  switch (dt) {
+    case DType::f32: return fn(float{});
+    case DType::f64: return fn(double{});
+    case DType::f16: return fn(half_t{});
+    default: return fn(bf16_t{});
+  }
+}
+
+// Per-row results and the options of 16-bit inputs are in float32, their compute type.
+DType compute_dtype(DType dt);
+void require_dtype(const py::array& a, DType dt, const char* func, const char* arg);
 void require_same_dtype(const py::array& a, const py::array& b, const char* func, const char* arg);
 void require_writeable(const py::array& a, const char* func, const char* arg);
 void require_shape(const py::array& a, const std::vector<py::ssize_t>& shape, const char* func,
@@ -48,18 +67,11 @@ parallel::RowShape row_shape(const py::array& x);
 
 const IsaTable& table_for(int isa);
 
-// a must be the C-contiguous uint16 view of a float16/bfloat16 array.
-void require_bits16(const py::array& a, const char* func, const char* arg);
-
-// The 16-bit format the Python layer names with its `bfloat16` flag.
-inline parallel::Storage16 storage_kind(bool bfloat16) {
-  return bfloat16 ? parallel::Storage16::bfloat16 : parallel::Storage16::half;
-}
-
 void register_runtime(py::module_& m);
+void register_yardstick(py::module_& m);
+void register_buffer_pool(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_losses(py::module_& m);
-void register_storage16(py::module_& m);
 
 }  // namespace logitkit::bindings

@@ -20,10 +20,10 @@ CrossEntropyParams<T> params_of(const std::optional<py::array>& weight, double w
   return p;
 }
 
-template <class T>
-void run(const KernelSet<T>& k, const py::array& z, const std::optional<py::array>& soft,
+template <class S>
+void run(const KernelSet<S>& k, const py::array& z, const std::optional<py::array>& soft,
          const std::optional<py::array>& grad, const parallel::CrossEntropyRows& rows,
-         const CrossEntropyParams<T>& p, int threads) {
+         const CrossEntropyParams<compute_t<S>>& p, int threads) {
   const parallel::RowShape shape = row_shape(z);
   const parallel::StridedArray zs = strided(z, true);
   const parallel::StridedArray ss = soft ? strided(*soft, true) : parallel::StridedArray{};
@@ -32,44 +32,18 @@ void run(const KernelSet<T>& k, const py::array& z, const std::optional<py::arra
   parallel::cross_entropy(k, shape, zs, ss, gs, rows, p, threads);
 }
 
-// float16/bfloat16 logits (and gradient) as 2-d C-contiguous uint16 bits, soft targets and
-// class weights in float32.
-void run16(const IsaTable& table, bool bfloat16, const py::array& z,
-           const std::optional<py::array>& soft, const std::optional<py::array>& grad,
-           const parallel::CrossEntropyRows& rows, const CrossEntropyParams<float>& p,
-           int threads) {
-  const char* name = "cross_entropy";
-  require_bits16(z, name, "logits");
-  if (z.ndim() != 2) throw py::value_error("cross_entropy(): 16-bit logits must be 2-d rows");
-  if (grad) require_bits16(*grad, name, "grad_out");
-  if (soft && (!py::isinstance<py::array_t<float>>(*soft) || !(soft->flags() & py::array::c_style))) {
-    throw py::value_error("cross_entropy(): soft targets of 16-bit logits must be C-contiguous float32");
-  }
-  const auto* zp = static_cast<const std::uint16_t*>(z.data());
-  const float* sp = soft ? static_cast<const float*>(soft->data()) : nullptr;
-  auto* gp = grad ? static_cast<std::uint16_t*>(const_cast<void*>(grad->data())) : nullptr;
-  ReleaseGil release;
-  parallel::cross_entropy16(table.f32, table.convert, storage_kind(bfloat16), z.shape(0),
-                            z.shape(1), zp, sp, gp, rows, p, threads);
-}
-
 void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
                    std::optional<py::array> soft, py::array_t<unsigned char> counted,
                    std::optional<py::array_t<double>> grad_scale, std::optional<py::array> weight,
                    double weight_sum, double smoothing, double z_loss, double softcap,
                    std::optional<py::array> grad, py::array_t<double> loss,
                    py::array_t<double> lse, py::array_t<long long> argmax, bool want_argmax,
-                   int isa, int threads, int storage16) {
+                   int isa, int threads) {
   const char* name = "cross_entropy";
-  // 16-bit logits arrive as uint16 bits, computed in float32 (the dtype the checks expect of
-  // the other float arguments)
-  const DType dt = storage16 >= 0 ? DType::f32 : dtype_of(z, name, "logits");
+  // Logits and gradient of a 16-bit type; soft targets and class weights in its compute type.
+  const DType dt = dtype_of(z, name, "logits", true);
   auto same_dtype = [&](const py::array& a, const char* arg) {
-    if (storage16 < 0) {
-      require_same_dtype(z, a, name, arg);
-    } else if (!py::isinstance<py::array_t<float>>(a)) {
-      throw py::value_error(std::string("cross_entropy(): ") + arg + " must be float32");
-    }
+    require_dtype(a, compute_dtype(dt), name, arg);
   };
   if (z.ndim() < 1) throw py::value_error("cross_entropy(): logits must have a class axis");
   std::vector<py::ssize_t> rows_shape = shape_of(z);
@@ -94,7 +68,7 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
     require_shape(*soft, shape_of(z), name, "target");
   }
   if (grad) {
-    if (storage16 < 0) require_same_dtype(z, *grad, name, "grad_out");
+    require_dtype(*grad, dt, name, "grad_out");
     require_writeable(*grad, name, "grad_out");
     require_shape(*grad, shape_of(z), name, "grad_out");
     if (!grad_scale) throw py::value_error("cross_entropy(): grad_scale is required with grad");
@@ -115,16 +89,11 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
   rows.argmax = argmax.mutable_data();
   const IsaTable& table = table_for(isa);
   const int nt = runtime::resolve_threads(threads);
-  if (storage16 >= 0) {
-    run16(table, storage16 == 1, z, soft, grad, rows,
-          params_of<float>(weight, weight_sum, smoothing, z_loss, softcap, want_argmax), nt);
-  } else if (dt == DType::f32) {
-    run(table.f32, z, soft, grad, rows,
-        params_of<float>(weight, weight_sum, smoothing, z_loss, softcap, want_argmax), nt);
-  } else {
-    run(table.f64, z, soft, grad, rows,
-        params_of<double>(weight, weight_sum, smoothing, z_loss, softcap, want_argmax), nt);
-  }
+  with_storage(dt, [&](auto s) {
+    using S = decltype(s);
+    run(kernels_of<S>(table), z, soft, grad, rows,
+        params_of<compute_t<S>>(weight, weight_sum, smoothing, z_loss, softcap, want_argmax), nt);
+  });
 }
 
 template <class T>
@@ -245,10 +214,10 @@ void register_losses(py::module_& m) {
         py::arg("counted"), py::arg("grad_scale"), py::arg("weight"), py::arg("weight_sum"),
         py::arg("smoothing"), py::arg("z_loss"), py::arg("softcap"), py::arg("grad"),
         py::arg("loss"), py::arg("lse"), py::arg("argmax"), py::arg("want_argmax"),
-        py::arg("isa"), py::arg("threads"), py::arg("storage16") = -1,
+        py::arg("isa"), py::arg("threads"),
         "Fused cross-entropy rows along the last axis: per-row loss, lse, argmax, and the "
-        "gradient scaled per row into grad. storage16: -1 for float32/float64 logits, else "
-        "0 (float16) or 1 (bfloat16) for logits and gradient as uint16 bits.");
+        "gradient scaled per row into grad. Logits and gradient in float16, bfloat16, float32 "
+        "or float64; soft targets and class weights in the logits' compute type.");
 }
 
 }  // namespace logitkit::bindings

@@ -5,18 +5,11 @@ namespace logitkit::bindings {
 
 namespace {
 
-template <class T>
-const KernelSet<T>& kernels(const IsaTable& t);
-template <>
-const KernelSet<float>& kernels<float>(const IsaTable& t) { return t.f32; }
-template <>
-const KernelSet<double>& kernels<double>(const IsaTable& t) { return t.f64; }
-
 void softmax(py::array x, py::array y, bool log, int isa, int threads,
              std::optional<py::array> mask) {
   const char* name = log ? "log_softmax" : "softmax";
-  const DType dt = dtype_of(x, name, "x");
-  require_same_dtype(x, y, name, "out");
+  const DType dt = dtype_of(x, name, "x", true);
+  require_dtype(y, dt, name, "out");
   require_writeable(y, name, "out");
   if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
   require_shape(y, shape_of(x), name, "out");
@@ -25,38 +18,36 @@ void softmax(py::array x, py::array y, bool log, int isa, int threads,
   const parallel::StridedArray xs = strided(x, true), ys = strided(y, true, true);
   parallel::StridedArray ms;
   if (mask) {
-    require_same_dtype(x, *mask, name, "where");
+    require_dtype(*mask, dt, name, "where");
     require_shape(*mask, shape_of(x), name, "where");
     ms = strided(*mask, true);
   }
   const int nt = runtime::resolve_threads(threads);
   ReleaseGil release;
   const auto op = log ? parallel::RowOp::log_softmax : parallel::RowOp::softmax;
-  if (dt == DType::f32) {
-    parallel::row_map(kernels<float>(table), op, shape, xs, ms, ys, nt);
-  } else {
-    parallel::row_map(kernels<double>(table), op, shape, xs, ms, ys, nt);
-  }
+  with_storage(dt, [&](auto s) {
+    parallel::row_map(kernels_of<decltype(s)>(table), op, shape, xs, ms, ys, nt);
+  });
 }
 
 void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out,
             std::optional<py::array> sign, int isa, int threads) {
   const char* name = entropy ? "entropy_from_logits" : "logsumexp";
-  const DType dt = dtype_of(x, name, "x");
+  const DType dt = dtype_of(x, name, "x", true);
   if (x.ndim() < 1) throw py::value_error("logsumexp(): x must have at least one axis");
   std::vector<py::ssize_t> outer = shape_of(x);
   outer.pop_back();
-  require_same_dtype(x, out, name, "out");
+  require_dtype(out, compute_dtype(dt), name, "out");
   require_writeable(out, name, "out");
   require_shape(out, outer, name, "out");
   parallel::StridedArray bs, ss;
   if (b) {
-    require_same_dtype(x, *b, name, "b");
+    require_dtype(*b, dt, name, "b");
     require_shape(*b, shape_of(x), name, "b");
     bs = strided(*b, true);
   }
   if (sign) {
-    require_same_dtype(x, *sign, name, "sign");
+    require_dtype(*sign, compute_dtype(dt), name, "sign");
     require_writeable(*sign, name, "sign");
     require_shape(*sign, outer, name, "sign");
     ss = strided(*sign, false, true);
@@ -67,25 +58,23 @@ void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out
   const int nt = runtime::resolve_threads(threads);
   ReleaseGil release;
   const auto op = entropy ? parallel::RowReduction::entropy : parallel::RowReduction::logsumexp;
-  if (dt == DType::f32) {
-    parallel::reduce_rows(kernels<float>(table), op, shape, xs, bs, os, ss, nt);
-  } else {
-    parallel::reduce_rows(kernels<double>(table), op, shape, xs, bs, os, ss, nt);
-  }
+  with_storage(dt, [&](auto s) {
+    parallel::reduce_rows(kernels_of<decltype(s)>(table), op, shape, xs, bs, os, ss, nt);
+  });
 }
 
 // Gradient of softmax (log=False) or log_softmax (log=True) given the upstream gradient g
 // and the forward output y; or (hardmax) a one-hot of each row's first maximum.
 void row_op(const char* name, parallel::RowOp op, py::array x, std::optional<py::array> aux,
             py::array out, int isa, int threads) {
-  const DType dt = dtype_of(x, name, "x");
+  const DType dt = dtype_of(x, name, "x", true);
   if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
-  require_same_dtype(x, out, name, "out");
+  require_dtype(out, dt, name, "out");
   require_writeable(out, name, "out");
   require_shape(out, shape_of(x), name, "out");
   parallel::StridedArray as;
   if (aux) {
-    require_same_dtype(x, *aux, name, "y");
+    require_dtype(*aux, dt, name, "y");
     require_shape(*aux, shape_of(x), name, "y");
     as = strided(*aux, true);
   }
@@ -94,11 +83,9 @@ void row_op(const char* name, parallel::RowOp op, py::array x, std::optional<py:
   const parallel::StridedArray xs = strided(x, true), os = strided(out, true, true);
   const int nt = runtime::resolve_threads(threads);
   ReleaseGil release;
-  if (dt == DType::f32) {
-    parallel::row_map(kernels<float>(table), op, shape, xs, as, os, nt);
-  } else {
-    parallel::row_map(kernels<double>(table), op, shape, xs, as, os, nt);
-  }
+  with_storage(dt, [&](auto s) {
+    parallel::row_map(kernels_of<decltype(s)>(table), op, shape, xs, as, os, nt);
+  });
 }
 
 }  // namespace

@@ -11,16 +11,15 @@ namespace logitkit::LOGITKIT_ISA_NS {
 
 // Max and index of its first occurrence. Indices ride along as values of T (exact below
 // 2^24 for float); longer rows take the scalar loop.
-template <class V>
-void row_max_argmax(const typename V::T* x, ptrdiff_t n, typename V::T& max_out,
-                    ptrdiff_t& arg_out) {
+template <class V, class S>
+void row_max_argmax(const S* x, ptrdiff_t n, typename V::T& max_out, ptrdiff_t& arg_out) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   if (n > (ptrdiff_t(1) << (sizeof(T) == 4 ? 24 : 52))) {
     T m = ninf;
     ptrdiff_t a = 0;
     for (ptrdiff_t i = 0; i < n; ++i)
-      if (x[i] > m) m = x[i], a = i;
+      if (widen(x[i]) > m) m = widen(x[i]), a = i;
     max_out = m, arg_out = a;
     return;
   }
@@ -54,22 +53,22 @@ void row_max_argmax(const typename V::T* x, ptrdiff_t n, typename V::T& max_out,
   arg_out = static_cast<ptrdiff_t>(a);
 }
 
-template <class V>
-void hardmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+template <class V, class S>
+void hardmax_row(const S* x, S* y, ptrdiff_t n) {
   using T = typename V::T;
   T m;
   ptrdiff_t arg;
   row_max_argmax<V>(x, n, m, arg);
   const bool nan_row = has_nan(x, n);
   const T fill = nan_row ? std::numeric_limits<T>::quiet_NaN() : T(0);
-  for (ptrdiff_t i = 0; i < n; ++i) y[i] = fill;
-  if (!nan_row && n > 0) y[arg] = T(1);
+  for (ptrdiff_t i = 0; i < n; ++i) y[i] = narrow<S>(fill);
+  if (!nan_row && n > 0) y[arg] = narrow<S>(T(1));
 }
 
 // H = -sum p log p = log(sum) + sum e (m - x) / sum with e = exp(x - m): every term is
 // non-negative, so a nearly deterministic row keeps its small entropy's precision.
-template <class V, class VD>
-double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t n) {
+template <class V, class VD, class S>
+double entropy_row(const S* x, const S* mask, ptrdiff_t n) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const V zero = V::zero(), vninf = V::set1(ninf);
@@ -85,9 +84,9 @@ double entropy_row(const typename V::T* x, const typename V::T* mask, ptrdiff_t 
     // 0 log 0 = 0); without one the row is all -inf and softmax is NaN, so is its entropy.
     std::ptrdiff_t k = 0;
     for (ptrdiff_t i = 0; i < n; ++i) {
-      if (mask && mask[i] == T(0)) continue;
-      if (std::isnan(x[i])) return std::numeric_limits<double>::quiet_NaN();
-      k += (x[i] == std::numeric_limits<T>::infinity());
+      if (mask && widen(mask[i]) == T(0)) continue;
+      if (std::isnan(widen(x[i]))) return std::numeric_limits<double>::quiet_NaN();
+      k += (widen(x[i]) == std::numeric_limits<T>::infinity());
     }
     if (k > 0) return std::log(double(k));
     return mask ? 0.0 : std::numeric_limits<double>::quiet_NaN();
@@ -253,11 +252,13 @@ struct CrossEntropyKernel {
   }
 };
 
-template <class V, class VD>
-CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long target,
+// z and grad are of the storage type S; the soft targets and class weights are in the
+// compute type.
+template <class V, class VD, class S>
+CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
                                   const typename V::T* soft, bool counted,
                                   const CrossEntropyParams<typename V::T>& params,
-                                  double grad_scale, typename V::T* grad) {
+                                  double grad_scale, S* grad) {
   using T = typename V::T;
   using Mask = typename V::Mask;
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -273,7 +274,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   RowStats<T> plain_stats{};
   T m_raw;
   // Read before anything is written: grad may be z itself.
-  const T z_target_raw = (!soft && counted && target >= 0) ? z[target] : T(0);
+  const T z_target_raw = (!soft && counted && target >= 0) ? widen(z[target]) : T(0);
   // For a plain row with a gradient the one read of the row also stores exp(z - m_b) in
   // the scratch row (m_b: the running max of each block), so the gradient costs one scaling
   // per block instead of a second exp per entry, and grad is written once.
@@ -282,7 +283,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   if (plain && grad && counted) {
     exps = row_scratch<T, 0>(n);
     block_max = row_scratch<T, 1>(n / (kStatsBlockBytes / ptrdiff_t(sizeof(T))) + 1);
-    plain_stats = row_stats_store<V, VD>(z, exps, n, block_max);
+    plain_stats = row_stats_store<V, VD, true>(z, exps, n, block_max);
     m_raw = plain_stats.max;
     if (!std::isfinite(m_raw)) exps = nullptr;
   } else if (plain) {
@@ -298,10 +299,10 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   if (!std::isfinite(m)) {
     // +inf, or only -inf (and maybe NaN): the loss over all classes has no limit here, so the
     // row's loss and gradient are NaN; lse follows logsumexp's rules.
-    out.lse = logsumexp_special_row<T>(z, nullptr, n).value;
+    out.lse = logsumexp_special_row<S>(z, nullptr, n).value;
     out.loss = counted ? nan : 0.0;
     if (grad) {
-      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = counted ? T(nan) : T(0);
+      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = narrow<S>(counted ? T(nan) : T(0));
     }
     return out;
   }
@@ -347,7 +348,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   out.lse = lse;
   if (std::isnan(lse) && params.want_argmax) {  // the max skipped a NaN; NumPy reports it
     for (ptrdiff_t j = 0; j < n; ++j) {
-      if (std::isnan(z[j])) {
+      if (std::isnan(widen(z[j]))) {
         out.argmax = j;
         break;
       }
@@ -355,7 +356,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
   }
   if (!counted) {
     if (grad) {
-      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = T(0);
+      for (ptrdiff_t j = 0; j < n; ++j) grad[j] = narrow<S>(T(0));
     }
     return out;
   }
@@ -406,7 +407,7 @@ CrossEntropyRow cross_entropy_row(const typename V::T* z, ptrdiff_t n, long long
     const double g = (1.0 - a) * w_target * pt_minus_1 +
                      (a / C) * (pt * params.weight_sum - w_target) +
                      2.0 * params.z_loss * lse * pt;
-    grad[target] = T(grad_scale * g * slope);
+    grad[target] = narrow<S>(T(grad_scale * g * slope));
   }
   return out;
 }

@@ -37,7 +37,7 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     } else {
       T* col = row_scratch<T, 2>(n);
       gather_column(x, x_stride, n, j, col);
-      out[j] = T(entropy_row<V, VD>(col, nullptr, n));
+      out[j] = T(entropy_row<V, VD, T>(col, nullptr, n));
     }
   }
 }

@@ -1,16 +1,23 @@
 // Row primitives over one contiguous row, written once over the simd/ vector types and
 // compiled per ISA inside LOGITKIT_ISA_NS. No threads and no Python; the only allocations are
 // the cached per-thread scratch rows (row_scratch).
+//
+// Operands that are read or written whole are of a storage type S: float or double, or a
+// 16-bit format (half_t, bf16_t) that the vector loads and stores convert in registers; the
+// arithmetic is in V::T = compute_t<S> (simd/storage.h). With S = V::T the code is the plain
+// float or double kernel.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "combine.h"
 #include "math.h"
+#include "simd/storage.h"
 #include "special.h"
 #include "table.h"
 
@@ -20,18 +27,18 @@ using std::ptrdiff_t;
 
 // Tails shorter than a vector go through a small buffer padded with a neutral value, so
 // every element is processed by the same vector code as the body.
-template <class V>
-inline V load_partial(const typename V::T* p, ptrdiff_t n, typename V::T fill) {
+template <class V, class S>
+inline V load_partial(const S* p, ptrdiff_t n, typename V::T fill) {
   alignas(64) typename V::T buf[V::N];
-  for (int j = 0; j < V::N; ++j) buf[j] = j < n ? p[j] : fill;
+  for (int j = 0; j < V::N; ++j) buf[j] = j < n ? widen(p[j]) : fill;
   return V::load(buf);
 }
 
-template <class V>
-inline void store_partial(typename V::T* p, ptrdiff_t n, V v) {
+template <class V, class S>
+inline void store_partial(S* p, ptrdiff_t n, V v) {
   alignas(64) typename V::T buf[V::N];
   v.store(buf);
-  for (ptrdiff_t j = 0; j < n; ++j) p[j] = buf[j];
+  for (ptrdiff_t j = 0; j < n; ++j) p[j] = narrow<S>(buf[j]);
 }
 
 // The entries of a row equal to its max, counted per lane with one vector add each and moved
@@ -65,14 +72,14 @@ T* row_scratch(ptrdiff_t n) {
 }
 
 // Lanes [0, count) of p: a full load when count == N (the body of a row), padded otherwise.
-template <class V>
-inline V load_n(const typename V::T* p, ptrdiff_t count, typename V::T fill) {
+template <class V, class S>
+inline V load_n(const S* p, ptrdiff_t count, typename V::T fill) {
   return count == V::N ? V::load(p) : load_partial<V>(p, count, fill);
 }
 
 // Lanes [0, count) of v into p: load_n's counterpart.
-template <class V>
-inline void store_n(typename V::T* p, ptrdiff_t count, V v) {
+template <class V, class S>
+inline void store_n(S* p, ptrdiff_t count, V v) {
   if (count == V::N) {
     v.store(p);
   } else {
@@ -84,16 +91,14 @@ inline void store_n(typename V::T* p, ptrdiff_t count, V v) {
 // aligned full vectors bypass the cache: an output too large to stay cached then costs one
 // write to memory, instead of a read for ownership of every line plus its write-back.
 // `fence` = false leaves the stream_fence() to the caller (one per row, not per piece).
-template <class V, class Value>
-inline void write_row(typename V::T* y, ptrdiff_t n, bool stream, Value&& value,
-                      bool fence = true) {
-  using T = typename V::T;
-  constexpr auto kAlign = static_cast<std::uintptr_t>(V::N * sizeof(T));
+template <class V, class S, class Value>
+inline void write_row(S* y, ptrdiff_t n, bool stream, Value&& value, bool fence = true) {
+  constexpr auto kAlign = static_cast<std::uintptr_t>(V::N * sizeof(S));
   const auto addr = reinterpret_cast<std::uintptr_t>(y);
   ptrdiff_t i = 0;
-  if (stream && V::N > 1 && addr % sizeof(T) == 0) {
+  if (stream && V::N > 1 && addr % sizeof(S) == 0) {
     const auto head = std::min<ptrdiff_t>(
-        n, static_cast<ptrdiff_t>(((kAlign - addr % kAlign) % kAlign) / sizeof(T)));
+        n, static_cast<ptrdiff_t>(((kAlign - addr % kAlign) % kAlign) / sizeof(S)));
     if (head > 0) store_partial(y, head, value(ptrdiff_t(0), head));
     for (i = head; i + V::N <= n; i += V::N) value(i, ptrdiff_t(V::N)).stream(y + i);
     if (fence) V::stream_fence();
@@ -141,15 +146,15 @@ LOGITKIT_ALWAYS_INLINE V exp_diff(V x, V m, V neg_m) {
   return fma(e, err, e);
 }
 
-template <class T>
-inline bool has_nan(const T* x, ptrdiff_t n) {
+template <class S>
+inline bool has_nan(const S* x, ptrdiff_t n) {
   for (ptrdiff_t i = 0; i < n; ++i)
-    if (std::isnan(x[i])) return true;
+    if (std::isnan(widen(x[i]))) return true;
   return false;
 }
 
-template <class V>
-typename V::T row_max(const typename V::T* x, ptrdiff_t n) {
+template <class V, class S>
+typename V::T row_max(const S* x, ptrdiff_t n) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   V m0 = V::set1(ninf), m1 = m0, m2 = m0, m3 = m0;
@@ -178,9 +183,9 @@ LOGITKIT_ALWAYS_INLINE V sub_shift_exact(V x, V s, V neg_s, V c) {
   return (d - c) + select(eq(err, err), err, V::zero());
 }
 
-template <class V>
-void sub_shift(const typename V::T* x, typename V::T* y, ptrdiff_t n, typename V::T shift,
-               typename V::T offset, bool stream) {
+template <class V, class S>
+void sub_shift(const S* x, S* y, ptrdiff_t n, typename V::T shift, typename V::T offset,
+               bool stream) {
   const V s = V::set1(shift), neg_s = V::set1(-shift), c = V::set1(offset);
   write_row<V>(y, n, stream, [&](ptrdiff_t i, ptrdiff_t count) {
     return sub_shift_exact(load_n<V>(x + i, count, shift), s, neg_s, c);
@@ -212,8 +217,8 @@ inline void scale_wide(WideSum<VD>& s, double factor) {
 // block raised it; blocks before the first finite entry go to before_first(b, len) instead.
 // A row whose max is not finite returns that max (NaN where the row holds a NaN) and no
 // sums: the caller takes the special path.
-template <class V, class VD, class Sweep, class BeforeFirst>
-RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Sweep&& sweep,
+template <class V, class VD, class S, class Sweep, class BeforeFirst>
+RowStats<typename V::T> one_read_stats(const S* x, ptrdiff_t n, Sweep&& sweep,
                                        BeforeFirst&& before_first) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -266,13 +271,13 @@ RowStats<typename V::T> one_read_stats(const typename V::T* x, ptrdiff_t n, Swee
   return {m, at_max, rest.total() + earlier_at_max};
 }
 
-template <class V, class VD>
-RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
+template <class V, class VD, class S>
+RowStats<typename V::T> row_stats(const S* x, ptrdiff_t n) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const V zero = V::zero(), one = V::set1(T(1));
   auto sweep = [&](ptrdiff_t b, ptrdiff_t len, T m, V& count0, V& count1, WideSum<VD>& rest) {
-    const T* xb = x + b;
+    const S* xb = x + b;
     const V mv = V::set1(m);
     auto term = [&](V xv, V& count) {
       const auto at_max = eq(xv, mv);
@@ -299,15 +304,15 @@ RowStats<typename V::T> row_stats(const typename V::T* x, ptrdiff_t n) {
 // x. With kSplitMax false (softmax, which needs only the sum), the entries at the max are not
 // kept apart: at_max is 0 and rest the whole sum. Four vectors are added in T before each
 // widening, as row_stats adds them.
-template <class V, class VD, bool kSplitMax = true>
-RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y, ptrdiff_t n,
+template <class V, class VD, bool kSplitMax, class S>
+RowStats<typename V::T> row_stats_store(const S* x, typename V::T* y, ptrdiff_t n,
                                         typename V::T* block_max) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   const V zero = V::zero(), one = V::set1(T(1));
   auto sweep = [&](ptrdiff_t b, ptrdiff_t len, T m, V& count, V&, WideSum<VD>& rest) {
-    const T* xb = x + b;
+    const S* xb = x + b;
     T* yb = y + b;
     block_max[b / block] = m;
     const V mv = V::set1(m), neg_m = V::set1(-m);
@@ -341,9 +346,9 @@ RowStats<typename V::T> row_stats_store(const typename V::T* x, typename V::T* y
 // exp(x - block_max[b]) as row_stats_store left it (src may be dst). A block with
 // block_max = -inf holds zeros and gets a factor of 0. With `stream` the writes bypass the
 // cache, with one store fence at the end.
-template <class V>
-void scale_blocks(const typename V::T* src, typename V::T* dst, ptrdiff_t n,
-                  const typename V::T* block_max, typename V::T m, double coeff, bool stream) {
+template <class V, class S>
+void scale_blocks(const typename V::T* src, S* dst, ptrdiff_t n, const typename V::T* block_max,
+                  typename V::T m, double coeff, bool stream) {
   using T = typename V::T;
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   for (ptrdiff_t b = 0; b < n; b += block) {
@@ -356,9 +361,8 @@ void scale_blocks(const typename V::T* src, typename V::T* dst, ptrdiff_t n,
 }
 
 // As row_stats with weights b; entries with b == 0 are not counted at all.
-template <class V, class VD>
-RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typename V::T* b,
-                                           ptrdiff_t n) {
+template <class V, class VD, class S>
+RowStats<typename V::T> weighted_row_stats(const S* x, const S* b, ptrdiff_t n) {
   using T = typename V::T;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const V zero = V::zero(), vninf = V::set1(ninf);
@@ -395,34 +399,39 @@ RowStats<typename V::T> weighted_row_stats(const typename V::T* x, const typenam
 // a per-thread scratch row, so that a special row still finds x whole), and one more sweep
 // scales each block to the row's max and sum: one exp per entry, the row read from memory
 // once, and the same bits in place as out of place.
-template <class V, class VD>
-void softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+// A 16-bit y cannot hold the exponentials at full precision, so they go to the scratch row.
+template <class V, class VD, class S>
+void softmax_row(const S* x, S* y, ptrdiff_t n) {
   using T = typename V::T;
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
-  T* exps = x == y ? row_scratch<T, 0>(n) : y;
+  T* exps = nullptr;
+  if constexpr (std::is_same_v<S, T>) {
+    exps = x == y ? row_scratch<T, 0>(n) : y;
+  } else {
+    exps = row_scratch<T, 0>(n);
+  }
   T* block_max = row_scratch<T, 1>(n / block + 1);
   const RowStats<T> s = row_stats_store<V, VD, false>(x, exps, n, block_max);
   if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, false);
   scale_blocks<V>(exps, y, n, block_max, s.max, 1.0 / (s.at_max + s.rest), false);
 }
 
-template <class V, class VD>
-void log_softmax_row(const typename V::T* x, typename V::T* y, ptrdiff_t n, bool stream) {
+template <class V, class VD, class S>
+void log_softmax_row(const S* x, S* y, ptrdiff_t n, bool stream) {
   using T = typename V::T;
   const RowStats<T> s = row_stats<V, VD>(x, n);
   if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, true);
   sub_shift<V>(x, y, n, s.max, T(log_abs_sum(s.at_max, s.rest).value), stream);
 }
 
-template <class V, class VD>
-void masked_softmax_row(const typename V::T* x, const typename V::T* mask, typename V::T* y,
-                        ptrdiff_t n, bool log) {
+template <class V, class VD, class S>
+void masked_softmax_row(const S* x, const S* mask, S* y, ptrdiff_t n, bool log) {
   using T = typename V::T;
   const RowStats<T> s = weighted_row_stats<V, VD>(x, mask, n);  // 0/1 weights
   if (!std::isfinite(s.max)) return masked_softmax_special_row(x, mask, y, n, log);
   const double sum = s.at_max + s.rest;
   if (std::isnan(sum)) {  // a NaN among the counted entries
-    for (ptrdiff_t i = 0; i < n; ++i) y[i] = std::numeric_limits<T>::quiet_NaN();
+    for (ptrdiff_t i = 0; i < n; ++i) y[i] = narrow<S>(std::numeric_limits<T>::quiet_NaN());
     return;
   }
   const V m = V::set1(s.max), neg_m = V::set1(-s.max), zero = V::zero();
@@ -441,9 +450,8 @@ void masked_softmax_row(const typename V::T* x, const typename V::T* mask, typen
   }
 }
 
-template <class V, class VD>
-void softmax_backward_row(const typename V::T* g, const typename V::T* y, typename V::T* out,
-                          ptrdiff_t n, bool log) {
+template <class V, class VD, class S>
+void softmax_backward_row(const S* g, const S* y, S* out, ptrdiff_t n, bool log) {
   using T = typename V::T;
   WideSum<VD> acc;
   ptrdiff_t i = 0;
@@ -464,8 +472,8 @@ void softmax_backward_row(const typename V::T* g, const typename V::T* y, typena
   }
 }
 
-template <class V, class VD>
-LseResult logsumexp_row(const typename V::T* x, const typename V::T* b, ptrdiff_t n) {
+template <class V, class VD, class S>
+LseResult logsumexp_row(const S* x, const S* b, ptrdiff_t n) {
   using T = typename V::T;
   const RowStats<T> s = b ? weighted_row_stats<V, VD>(x, b, n) : row_stats<V, VD>(x, n);
   if (!std::isfinite(s.max)) return logsumexp_special_row(x, b, n);
@@ -645,11 +653,25 @@ inline V apply_unary(int op, V x) {
   }
 }
 
-template <class V, int Op>
-void unary_row(const typename V::T* x, typename V::T* y, ptrdiff_t n) {
+template <class V, int Op, class S>
+void unary_row(const S* x, S* y, ptrdiff_t n) {
   write_row<V>(y, n, false, [&](ptrdiff_t i, ptrdiff_t count) {
     return apply_unary(Op, load_n<V>(x + i, count, 0));
   });
+}
+
+// ---- conversion between a storage type and its compute type ------------------------
+
+template <class V, class S>
+void widen_row(const S* src, typename V::T* dst, ptrdiff_t n) {
+  write_row<V>(dst, n, false,
+               [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(src + i, count, 0); });
+}
+
+template <class V, class S>
+void narrow_row(const typename V::T* src, S* dst, ptrdiff_t n) {
+  write_row<V>(dst, n, false,
+               [&](ptrdiff_t i, ptrdiff_t count) { return load_n<V>(src + i, count, 0); });
 }
 
 // ---- the memory yardstick: the same loads and stores as the kernels, and no arithmetic --

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "simd/storage.h"
+
 namespace logitkit {
 
 // Partial reduction of a row (or of one fixed-size chunk of it) for the log-sum-exp family.
@@ -56,26 +58,37 @@ enum BinaryOp : int {
   kNumBinaryOps
 };
 
-template <class T>
+// The kernels of one storage type S (float, double, half_t or bf16_t; simd/storage.h) on one
+// ISA. Operands of type S are the arrays a user hands over: the kernels convert them in their
+// loads and stores and compute in T = compute_t<S>. Operands of type T are the driver's
+// scratch blocks and the per-call options. The members marked "compute type only" are null
+// in the 16-bit sets: the driver gives those layouts T blocks (see parallel/).
+template <class S>
 struct KernelSet {
+  using T = compute_t<S>;
   // Whole-row operations for rows short enough to stay in cache; y may alias x. Kernels
   // with a `stream` flag write their output with non-temporal stores when it is set (for
   // outputs larger than the cache, which the next reader would not find there anyway).
-  void (*softmax_row)(const T* x, T* y, std::ptrdiff_t n);
-  void (*log_softmax_row)(const T* x, T* y, std::ptrdiff_t n, bool stream);
-  LseResult (*logsumexp_row)(const T* x, const T* b, std::ptrdiff_t n);  // b may be null
+  void (*softmax_row)(const S* x, S* y, std::ptrdiff_t n);
+  void (*log_softmax_row)(const S* x, S* y, std::ptrdiff_t n, bool stream);
+  LseResult (*logsumexp_row)(const S* x, const S* b, std::ptrdiff_t n);  // b may be null
   // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
-  void (*masked_softmax_row)(const T* x, const T* mask, T* y, std::ptrdiff_t n, bool log);
+  void (*masked_softmax_row)(const S* x, const S* mask, S* y, std::ptrdiff_t n, bool log);
   // Vector-Jacobian products: out = y * (g - sum(g * y)) for softmax outputs y, or
   // out = g - exp(y) * sum(g) for log_softmax outputs y. out may alias g or y.
-  void (*softmax_backward_row)(const T* g, const T* y, T* out, std::ptrdiff_t n, bool log);
+  void (*softmax_backward_row)(const S* g, const S* y, S* out, std::ptrdiff_t n, bool log);
   // One-hot of the first maximum (a NaN row gives NaN everywhere). y may alias x.
-  void (*hardmax_row)(const T* x, T* y, std::ptrdiff_t n);
+  void (*hardmax_row)(const S* x, S* y, std::ptrdiff_t n);
   // Entropy of softmax(x) in nats over the entries with non-zero mask (all when null).
-  double (*entropy_row)(const T* x, const T* mask, std::ptrdiff_t n);
+  double (*entropy_row)(const S* x, const S* mask, std::ptrdiff_t n);
+
+  // Conversion of n contiguous values to the compute type and back (copies when S is T).
+  void (*widen_row)(const S* src, T* dst, std::ptrdiff_t n);
+  void (*narrow_row)(const T* src, S* dst, std::ptrdiff_t n);
 
   // The same along a non-contiguous axis: x holds `width` contiguous columns whose n entries
-  // are x_stride apart, and each column is one row of the operation (see columns.h).
+  // are x_stride apart, and each column is one row of the operation (see columns.h). These
+  // and the transposes are in the compute type.
   void (*softmax_columns)(const T* x, std::ptrdiff_t x_stride, T* y, std::ptrdiff_t y_stride,
                           std::ptrdiff_t n, std::ptrdiff_t width, bool log);
   void (*logsumexp_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
@@ -100,22 +113,23 @@ struct KernelSet {
   std::ptrdiff_t transpose_min_n;
 
   // Pieces from which long rows are assembled chunk by chunk (possibly across threads).
-  RowStats<T> (*stats)(const T* x, std::ptrdiff_t n);
-  RowStats<T> (*weighted_stats)(const T* x, const T* b, std::ptrdiff_t n);
+  RowStats<T> (*stats)(const S* x, std::ptrdiff_t n);
+  RowStats<T> (*weighted_stats)(const S* x, const S* b, std::ptrdiff_t n);
   // The statistics of softmax, which needs only the sum (at_max 0, rest the whole sum), that
   // also store y = exp(x - m_b) per block of kStatsBlockBytes (m_b, the running max the block
   // was summed against, into block_max[b]); scale_blocks then turns y into
   // coeff * exp(x - max). y must not be x.
-  RowStats<T> (*stats_store)(const T* x, T* y, std::ptrdiff_t n, T* block_max);
-  void (*scale_blocks)(const T* src, T* dst, std::ptrdiff_t n, const T* block_max, T max,
+  RowStats<T> (*stats_store)(const S* x, T* y, std::ptrdiff_t n, T* block_max);
+  void (*scale_blocks)(const T* src, S* dst, std::ptrdiff_t n, const T* block_max, T max,
                        double coeff, bool stream);
-  void (*sub_shift)(const T* x, T* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
+  void (*sub_shift)(const S* x, S* y, std::ptrdiff_t n, T shift, T offset,  // (x-s)-c
                     bool stream);
   // Rows whose maximum is not finite (NaN, +inf, or all -inf): scalar and rare.
-  void (*softmax_special)(const T* x, T* y, std::ptrdiff_t n, bool log);
-  LseResult (*logsumexp_special)(const T* x, const T* b, std::ptrdiff_t n);
+  void (*softmax_special)(const S* x, S* y, std::ptrdiff_t n, bool log);
+  LseResult (*logsumexp_special)(const S* x, const S* b, std::ptrdiff_t n);
 
-  void (*unary[kNumUnaryOps])(const T* x, T* y, std::ptrdiff_t n);
+  void (*unary[kNumUnaryOps])(const S* x, S* y, std::ptrdiff_t n);
+  // Compute type only.
   void (*binary[kNumBinaryOps])(const T* a, const T* b, T* y, std::ptrdiff_t n);
 
   // Binary cross-entropy with logits over one row of n independent classes:
@@ -123,12 +137,14 @@ struct KernelSet {
   //   y' = (1 - smoothing) y + smoothing / 2. w, pw (length n) may be null (weight 1).
   // Writes loss_i into loss (when not null), grad_scale_i * d(loss_i)/d(x_i) into grad (when
   // not null; grad_scale null means the scalar `scale`), and returns the sum of loss_i.
+  // Compute type only.
   double (*bce_row)(const T* x, const T* y, const T* w, const T* pw, std::ptrdiff_t n,
                     double smoothing, T* loss, T* grad, const T* grad_scale, double scale);
 
   // Divergence between P = softmax(zp) and Q = softmax(zq) over one row: KL(P || Q) when
   // beta < 0, else the generalized Jensen-Shannon divergence with mixture beta P + (1-beta) Q
   // (0 < beta < 1). When grad_p / grad_q are not null they receive scale * d/dzp, d/dzq.
+  // Compute type only.
   double (*divergence_row)(const T* zp, const T* zq, std::ptrdiff_t n, double beta, T* grad_p,
                            T* grad_q, double scale);
 
@@ -136,11 +152,11 @@ struct KernelSet {
   // when grad is not null, grad = grad_scale * d(loss)/d(logits) written in a second sweep
   // over the (cached) row. target is a class index, or soft points at a row of target
   // probabilities. A row with counted == false gets loss 0 and a zero gradient. grad may
-  // alias z (the gradient then overwrites the logits).
-  CrossEntropyRow (*cross_entropy_row)(const T* z, std::ptrdiff_t n, long long target,
+  // alias z (the gradient then overwrites the logits). soft is in the compute type.
+  CrossEntropyRow (*cross_entropy_row)(const S* z, std::ptrdiff_t n, long long target,
                                        const T* soft, bool counted,
                                        const CrossEntropyParams<T>& params, double grad_scale,
-                                       T* grad);
+                                       S* grad);
 };
 
 // The memory yardstick, with the kernels' own loads and stores: a read-only sum, and a copy
@@ -151,20 +167,26 @@ struct BandwidthKernels {
   void (*copy)(const T* x, T* y, std::ptrdiff_t n, bool stream);
 };
 
-// Conversions between float32 and the 16-bit storage formats (see convert.h).
-struct ConvertKernels {
-  void (*half_to_float)(const std::uint16_t* src, float* dst, std::ptrdiff_t n);
-  void (*float_to_half)(const float* src, std::uint16_t* dst, std::ptrdiff_t n);
-  void (*bf16_to_float)(const std::uint16_t* src, float* dst, std::ptrdiff_t n);
-  void (*float_to_bf16)(const float* src, std::uint16_t* dst, std::ptrdiff_t n);
-};
-
 struct IsaTable {
   const char* name;
   KernelSet<float> f32;
   KernelSet<double> f64;
+  KernelSet<half_t> f16;
+  KernelSet<bf16_t> bf16;
   BandwidthKernels<float> bandwidth;  // float lanes; the yardstick is dtype-blind
-  ConvertKernels convert;
 };
+
+template <class S>
+const KernelSet<S>& kernels_of(const IsaTable& t) {
+  if constexpr (std::is_same_v<S, float>) {
+    return t.f32;
+  } else if constexpr (std::is_same_v<S, double>) {
+    return t.f64;
+  } else if constexpr (std::is_same_v<S, half_t>) {
+    return t.f16;
+  } else {
+    return t.bf16;
+  }
+}
 
 }  // namespace logitkit

@@ -93,14 +93,16 @@ ptrdiff_t product(const std::vector<ptrdiff_t>& v) {
   return p;
 }
 
-template <class T>
+// Row lengths are measured in the compute type, so that a 16-bit row is cut where the same
+// row in float32 is: its results are float32's, rounded once.
+template <class S>
 constexpr ptrdiff_t long_row_elements() {
-  return kLongRowBytes / static_cast<ptrdiff_t>(sizeof(T));
+  return kLongRowBytes / static_cast<ptrdiff_t>(sizeof(compute_t<S>));
 }
 
-template <class T>
+template <class S>
 constexpr ptrdiff_t chunk_elements() {
-  return kChunkBytes / static_cast<ptrdiff_t>(sizeof(T));
+  return kChunkBytes / static_cast<ptrdiff_t>(sizeof(compute_t<S>));
 }
 
 template <class T>
@@ -115,12 +117,12 @@ void scatter(const T* src, ptrdiff_t n, T* dst, ptrdiff_t stride) {
 
 // Statistics of a long row: fixed chunks, merged in chunk order. The chunking depends only
 // on n, so the result is the same for any number of threads sharing the row.
-template <class T>
-RowStats<T> long_row_stats(const KernelSet<T>& k, const T* x, const T* b, ptrdiff_t n,
-                           int threads) {
-  const ptrdiff_t chunk = chunk_elements<T>();
+template <class S>
+RowStats<compute_t<S>> long_row_stats(const KernelSet<S>& k, const S* x, const S* b, ptrdiff_t n,
+                                      int threads) {
+  const ptrdiff_t chunk = chunk_elements<S>();
   const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
-  std::vector<RowStats<T>> parts(static_cast<size_t>(n_chunks));
+  std::vector<RowStats<compute_t<S>>> parts(static_cast<size_t>(n_chunks));
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(guided)
   for (ptrdiff_t c = 0; c < n_chunks; ++c) {
     const ptrdiff_t len = std::min(chunk, n - c * chunk);
@@ -130,10 +132,11 @@ RowStats<T> long_row_stats(const KernelSet<T>& k, const T* x, const T* b, ptrdif
 }
 
 // `stream` applies to log_softmax only (see row_map).
-template <class T>
-void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n, bool log,
+template <class S>
+void softmax_contiguous_row(const KernelSet<S>& k, const S* x, S* y, ptrdiff_t n, bool log,
                             bool stream, int threads) {
-  if (n <= long_row_elements<T>()) {
+  using T = compute_t<S>;
+  if (n <= long_row_elements<S>()) {
     if (log) {
       k.log_softmax_row(x, y, n, stream);
     } else {
@@ -141,7 +144,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
     }
     return;
   }
-  const ptrdiff_t chunk = chunk_elements<T>();
+  const ptrdiff_t chunk = chunk_elements<S>();
   const ptrdiff_t n_chunks = (n + chunk - 1) / chunk;
   if (!log) {
     // The softmax_row scheme over chunks: each chunk stores exp(x - m_b) per block with the
@@ -154,7 +157,8 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
     //   data, so the same bits) before scaling it into y. A row-sized scratch instead cost a
     //   zero-filled allocation of the whole row on one thread, and twice the row's memory:
     //   an in-place softmax of 2^31 float32 took 18.7 s, against 0.38 s for 1 GiB.
-    const bool inplace = x == y;
+    //   A 16-bit y cannot hold them at full precision: it takes the in-place scheme.
+    const bool inplace = is_storage16<S> || static_cast<const void*>(x) == y;
     constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
     const ptrdiff_t per_chunk = chunk / block;
     std::vector<T> block_max(static_cast<size_t>(n_chunks * per_chunk));
@@ -165,7 +169,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
 #pragma omp for schedule(guided)
       for (ptrdiff_t c = 0; c < n_chunks; ++c) {
         const ptrdiff_t len = std::min(chunk, n - c * chunk);
-        T* exps = inplace ? local.get() : y + c * chunk;
+        T* exps = inplace ? local.get() : reinterpret_cast<T*>(y) + c * chunk;
         parts[c] = k.stats_store(x + c * chunk, exps, len, block_max.data() + c * per_chunk);
       }
     }
@@ -182,7 +186,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
       for (ptrdiff_t c = 0; c < n_chunks; ++c) {
         const ptrdiff_t len = std::min(chunk, n - c * chunk);
         T* chunk_max = block_max.data() + c * per_chunk;
-        const T* exps = y + c * chunk;
+        const T* exps = reinterpret_cast<const T*>(y) + c * chunk;
         if (inplace) {
           k.stats_store(x + c * chunk, local.get(), len, chunk_max);
           exps = local.get();
@@ -193,7 +197,7 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
     return;
   }
   // log_softmax: the statistics, then (x - max) - log(sum), with no exp in the second sweep.
-  const RowStats<T> s = long_row_stats(k, x, static_cast<const T*>(nullptr), n, threads);
+  const RowStats<T> s = long_row_stats(k, x, static_cast<const S*>(nullptr), n, threads);
   if (!std::isfinite(s.max)) {
     k.softmax_special(x, y, n, true);
     return;
@@ -206,11 +210,11 @@ void softmax_contiguous_row(const KernelSet<T>& k, const T* x, T* y, ptrdiff_t n
   }
 }
 
-template <class T>
-LseResult logsumexp_contiguous_row(const KernelSet<T>& k, const T* x, const T* b, ptrdiff_t n,
+template <class S>
+LseResult logsumexp_contiguous_row(const KernelSet<S>& k, const S* x, const S* b, ptrdiff_t n,
                                    int threads) {
-  if (n <= long_row_elements<T>()) return k.logsumexp_row(x, b, n);
-  const RowStats<T> s = long_row_stats(k, x, b, n, threads);
+  if (n <= long_row_elements<S>()) return k.logsumexp_row(x, b, n);
+  const RowStats<compute_t<S>> s = long_row_stats(k, x, b, n, threads);
   if (!std::isfinite(s.max)) return k.logsumexp_special(x, b, n);
   return host::finish_logsumexp(s);
 }
@@ -361,22 +365,27 @@ bool transpose_short(T* rows, ptrdiff_t step, ptrdiff_t count, ptrdiff_t n, T* b
           ...);
 }
 
+template <bool kToColumns, class S, class T = compute_t<S>>
+void transpose_block(const KernelSet<S>& k, T* rows, ptrdiff_t step, ptrdiff_t count, ptrdiff_t n,
+                     T* block) {
+  if (n >= k.transpose_min_n) {
+    if (kToColumns) {
+      k.rows_to_columns(rows, step, count, n, block);
+    } else {
+      k.columns_to_rows(block, rows, step, count, n);
+    }
+    return;
+  }
+  transpose_short<kToColumns>(rows, step, count, n, block,
+                              std::make_integer_sequence<int, kShortRow>{});
+}
+
 template <bool kToColumns, class T>
 void transpose_rows(const KernelSet<T>& k, T* base, const RowOffsets& offsets, size_t op,
                     ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, T* block) {
   ptrdiff_t step = 0;
-  const bool uniform = offsets.uniform(op, step);
-  if (uniform && n >= k.transpose_min_n) {
-    if (kToColumns) {
-      k.rows_to_columns(base + first * step, step, count, n, block);
-    } else {
-      k.columns_to_rows(block, base + first * step, step, count, n);
-    }
-    return;
-  }
-  if (uniform &&
-      transpose_short<kToColumns>(base + first * step, step, count, n, block,
-                                  std::make_integer_sequence<int, kShortRow>{})) {
+  if (offsets.uniform(op, step) && (n >= k.transpose_min_n || n <= kShortRow)) {
+    transpose_block<kToColumns>(k, base + first * step, step, count, n, block);
     return;
   }
   for (ptrdiff_t r = 0; r < count; ++r) {
@@ -391,69 +400,121 @@ void transpose_rows(const KernelSet<T>& k, T* base, const RowOffsets& offsets, s
   }
 }
 
-template <class T>
-void rows_to_columns(const KernelSet<T>& k, const T* base, const RowOffsets& offsets, size_t op,
-                     ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, T* block) {
-  transpose_rows<true>(k, const_cast<T*>(base), offsets, op, first, count, n, block);
+// Rows [first, first + count) of operand `op` into `staging`, n apart, in the compute type;
+// and back.
+template <class S>
+void widen_rows(const KernelSet<S>& k, const S* base, const RowOffsets& offsets, size_t op,
+                ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, compute_t<S>* staging) {
+  ptrdiff_t step = 0;
+  if (offsets.uniform(op, step) && step == n) {
+    k.widen_row(base + first * n, staging, count * n);
+    return;
+  }
+  for (ptrdiff_t r = 0; r < count; ++r) {
+    k.widen_row(base + offsets.offset(op, first + r), staging + r * n, n);
+  }
 }
 
-template <class T>
-void columns_to_rows(const KernelSet<T>& k, const T* block, T* base, const RowOffsets& offsets,
-                     size_t op, ptrdiff_t first, ptrdiff_t count, ptrdiff_t n) {
-  transpose_rows<false>(k, base, offsets, op, first, count, n, const_cast<T*>(block));
+template <class S>
+void narrow_rows(const KernelSet<S>& k, const compute_t<S>* staging, S* base,
+                 const RowOffsets& offsets, size_t op, ptrdiff_t first, ptrdiff_t count,
+                 ptrdiff_t n) {
+  ptrdiff_t step = 0;
+  if (offsets.uniform(op, step) && step == n) {
+    k.narrow_row(staging, base + first * n, count * n);
+    return;
+  }
+  for (ptrdiff_t r = 0; r < count; ++r) {
+    k.narrow_row(staging + r * n, base + offsets.offset(op, first + r), n);
+  }
 }
 
-// Runs fn(first_row, rows_in_block, in, out) for every block of short rows, with in and out
-// two blocks' worth of T for the calling thread.
+// Between rows of S and the columns of a compute-type block. 16-bit rows are converted
+// through `staging` (a block's worth), as rows n apart, so that the transposes and the column
+// kernels see float32 only.
+template <class S>
+void rows_to_columns(const KernelSet<S>& k, const S* base, const RowOffsets& offsets, size_t op,
+                     ptrdiff_t first, ptrdiff_t count, ptrdiff_t n, compute_t<S>* block,
+                     compute_t<S>* staging) {
+  if constexpr (std::is_same_v<S, compute_t<S>>) {
+    transpose_rows<true>(k, const_cast<S*>(base), offsets, op, first, count, n, block);
+  } else {
+    widen_rows(k, base, offsets, op, first, count, n, staging);
+    transpose_block<true>(k, staging, n, count, n, block);
+  }
+}
+
+template <class S>
+void columns_to_rows(const KernelSet<S>& k, const compute_t<S>* block, S* base,
+                     const RowOffsets& offsets, size_t op, ptrdiff_t first, ptrdiff_t count,
+                     ptrdiff_t n, compute_t<S>* staging) {
+  using T = compute_t<S>;
+  if constexpr (std::is_same_v<S, T>) {
+    transpose_rows<false>(k, base, offsets, op, first, count, n, const_cast<T*>(block));
+  } else {
+    transpose_block<false>(k, staging, n, count, n, const_cast<T*>(block));
+    narrow_rows(k, staging, base, offsets, op, first, count, n);
+  }
+}
+
+// Runs fn(first_row, rows_in_block, in, out, staging) for every block of short rows, with in,
+// out and staging three blocks' worth of the compute type for the calling thread.
 template <class T, class Fn>
 void for_short_row_blocks(ptrdiff_t rows, ptrdiff_t n, int threads, Fn&& fn) {
   const ptrdiff_t blocks = (rows + kShortRowBlock - 1) / kShortRowBlock;
   const ptrdiff_t block_elements = kShortRowBlock * n;
-  for_rows<T>(blocks, threads_for(rows, n, threads), false, 2 * block_elements,
+  for_rows<T>(blocks, threads_for(rows, n, threads), false, 3 * block_elements,
               [&](ptrdiff_t b, T* buf, int) {
                 const ptrdiff_t first = b * kShortRowBlock;
-                fn(first, std::min(kShortRowBlock, rows - first), buf, buf + block_elements);
+                fn(first, std::min(kShortRowBlock, rows - first), buf, buf + block_elements,
+                   buf + 2 * block_elements);
               });
 }
 
 }  // namespace
 
-template <class T>
-void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const StridedArray& x,
+template <class S>
+void row_map(const KernelSet<S>& k, RowOp op, const RowShape& shape, const StridedArray& x,
              const StridedArray& aux, const StridedArray& y, int threads) {
+  using T = compute_t<S>;
   const ptrdiff_t rows = product(shape.outer), n = shape.n;
   if (rows == 0 || n == 0) return;
   const RowOffsets offsets(shape.outer, {&x, &y, &aux});
   const bool has_aux = aux.data != nullptr;
   const bool contiguous =
       x.axis_stride == 1 && y.axis_stride == 1 && (!has_aux || aux.axis_stride == 1);
-  const T* xd = static_cast<const T*>(x.data);
-  const T* ad = static_cast<const T*>(aux.data);
-  T* yd = static_cast<T*>(y.data);
+  const S* xd = static_cast<const S*>(x.data);
+  const S* ad = static_cast<const S*>(aux.data);
+  S* yd = static_cast<S*>(y.data);
   const int nt = threads_for(rows, n, threads);
   const bool plain_softmax = (op == RowOp::softmax || op == RowOp::log_softmax) && !has_aux;
   const bool log = op == RowOp::log_softmax || op == RowOp::log_softmax_backward;
   // Only plain softmax shares a long row between threads; the other operations are rarely
   // applied to rows that long.
-  const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<T>();
-  if (plain_softmax && !contiguous && rows > 1) {
+  const bool split_rows = plain_softmax && nt > 1 && rows < nt && n > long_row_elements<S>();
+  // The column kernels read their operands in place, in the compute type: 16-bit columns
+  // take the gathered rows below.
+  if (std::is_same_v<S, T> && plain_softmax && !contiguous && rows > 1) {
     const int d = contiguous_outer_axis(shape, x, &y);
     if (d >= 0) {
+      const T* xc = static_cast<const T*>(x.data);
+      T* yc = static_cast<T*>(y.data);
       for_column_blocks<T>(shape, d, x, y, threads,
                            [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols, T*,
                                ptrdiff_t) {
-                             k.softmax_columns(xd + xo + first, x.axis_stride, yd + yo + first,
+                             k.softmax_columns(xc + xo + first, x.axis_stride, yc + yo + first,
                                                y.axis_stride, n, cols, log);
                            });
       return;
     }
   }
   if (plain_softmax && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
-    for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out) {
-      rows_to_columns(k, xd, offsets, 0, first, count, n, in);
-      k.softmax_columns(in, count, out, count, n, count, log);
-      columns_to_rows(k, out, yd, offsets, 1, first, count, n);
-    });
+    for_short_row_blocks<T>(rows, n, threads,
+                            [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out, T* staging) {
+                              rows_to_columns(k, xd, offsets, 0, first, count, n, in, staging);
+                              k.softmax_columns(in, count, out, count, n, count, log);
+                              columns_to_rows(k, out, yd, offsets, 1, first, count, n, staging);
+                            });
     return;
   }
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
@@ -461,13 +522,13 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
   // on an AVX2 machine with 2 cores (benchmarks/), streaming helped log_softmax, whose final
   // sweep computes as it writes, and slowed softmax, whose final sweep only scales cached
   // values and so sends the whole row to memory in one burst.
-  const bool stream = contiguous && log && y.data != x.data && streams<T>(rows * n);
+  const bool stream = contiguous && log && y.data != x.data && streams<S>(rows * n);
 
-  auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
-    const T* xr = xd + offsets.offset(0, r);
-    T* yr = yd + offsets.offset(1, r);
-    const T* ar = has_aux ? ad + offsets.offset(2, r) : nullptr;
-    T* target = yr;
+  auto one_row = [&](ptrdiff_t r, S* buf, int row_threads) {
+    const S* xr = xd + offsets.offset(0, r);
+    S* yr = yd + offsets.offset(1, r);
+    const S* ar = has_aux ? ad + offsets.offset(2, r) : nullptr;
+    S* target = yr;
     if (!contiguous) {
       gather(xr, x.axis_stride, n, buf);
       xr = target = buf;
@@ -496,57 +557,61 @@ void row_map(const KernelSet<T>& k, RowOp op, const RowShape& shape, const Strid
     if (!contiguous) scatter(buf, n, yr, y.axis_stride);
   };
 
-  for_rows<T>(rows, nt, split_rows, row_buf, one_row);
+  for_rows<S>(rows, nt, split_rows, row_buf, one_row);
 }
 
-template <class T>
-void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
+// out and sign are in the compute type.
+template <class S>
+void reduce_rows(const KernelSet<S>& k, RowReduction op, const RowShape& shape,
                  const StridedArray& x, const StridedArray& b, const StridedArray& out,
                  const StridedArray& sign, int threads) {
+  using T = compute_t<S>;
   const ptrdiff_t rows = product(shape.outer), n = shape.n;
   if (rows == 0) return;
   const RowOffsets offsets(shape.outer, {&x, &b, &out, &sign});
   const bool weighted = b.data != nullptr;
   const bool contiguous = x.axis_stride == 1 && (!weighted || b.axis_stride == 1);
-  const T* xd = static_cast<const T*>(x.data);
-  const T* bd = static_cast<const T*>(b.data);
+  const S* xd = static_cast<const S*>(x.data);
+  const S* bd = static_cast<const S*>(b.data);
   T* od = static_cast<T*>(out.data);
   T* sd = static_cast<T*>(sign.data);
   const ptrdiff_t row_buf = contiguous ? 0 : n * (weighted ? 2 : 1);
   const int nt = threads_for(rows, n, threads);
   const bool split_rows =
-      op == RowReduction::logsumexp && nt > 1 && rows < nt && n > long_row_elements<T>();
+      op == RowReduction::logsumexp && nt > 1 && rows < nt && n > long_row_elements<S>();
   // Without weights, a mask or a sign, both reductions have column kernels.
   const bool by_columns = !weighted && !sd && n > 0;
   const auto columns =
       op == RowReduction::logsumexp ? k.logsumexp_columns : k.entropy_columns;
-  if (by_columns && !contiguous && rows > 1) {
+  if (std::is_same_v<S, T> && by_columns && !contiguous && rows > 1) {
     const int d = contiguous_outer_axis(shape, x, nullptr);
     if (d >= 0) {
+      const T* xc = static_cast<const T*>(x.data);
       const ptrdiff_t out_stride = out.outer_strides[d];
       for_column_blocks<T>(
           shape, d, x, out, threads,
           [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols, T* buf, ptrdiff_t) {
             T* o = od + oo + first * out_stride;
             T* values = out_stride == 1 ? o : buf;
-            columns(xd + xo + first, x.axis_stride, values, n, cols);
+            columns(xc + xo + first, x.axis_stride, values, n, cols);
             if (out_stride != 1) scatter(values, cols, o, out_stride);
           });
       return;
     }
   }
   if (by_columns && contiguous && n <= kShortRow && rows >= kShortRowBlock) {
-    for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res) {
-      rows_to_columns(k, xd, offsets, 0, first, count, n, in);
+    for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res,
+                                                  T* staging) {
+      rows_to_columns(k, xd, offsets, 0, first, count, n, in, staging);
       columns(in, count, res, n, count);
       for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
     });
     return;
   }
 
-  auto one_row = [&](ptrdiff_t r, T* buf, int row_threads) {
-    const T* xr = xd + offsets.offset(0, r);
-    const T* br = weighted ? bd + offsets.offset(1, r) : nullptr;
+  auto one_row = [&](ptrdiff_t r, S* buf, int row_threads) {
+    const S* xr = xd + offsets.offset(0, r);
+    const S* br = weighted ? bd + offsets.offset(1, r) : nullptr;
     if (!contiguous) {
       gather(xr, x.axis_stride, n, buf);
       xr = buf;
@@ -566,26 +631,28 @@ void reduce_rows(const KernelSet<T>& k, RowReduction op, const RowShape& shape,
     if (sd) sd[offsets.offset(3, r)] = T(res.sign);
   };
 
-  for_rows<T>(rows, nt, split_rows, row_buf, one_row);
+  for_rows<S>(rows, nt, split_rows, row_buf, one_row);
 }
 
-template <class T>
-void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedArray& z,
+template <class S>
+void cross_entropy(const KernelSet<S>& k, const RowShape& shape, const StridedArray& z,
                    const StridedArray& soft, const StridedArray& grad,
-                   const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
+                   const CrossEntropyRows& rows, const CrossEntropyParams<compute_t<S>>& params,
                    int threads) {
+  using T = compute_t<S>;
   const ptrdiff_t n_rows = product(shape.outer), n = shape.n;
   if (n_rows == 0) return;
   const RowOffsets offsets(shape.outer, {&z, &soft, &grad});
   const bool has_soft = soft.data != nullptr, has_grad = grad.data != nullptr;
   const bool contiguous = z.axis_stride == 1 && (!has_soft || soft.axis_stride == 1) &&
                           (!has_grad || grad.axis_stride == 1);
-  const T* zd = static_cast<const T*>(z.data);
+  const S* zd = static_cast<const S*>(z.data);
   const T* sd = static_cast<const T*>(soft.data);
-  T* gd = static_cast<T*>(grad.data);
+  S* gd = static_cast<S*>(grad.data);
+  // Gathered rows: z and grad (S) and the soft targets (T), in a buffer of T.
   const ptrdiff_t row_buf = contiguous ? 0 : 3 * n;
   CrossEntropyParams<T> row_params = params;
-  row_params.stream_grad = has_grad && contiguous && grad.data != z.data && streams<T>(n_rows * n);
+  row_params.stream_grad = has_grad && contiguous && grad.data != z.data && streams<S>(n_rows * n);
 
   // Plain rows (index targets, no smoothing, cap or argmax) that are columns, or short:
   // vectors across rows, as for softmax.
@@ -594,7 +661,9 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   auto no_argmax = [&](ptrdiff_t first, ptrdiff_t count) {
     std::fill(rows.argmax + first, rows.argmax + first + count, -1LL);
   };
-  if (by_columns && !contiguous && n_rows > 1) {
+  if (std::is_same_v<S, T> && by_columns && !contiguous && n_rows > 1) {
+    const T* zc = static_cast<const T*>(z.data);
+    T* gc = static_cast<T*>(grad.data);
     const int d = contiguous_outer_axis(shape, z, has_grad ? &grad : nullptr);
     // The per-row arrays are indexed by row number: the columns must be consecutive rows,
     // which they are when d is the last outer axis of more than one element.
@@ -606,9 +675,9 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
       for_column_blocks<T>(
           shape, d, z, grad, threads,
           [&](ptrdiff_t zo, ptrdiff_t go, ptrdiff_t first, ptrdiff_t cols, T*, ptrdiff_t row) {
-            k.cross_entropy_columns(zd + zo + first, z.axis_stride, n, cols, rows.target + row,
+            k.cross_entropy_columns(zc + zo + first, z.axis_stride, n, cols, rows.target + row,
                                     rows.counted + row, has_grad ? rows.grad_scale + row : nullptr,
-                                    params, has_grad ? gd + go + first : nullptr,
+                                    params, has_grad ? gc + go + first : nullptr,
                                     grad.axis_stride, rows.loss + row, rows.lse + row);
             no_argmax(row, cols);
           });
@@ -617,31 +686,32 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
   }
   if (by_columns && contiguous && n <= kShortRow && n_rows >= kShortRowBlock) {
     for_short_row_blocks<T>(n_rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in,
-                                                    T* out) {
-      rows_to_columns(k, zd, offsets, 0, first, count, n, in);
+                                                    T* out, T* staging) {
+      rows_to_columns(k, zd, offsets, 0, first, count, n, in, staging);
       k.cross_entropy_columns(in, count, n, count, rows.target + first, rows.counted + first,
                               has_grad ? rows.grad_scale + first : nullptr, params,
                               has_grad ? out : nullptr, count, rows.loss + first,
                               rows.lse + first);
       no_argmax(first, count);
       if (!has_grad) return;
-      columns_to_rows(k, out, gd, offsets, 2, first, count, n);
+      columns_to_rows(k, out, gd, offsets, 2, first, count, n, staging);
     });
     return;
   }
   auto one_row = [&](ptrdiff_t r, T* buf, int /*row_threads*/) {
-    const T* zr = zd + offsets.offset(0, r);
+    const S* zr = zd + offsets.offset(0, r);
     const T* sr = has_soft ? sd + offsets.offset(1, r) : nullptr;
-    T* gr = has_grad ? gd + offsets.offset(2, r) : nullptr;
-    T* g_target = gr;
+    S* gr = has_grad ? gd + offsets.offset(2, r) : nullptr;
+    S* g_target = gr;
     if (!contiguous) {
-      gather(zr, z.axis_stride, n, buf);
-      zr = buf;
+      S* z_buf = reinterpret_cast<S*>(buf);
+      gather(zr, z.axis_stride, n, z_buf);
+      zr = z_buf;
       if (has_soft) {
         gather(sr, soft.axis_stride, n, buf + n);
         sr = buf + n;
       }
-      if (has_grad) g_target = buf + 2 * n;
+      if (has_grad) g_target = reinterpret_cast<S*>(buf + 2 * n);
     }
     const bool counted = rows.counted[r] != 0;
     const long long target = (has_soft || !counted) ? -1 : rows.target[r];
@@ -711,116 +781,17 @@ void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y, 
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.copy(x + i, y + i, len, stream); });
 }
 
-namespace {
-
-auto widening(const ConvertKernels& k, Storage16 kind) {
-  return kind == Storage16::half ? k.half_to_float : k.bf16_to_float;
+template <class S>
+void widen(const KernelSet<S>& k, const S* src, compute_t<S>* dst, ptrdiff_t count, int threads) {
+  for_each_block(count, threads,
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.widen_row(src + i, dst + i, len); });
 }
 
-auto narrowing(const ConvertKernels& k, Storage16 kind) {
-  return kind == Storage16::half ? k.float_to_half : k.float_to_bf16;
-}
-
-}  // namespace
-
-void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t* src, float* dst,
-                    ptrdiff_t count, int threads) {
-  const auto fn = widening(k, kind);
-  for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
-}
-
-void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
-                       std::uint16_t* dst, ptrdiff_t count, int threads) {
-  const auto fn = narrowing(k, kind);
-  for_each_block(count, threads, [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(src + i, dst + i, len); });
-}
-
-namespace {
-
-// float32 bytes per block of 16-bit rows: the widened rows and the kernel's output (in L2)
-// are still cached when the next step reads them.
-constexpr ptrdiff_t kStage16Bytes = 64 * 1024;
-
-StridedArray rows_of(const float* data, ptrdiff_t n) {
-  StridedArray a;
-  a.data = const_cast<float*>(data);
-  a.outer_strides = {n};
-  return a;
-}
-
-// Runs fn(first_row, count, in, out) over blocks of the rows of src: in holds rows
-// [first, first + count) widened to float32; with `narrows`, what fn writes into out (a
-// buffer of the same size) is narrowed into those rows of dst, which may be src.
-template <class Fn>
-void for_storage16_blocks(const ConvertKernels& cv, Storage16 kind, const std::uint16_t* src,
-                          std::uint16_t* dst, bool narrows, ptrdiff_t rows, ptrdiff_t n,
-                          int threads, Fn&& fn) {
-  if (rows == 0 || n == 0) return;
-  const auto widen = widening(cv, kind);
-  const auto narrow = narrowing(cv, kind);
-  const ptrdiff_t per = std::max<ptrdiff_t>(1, kStage16Bytes / (4 * n));
-  const ptrdiff_t blocks = (rows + per - 1) / per;
-  for_rows<float>(blocks, threads_for(rows, n, threads), false, (narrows ? 2 : 1) * per * n,
-                  [&](ptrdiff_t b, float* in, int) {
-                    const ptrdiff_t first = b * per, count = std::min(per, rows - first);
-                    float* out = narrows ? in + per * n : nullptr;
-                    widen(src + first * n, in, count * n);
-                    fn(first, count, in, out);
-                    if (narrows) narrow(out, dst + first * n, count * n);
-                  });
-}
-
-}  // namespace
-
-void softmax16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, bool log,
-               ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* x, std::uint16_t* y,
-               int threads) {
-  for_storage16_blocks(cv, kind, x, y, true, rows, n, threads,
-                       [&](ptrdiff_t, ptrdiff_t count, float* in, float* out) {
-                         row_map(k, log ? RowOp::log_softmax : RowOp::softmax,
-                                 RowShape{{count}, n}, rows_of(in, n), StridedArray{},
-                                 rows_of(out, n), 1);
-                       });
-}
-
-void reduce16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
-              RowReduction op, ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* x, float* out,
-              int threads) {
-  for_storage16_blocks(cv, kind, x, nullptr, false, rows, n, threads,
-                       [&](ptrdiff_t first, ptrdiff_t count, float* in, float*) {
-                         reduce_rows(k, op, RowShape{{count}, n}, rows_of(in, n), StridedArray{},
-                                     rows_of(out + first, 1), StridedArray{}, 1);
-                       });
-}
-
-void unary16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, UnaryOp op,
-             const std::uint16_t* x, std::uint16_t* y, ptrdiff_t count, int threads) {
-  // elements as rows of one, a block of kStage16Bytes at a time
-  for_storage16_blocks(cv, kind, x, y, true, count, 1, threads,
-                       [&](ptrdiff_t, ptrdiff_t len, float* in, float* out) {
-                         k.unary[op](in, out, len);
-                       });
-}
-
-void cross_entropy16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
-                     ptrdiff_t rows, ptrdiff_t n, const std::uint16_t* z, const float* soft,
-                     std::uint16_t* grad, const CrossEntropyRows& row_data,
-                     const CrossEntropyParams<float>& params, int threads) {
-  for_storage16_blocks(
-      cv, kind, z, grad, grad != nullptr, rows, n, threads,
-      [&](ptrdiff_t first, ptrdiff_t count, float* in, float* out) {
-        CrossEntropyRows block = row_data;
-        auto at = [first](auto* p) { return p ? p + first : p; };
-        block.target = at(block.target);
-        block.counted = at(block.counted);
-        block.grad_scale = at(block.grad_scale);
-        block.loss = at(block.loss);
-        block.lse = at(block.lse);
-        block.argmax = at(block.argmax);
-        cross_entropy(k, RowShape{{count}, n}, rows_of(in, n),
-                      soft ? rows_of(soft + first * n, n) : StridedArray{},
-                      out ? rows_of(out, n) : StridedArray{}, block, params, 1);
-      });
+template <class S>
+void narrow(const KernelSet<S>& k, const compute_t<S>* src, S* dst, ptrdiff_t count,
+            int threads) {
+  for_each_block(count, threads,
+                 [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { k.narrow_row(src + i, dst + i, len); });
 }
 
 ptrdiff_t stream_min_bytes() { return g_stream_min_bytes.load(); }
@@ -834,6 +805,32 @@ void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y, pt
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(a + i, b + i, y + i, len); });
 }
 
+template void row_map<half_t>(const KernelSet<half_t>&, RowOp, const RowShape&,
+                              const StridedArray&, const StridedArray&, const StridedArray&, int);
+template void row_map<bf16_t>(const KernelSet<bf16_t>&, RowOp, const RowShape&,
+                              const StridedArray&, const StridedArray&, const StridedArray&, int);
+template void reduce_rows<half_t>(const KernelSet<half_t>&, RowReduction, const RowShape&,
+                                  const StridedArray&, const StridedArray&, const StridedArray&,
+                                  const StridedArray&, int);
+template void reduce_rows<bf16_t>(const KernelSet<bf16_t>&, RowReduction, const RowShape&,
+                                  const StridedArray&, const StridedArray&, const StridedArray&,
+                                  const StridedArray&, int);
+template void cross_entropy<half_t>(const KernelSet<half_t>&, const RowShape&,
+                                    const StridedArray&, const StridedArray&, const StridedArray&,
+                                    const CrossEntropyRows&, const CrossEntropyParams<float>&,
+                                    int);
+template void cross_entropy<bf16_t>(const KernelSet<bf16_t>&, const RowShape&,
+                                    const StridedArray&, const StridedArray&, const StridedArray&,
+                                    const CrossEntropyRows&, const CrossEntropyParams<float>&,
+                                    int);
+template void unary<half_t>(const KernelSet<half_t>&, UnaryOp, const half_t*, half_t*, ptrdiff_t,
+                            int);
+template void unary<bf16_t>(const KernelSet<bf16_t>&, UnaryOp, const bf16_t*, bf16_t*, ptrdiff_t,
+                            int);
+template void widen<half_t>(const KernelSet<half_t>&, const half_t*, float*, ptrdiff_t, int);
+template void widen<bf16_t>(const KernelSet<bf16_t>&, const bf16_t*, float*, ptrdiff_t, int);
+template void narrow<half_t>(const KernelSet<half_t>&, const float*, half_t*, ptrdiff_t, int);
+template void narrow<bf16_t>(const KernelSet<bf16_t>&, const float*, bf16_t*, ptrdiff_t, int);
 template void row_map<float>(const KernelSet<float>&, RowOp, const RowShape&, const StridedArray&,
                              const StridedArray&, const StridedArray&, int);
 template void row_map<double>(const KernelSet<double>&, RowOp, const RowShape&,

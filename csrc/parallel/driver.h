@@ -1,5 +1,9 @@
 // Runs the row kernels over strided N-d arrays with OpenMP. The reduction axis is the last
 // one; every other axis is an "outer" axis enumerating rows. Strides are in elements.
+//
+// Each operation is a template over the storage type S of its arrays (float, double, half_t,
+// bf16_t): 16-bit arrays are read and written as they are, converted inside the kernels, and
+// per-row results (logsumexp values, losses) are in the compute type compute_t<S>.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -58,10 +62,11 @@ struct CrossEntropyRows {
 
 // Fused cross-entropy along the last axis of z, with class-probability targets in `soft`
 // (data == nullptr for index targets) and the gradient into `grad` (data == nullptr: none).
+// soft is in the compute type; z and grad in S.
 template <class T>
 void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedArray& z,
                    const StridedArray& soft, const StridedArray& grad,
-                   const CrossEntropyRows& rows, const CrossEntropyParams<T>& params,
+                   const CrossEntropyRows& rows, const CrossEntropyParams<compute_t<T>>& params,
                    int threads);
 
 // KL or generalized JSD (beta < 0: KL) between softmax rows of two C-contiguous (rows, n)
@@ -97,38 +102,13 @@ double bandwidth_read(const BandwidthKernels<float>& k, const float* x, std::ptr
 void bandwidth_copy(const BandwidthKernels<float>& k, const float* x, float* y,
                     std::ptrdiff_t count, bool stream, int threads);
 
-// Conversion of `count` contiguous 16-bit values (IEEE half, or bfloat16) to float32 and back.
-enum class Storage16 { half, bfloat16 };
-void widen_to_float(const ConvertKernels& k, Storage16 kind, const std::uint16_t* src, float* dst,
-                    std::ptrdiff_t count, int threads);
-void narrow_from_float(const ConvertKernels& k, Storage16 kind, const float* src,
-                       std::uint16_t* dst, std::ptrdiff_t count, int threads);
-
-// ---- float16/bfloat16 storage ------------------------------------------------------------
-// C-contiguous (rows, n) arrays of 16-bit values, computed in float32: blocks of rows are
-// widened into per-thread float32 buffers that stay in cache, run through the float32 driver
-// above on one thread, and the results narrowed back. Memory sees 16-bit traffic only.
-
-// softmax or log_softmax of each row of x into y (which may be x).
-void softmax16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, bool log,
-               std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* x, std::uint16_t* y,
-               int threads);
-
-// logsumexp or entropy of each row of x (n > 0) into out[0, rows), in float32.
-void reduce16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
-              RowReduction op, std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* x,
-              float* out, int threads);
-
-// y = f(x) over `count` elements (y may be x).
-void unary16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind, UnaryOp op,
-             const std::uint16_t* x, std::uint16_t* y, std::ptrdiff_t count, int threads);
-
-// The fused cross-entropy over 16-bit logits z, with float32 soft targets (null: index
-// targets) and a 16-bit gradient (null: none; it may be z).
-void cross_entropy16(const KernelSet<float>& k, const ConvertKernels& cv, Storage16 kind,
-                     std::ptrdiff_t rows, std::ptrdiff_t n, const std::uint16_t* z,
-                     const float* soft, std::uint16_t* grad, const CrossEntropyRows& row_data,
-                     const CrossEntropyParams<float>& params, int threads);
+// Conversion of `count` contiguous values of a 16-bit storage type to float32 and back.
+template <class S>
+void widen(const KernelSet<S>& k, const S* src, compute_t<S>* dst, std::ptrdiff_t count,
+           int threads);
+template <class S>
+void narrow(const KernelSet<S>& k, const compute_t<S>* src, S* dst, std::ptrdiff_t count,
+            int threads);
 
 // Outputs of at least this many bytes (over the whole call) are written with non-temporal
 // stores: bigger than the last-level cache, they would be evicted before anyone read them,

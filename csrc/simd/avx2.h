@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "simd/storage.h"
+
 namespace logitkit::simd::avx2 {
 
 struct VF32 {
@@ -22,6 +24,34 @@ struct VF32 {
   // stream_fence() must follow the last one before other threads read the data.
   void stream(float* p) const { _mm256_stream_ps(p, v); }
   static void stream_fence() { _mm_sfence(); }
+
+  // The 16-bit storage types, converted in registers (see simd/storage.h): half with F16C;
+  // bfloat16 is the high half of a float, narrowed to nearest even with NaN made quiet.
+  static VF32 load(const half_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+  }
+  static VF32 load(const bf16_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+  }
+  __m128i half_bits() const { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT); }
+  __m128i bf16_bits() const {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    const __m256i bits = _mm256_blendv_epi8(rounded, quiet, nan);
+    // packus works within 128-bit halves: the two halves' words end up in quadwords 0 and 2
+    const __m256i packed = _mm256_packus_epi32(bits, bits);
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+  }
+  void store(half_t* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), half_bits()); }
+  void store(bf16_t* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16_bits()); }
+  void stream(half_t* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), half_bits()); }
+  void stream(bf16_t* p) const { _mm_stream_si128(reinterpret_cast<__m128i*>(p), bf16_bits()); }
 
   friend VF32 operator+(VF32 a, VF32 b) { return {_mm256_add_ps(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {_mm256_sub_ps(a.v, b.v)}; }

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "simd/storage.h"
+
 namespace logitkit::simd::avx512 {
 
 struct VF32 {
@@ -22,6 +24,31 @@ struct VF32 {
   // stream_fence() must follow the last one before other threads read the data.
   void stream(float* p) const { _mm512_stream_ps(p, v); }
   static void stream_fence() { _mm_sfence(); }
+
+  // The 16-bit storage types, converted in registers (see simd/storage.h). bfloat16 is the
+  // high half of a float; narrowing rounds the low half away to nearest even, NaN made quiet.
+  static VF32 load(const half_t* p) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  }
+  static VF32 load(const bf16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  }
+  __m256i half_bits() const { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  __m256i bf16_bits() const {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+  }
+  void store(half_t* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), half_bits()); }
+  void store(bf16_t* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_bits()); }
+  void stream(half_t* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), half_bits()); }
+  void stream(bf16_t* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_bits()); }
 
   friend VF32 operator+(VF32 a, VF32 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {_mm512_sub_ps(a.v, b.v)}; }

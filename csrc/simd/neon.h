@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "simd/storage.h"
+
 namespace logitkit::simd::neon {
 
 struct VF32 {
@@ -21,6 +23,31 @@ struct VF32 {
   // No non-temporal store here: a plain store (see avx2.h).
   void stream(float* p) const { vst1q_f32(p, v); }
   static void stream_fence() {}
+
+  // The 16-bit storage types, converted in registers (see simd/storage.h): half with the
+  // conversion instructions; bfloat16 is the high half of a float, narrowed to nearest even
+  // with NaN made quiet.
+  static VF32 load(const half_t* p) {
+    return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))))};
+  }
+  static VF32 load(const bf16_t* p) {
+    return {vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)), 16))};
+  }
+  void store(half_t* p) const {
+    vst1_u16(reinterpret_cast<uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(v)));
+  }
+  void store(bf16_t* p) const {
+    const uint32x4_t u = vreinterpretq_u32_f32(v);
+    const uint32x4_t lsb = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    const uint32x4_t rounded = vaddq_u32(u, vaddq_u32(lsb, vdupq_n_u32(0x7fff)));
+    const uint32x4_t nan = vcgtq_u32(vandq_u32(u, vdupq_n_u32(0x7fffffff)), vdupq_n_u32(0x7f800000));
+    const uint32x4_t quiet = vorrq_u32(u, vdupq_n_u32(0x400000));
+    vst1_u16(reinterpret_cast<uint16_t*>(p), vshrn_n_u32(vbslq_u32(nan, quiet, rounded), 16));
+  }
+  template <class S>
+  void stream(S* p) const {
+    store(p);
+  }
 
   friend VF32 operator+(VF32 a, VF32 b) { return {vaddq_f32(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {vsubq_f32(a.v, b.v)}; }

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd/storage.h"
+
 namespace logitkit::simd::scalar {
 
 template <class To, class From>
@@ -30,6 +32,13 @@ struct Vec1 {
   // No non-temporal store here: a plain store (see avx2.h).
   void stream(T* p) const { *p = v; }
   static void stream_fence() {}
+  // The 16-bit storage types, with the exact scalar code of simd/storage.h.
+  static Vec1 load(const half_t* p) { return {T(widen(*p))}; }
+  static Vec1 load(const bf16_t* p) { return {T(widen(*p))}; }
+  void store(half_t* p) const { *p = narrow<half_t>(float(v)); }
+  void store(bf16_t* p) const { *p = narrow<bf16_t>(float(v)); }
+  void stream(half_t* p) const { store(p); }
+  void stream(bf16_t* p) const { store(p); }
 
   friend Vec1 operator+(Vec1 a, Vec1 b) { return {a.v + b.v}; }
   friend Vec1 operator-(Vec1 a, Vec1 b) { return {a.v - b.v}; }

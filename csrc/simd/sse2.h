@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "simd/storage.h"
+
 namespace logitkit::simd::sse2 {
 
 struct VF32 {
@@ -22,6 +24,26 @@ struct VF32 {
   // stream_fence() must follow the last one before other threads read the data.
   void stream(float* p) const { _mm_stream_ps(p, v); }
   static void stream_fence() { _mm_sfence(); }
+
+  // The 16-bit storage types (see simd/storage.h). SSE2 has no half conversion: half goes
+  // through the exact scalar code; bfloat16 widens in registers, as the high half of a float.
+  static VF32 load(const half_t* p) {
+    return {_mm_setr_ps(widen(p[0]), widen(p[1]), widen(p[2]), widen(p[3]))};
+  }
+  static VF32 load(const bf16_t* p) {
+    const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return {_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h))};
+  }
+  template <class S>
+  void store(S* p) const {
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, v);
+    for (int j = 0; j < 4; ++j) p[j] = narrow<S>(lanes[j]);
+  }
+  template <class S>
+  void stream(S* p) const {
+    store(p);
+  }
 
   friend VF32 operator+(VF32 a, VF32 b) { return {_mm_add_ps(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {_mm_sub_ps(a.v, b.v)}; }

@@ -1,5 +1,6 @@
 # Type stubs for the native module. Its functions expect arrays already prepared by the
-# Python layer: float32/float64, aligned, the reduction axis last.
+# Python layer: float32/float64 or float16/bfloat16 (converted inside the kernels), aligned,
+# the reduction axis last.
 import numpy as np
 from numpy.typing import NDArray
 
@@ -26,14 +27,6 @@ def openmp_enabled() -> bool: ...
 def hardware_threads() -> int: ...
 def default_threads() -> int: ...
 def stream_min_bytes() -> int: ...
-def convert16(
-    src: NDArray[np.generic],
-    dst: NDArray[np.generic],
-    bfloat16: bool,
-    to_float: bool,
-    isa: int,
-    threads: int,
-) -> None: ...
 def set_stream_min_bytes(bytes: int) -> None: ...
 def pooled_bytes(bytes: int) -> NDArray[np.uint8]: ...
 def set_buffer_cache_limit(bytes: int) -> int: ...
@@ -59,11 +52,12 @@ def logsumexp(
     isa: int,
     threads: int,
 ) -> None: ...
+def astype(src: NDArray[np.generic], dst: NDArray[np.generic], isa: int, threads: int) -> None: ...
 def unary(
     op: int, x: NDArray[np.floating], out: NDArray[np.floating], isa: int, threads: int
 ) -> None: ...
 def cross_entropy(
-    logits: NDArray[np.floating] | NDArray[np.uint16],
+    logits: NDArray[np.generic],
     target: NDArray[np.int64] | None,
     soft: NDArray[np.floating] | None,
     counted: NDArray[np.uint8],
@@ -73,33 +67,13 @@ def cross_entropy(
     smoothing: float,
     z_loss: float,
     softcap: float,
-    grad: NDArray[np.floating] | NDArray[np.uint16] | None,
+    grad: NDArray[np.generic] | None,
     loss: NDArray[np.float64],
     lse: NDArray[np.float64],
     argmax: NDArray[np.int64],
     want_argmax: bool,
     isa: int,
     threads: int,
-    storage16: int = -1,
-) -> None: ...
-def softmax16(
-    x: NDArray[np.uint16],
-    out: NDArray[np.uint16],
-    log: bool,
-    bfloat16: bool,
-    isa: int,
-    threads: int,
-) -> None: ...
-def reduce16(
-    x: NDArray[np.uint16],
-    out: NDArray[np.float32],
-    entropy: bool,
-    bfloat16: bool,
-    isa: int,
-    threads: int,
-) -> None: ...
-def unary16(
-    op: int, x: NDArray[np.uint16], out: NDArray[np.uint16], bfloat16: bool, isa: int, threads: int
 ) -> None: ...
 def entropy(
     x: NDArray[np.floating],

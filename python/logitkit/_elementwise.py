@@ -9,13 +9,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
+from ._storage import cast, copy_cast, empty_like, kernel_dtype
 from ._validation import (
     as_input_array,
     check_out,
     check_threads,
     compute_dtypes,
-    partially_overlaps,
 )
 
 __all__ = [
@@ -47,18 +46,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
     if out is not None:
         check_out(func, out, arr.shape, result_dtype)
     isa = current_isa_index()
-
-    if is_storage16(arr) and arr.flags.c_contiguous and arr.flags.aligned:
-        # float16/bfloat16: natively, in float32 blocks
-        target = empty_like(arr) if out is None else out
-        if out is None or (
-            out.flags.c_contiguous and out.flags.aligned and not partially_overlaps(out, arr)
-        ):
-            if arr.size:
-                bits, bfloat16 = rows16(arr, 1)
-                out_bits, _ = rows16(target, 1)
-                _core.unary16(op, bits.reshape(-1), out_bits.reshape(-1), bfloat16, isa, nthreads)
-            return target[()] if out is None and target.ndim == 0 else target
+    compute = kernel_dtype(compute, result_dtype)  # float16/bfloat16 as they are
 
     src = arr if arr.dtype == compute and arr.flags.aligned else cast(arr, compute)
     flat_in = _flat(src)

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
+from ._storage import cast, copy_cast, empty_like, kernel_dtype
 from ._validation import (
     as_input_array,
     check_flag,
@@ -53,8 +53,7 @@ class CrossEntropyStats(NamedTuple):
 
 
 class _Prepared(NamedTuple):
-    # class axis last, compute dtype, aligned; or, where the native 16-bit path takes them,
-    # float16/bfloat16 rows in C order (see _run)
+    # class axis last, aligned, in `compute`
     logits: np.ndarray
     rows_shape: tuple[int, ...]
     axis: int
@@ -67,6 +66,8 @@ class _Prepared(NamedTuple):
     smoothing: float
     z_loss: float
     softcap: float  # 0: none
+    # the logits' (and gradient's) dtype in the kernels: float16/bfloat16 as they are where
+    # the caller keeps them, else the compute dtype
     compute: np.dtype
     result: np.dtype
 
@@ -211,12 +212,9 @@ def _prepare(
         denominator = float(np.count_nonzero(counted_flat))
 
     zv = np.moveaxis(z, ax, -1)
-    native16 = (
-        compute == np.float32 and is_storage16(zv) and zv.flags.c_contiguous and zv.flags.aligned
-    )
-    if keep16 and native16 and zv.size > 0:
-        pass  # converted natively, in blocks, by _run
-    elif zv.dtype != compute:
+    if keep16 and compute == np.float32:  # not when a huge softcap asks for float64
+        compute = kernel_dtype(compute, result)
+    if zv.dtype != compute:
         zv = cast(zv, compute)
     elif not zv.flags.aligned:
         zv = zv.copy()
@@ -257,22 +255,10 @@ def _run(
     lse = np.empty(n_rows)
     argmax = np.empty(n_rows, dtype=np.int64)
     nthreads = check_threads(func, threads)
-    z, grad, storage16 = prep.logits, grad_view, -1
-    soft = prep.soft_target
-    if prep.logits.dtype != prep.compute:
-        # float16/bfloat16 logits (and gradient) go to the native 16-bit path as their bits,
-        # computed there in float32 blocks: memory sees 16-bit traffic only
-        n = prep.logits.shape[-1]  # > 0, as _prepare takes this path for non-empty logits only
-        z, bfloat16 = rows16(prep.logits, n)
-        storage16 = int(bfloat16)
-        if grad_view is not None:
-            grad, _ = rows16(grad_view, n)
-        if soft is not None:
-            soft = np.require(soft.reshape(n_rows, n), np.float32, ("C", "A"))
     _core.cross_entropy(
-        z,
+        prep.logits,
         prep.index_target,
-        soft,
+        prep.soft_target,
         counted,
         grad_scale,
         prep.weight,
@@ -280,14 +266,13 @@ def _run(
         prep.smoothing,
         prep.z_loss,
         prep.softcap,
-        grad,
+        grad_view,
         loss,
         lse,
         argmax,
         want_argmax,
         current_isa_index(),
         nthreads,
-        storage16,
     )
     return loss, lse, argmax
 
@@ -503,26 +488,6 @@ def cross_entropy_with_grad(
         grad_out = z_in
     elif grad_out is not None:
         check_out(func, grad_out, _logits_shape(prep), prep.result, "grad_out")
-
-    if prep.logits.dtype != prep.compute:  # float16/bfloat16 rows, natively (see _run)
-        grad16 = grad_out
-        if (
-            grad16 is None
-            or not grad16.flags.c_contiguous
-            or not grad16.flags.aligned
-            or partially_overlaps(grad16, prep.logits)
-        ):
-            grad16 = empty_like(prep.logits)
-        loss, lse, argmax = _run(func, prep, reduction, threads, grad16, grad_output, return_stats)
-        if grad_out is not None and grad16 is not grad_out:
-            np.copyto(grad_out, grad16)
-        # grad16 has the class axis last, like prep.logits; it moves back to where the
-        # logits have it (a view, as only axes of length 1 follow the class axis here)
-        grad = np.moveaxis(grad16, -1, prep.axis) if grad_out is None else grad_out
-        result = _reduce(loss, prep, reduction)
-        if return_stats:
-            return result, grad, _stats(prep, lse, argmax)
-        return result, grad
 
     direct = grad_out is not None and grad_out.dtype == prep.compute and grad_out.flags.aligned
     if direct:

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
+from ._storage import cast, copy_cast, empty_like, kernel_dtype
 from ._validation import (
     as_input_array,
     check_base,
@@ -78,65 +78,11 @@ def _mask_rows(
 def _softmax_impl(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any]:
-    native16 = _softmax16(func, x, axis, where, out, threads, log)
-    if native16 is not None:
-        return native16
-
     def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
         mask = None if where is None else _mask_rows(func, where, info.shape, info.axes, xv.dtype)
         _core.softmax(xv, target, log, isa, nthreads, mask)
 
     return map_rows(func, x, axis, out, threads, run)
-
-
-def _reducible16(rows: np.ndarray) -> bool:
-    """float16/bfloat16 rows that the native 16-bit path reduces (in float32 blocks)."""
-    return (
-        is_storage16(rows)
-        and rows.flags.c_contiguous
-        and rows.flags.aligned
-        and rows.ndim > 0
-        and rows.shape[-1] > 0
-    )
-
-
-def _reduce16(rows: np.ndarray, entropy: bool, nthreads: int) -> NDArray[np.float32]:
-    """logsumexp or entropy of the C-contiguous float16/bfloat16 rows, in float32."""
-    values = np.empty(rows.shape[:-1], np.float32)
-    if values.size:
-        bits, bfloat16 = rows16(rows, rows.shape[-1])
-        _core.reduce16(bits, values.reshape(-1), entropy, bfloat16, current_isa_index(), nthreads)
-    return values
-
-
-def _softmax16(
-    func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
-) -> NDArray[Any] | None:
-    """float16/bfloat16 rows along the last axis of a C-contiguous array, natively in float32
-    blocks; None where the general path applies."""
-    if where is not None or not isinstance(x, np.ndarray) or x.ndim == 0:
-        return None
-    if not is_storage16(x) or not x.flags.c_contiguous or not x.flags.aligned:
-        return None
-    try:
-        axes = normalize_axes(func, axis, x.ndim)
-    except (TypeError, ValueError):
-        return None  # the general path raises the error
-    if axes != (x.ndim - 1,):
-        return None
-    nthreads = check_threads(func, threads)
-    if out is not None:
-        check_out(func, out, x.shape, x.dtype)
-        if not out.flags.c_contiguous or not out.flags.aligned or partially_overlaps(out, x):
-            return None
-        target = out
-    else:
-        target = empty_like(x)
-    if x.size:
-        bits, bfloat16 = rows16(x, x.shape[-1])
-        out_bits, _ = rows16(target, x.shape[-1])
-        _core.softmax16(bits, out_bits, log, bfloat16, current_isa_index(), nthreads)
-    return target  # type: ignore[no-any-return]
 
 
 class _RowInfo(NamedTuple):
@@ -164,6 +110,7 @@ def map_rows(
     arr, axes, compute, result_dtype = _prepare(func, x, axis)
     if dtype is not None:
         compute, result_dtype = compute_dtypes(func, "x", dtype)
+    compute = kernel_dtype(compute, result_dtype)
     scalar_input = np.ndim(x_in) == 0
     out_shape = () if scalar_input else arr.shape
     if out is not None:
@@ -430,16 +377,13 @@ def logsumexp(
         else:
             outs = (check_out(func, out, final_shape, result_dtype), None)
 
-    rows = _rows_view(arr, axes)
-    sign = None
-    if _reducible16(rows) and barr is None and not return_sign:
-        value = _reduce16(rows, False, nthreads)
-    else:
-        xv = _native_ready(rows, compute)
-        bv = None if barr is None else _native_ready(_rows_view(barr, axes), compute)
-        value = np.empty(xv.shape[:-1], dtype=compute)
-        sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
-        _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
+    # float16/bfloat16 rows go to the kernels as they are; the values come in float32
+    storage = kernel_dtype(compute, result_dtype)
+    xv = _native_ready(_rows_view(arr, axes), storage)
+    bv = None if barr is None else _native_ready(_rows_view(barr, axes), storage)
+    value = np.empty(xv.shape[:-1], dtype=compute)
+    sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
+    _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
 
     def finish(res: np.ndarray, target: Any) -> Any:
         res = res.reshape(final_shape)
@@ -494,14 +438,12 @@ def entropy_from_logits(
         # as the reference: a 0-d array has no class axis to form a distribution over
         raise ValueError(f"{func}(): z must have at least one dimension, the class axis")
     axes = normalize_axes(func, axis, arr.ndim)
-    mask = None if where is None else _mask_rows(func, where, arr.shape, axes, compute)
-    rows = _rows_view(arr, axes)
-    if _reducible16(rows) and mask is None:
-        value = _reduce16(rows, True, nthreads)
-    else:
-        xv = _native_ready(rows, compute)
-        value = np.empty(xv.shape[:-1], dtype=compute)
-        _core.entropy(xv, mask, value, current_isa_index(), nthreads)
+    # float16/bfloat16 rows (and their mask) go to the kernels as they are
+    storage = kernel_dtype(compute, result_dtype)
+    mask = None if where is None else _mask_rows(func, where, arr.shape, axes, storage)
+    xv = _native_ready(_rows_view(arr, axes), storage)
+    value = np.empty(xv.shape[:-1], dtype=compute)
+    _core.entropy(xv, mask, value, current_isa_index(), nthreads)
     if base is not None:
         value /= np.log(compute.type(base))
     if keepdims:

@@ -35,22 +35,20 @@ def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
     return _core.pooled_bytes(nbytes).view(dtype).reshape(a.shape, order=order)  # type: ignore[no-any-return]
 
 
-def _is_bfloat16(dtype: np.dtype) -> bool | None:
-    """False for float16, True for bfloat16, None for any other dtype."""
-    if dtype == np.float16:
-        return False
-    if dtype.name == "bfloat16" and dtype.itemsize == 2:
-        return True
-    return None
+def is_storage16(dtype: np.dtype) -> bool:
+    """float16 or bfloat16 (ml_dtypes'): a storage type the kernels convert in registers."""
+    return bool(dtype == np.float16 or (dtype.name == "bfloat16" and dtype.itemsize == 2))
 
 
-def _bits(a: np.ndarray) -> NDArray[np.uint16]:
-    return a.reshape(-1).view(np.uint16)
+def kernel_dtype(compute: np.dtype, result: np.dtype) -> np.dtype:
+    """The dtype the native kernels take an input in: a 16-bit result type as it is (the
+    kernels convert it in their loads and stores), any other in its compute dtype."""
+    return result if is_storage16(result) else compute
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:
-    """a, or a C-ordered aligned copy: the kernels read 16-bit numbers with aligned loads,
-    and arrays that came through pickle may not be aligned."""
+    """a, or a C-ordered aligned copy: the conversion reads contiguous, aligned elements, and
+    arrays that came through pickle may not be aligned."""
     # not np.ascontiguousarray, which turns a 0-d array into a 1-d one
     return a if a.flags.c_contiguous and a.flags.aligned else a.copy(order="C")
 
@@ -61,43 +59,24 @@ def cast(a: np.ndarray, dtype: Any) -> NDArray[Any]:
     dtype = np.dtype(dtype)
     if a.dtype == dtype:
         return a
-    from_kind, to_kind = _is_bfloat16(a.dtype), _is_bfloat16(dtype)
-    if dtype == _F32 and from_kind is not None:
+    if (dtype == _F32 and is_storage16(a.dtype)) or (a.dtype == _F32 and is_storage16(dtype)):
         src = _c_order(a)
         dst = empty_like(src, dtype)
-        _core.convert16(_bits(src), dst.reshape(-1), from_kind, True, current_isa_index(), 0)
-        return dst
-    if a.dtype == _F32 and to_kind is not None:
-        src = _c_order(a)
-        dst = empty_like(src, dtype)
-        _core.convert16(src.reshape(-1), _bits(dst), to_kind, False, current_isa_index(), 0)
+        _core.astype(src.reshape(-1), dst.reshape(-1), current_isa_index(), 0)
         return dst
     return a.astype(dtype)
 
 
 def copy_cast(out: np.ndarray, res: np.ndarray) -> None:
     """``np.copyto(out, res, casting="unsafe")`` with the native 16-bit conversions."""
-    kind = _is_bfloat16(out.dtype)
+    storage16 = is_storage16(out.dtype)
     if (
-        kind is not None
+        storage16
         and res.dtype == _F32
         and out.flags.c_contiguous
         and out.flags.aligned
         and res.shape == out.shape
     ):
-        src = _c_order(res)
-        _core.convert16(src.reshape(-1), _bits(out), kind, False, current_isa_index(), 0)
+        _core.astype(_c_order(res).reshape(-1), out.reshape(-1), current_isa_index(), 0)
         return
-    np.copyto(out, cast(res, out.dtype) if kind is not None else res, casting="unsafe")
-
-
-def is_storage16(a: np.ndarray) -> bool:
-    return _is_bfloat16(a.dtype) is not None
-
-
-def rows16(a: np.ndarray, n: int) -> tuple[NDArray[np.uint16], bool]:
-    """The bits of the C-contiguous float16/bfloat16 array `a` as (rows, n) uint16 rows, for
-    the native 16-bit entry points, and whether they are bfloat16."""
-    kind = _is_bfloat16(a.dtype)
-    assert kind is not None and a.flags.c_contiguous and a.flags.aligned and n > 0
-    return a.reshape(-1, n).view(np.uint16), kind
+    np.copyto(out, cast(res, out.dtype) if storage16 else res, casting="unsafe")

@@ -1516,6 +1516,115 @@ void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, s
   }
 }
 
+// The 16-bit storage types: the conversions in every table's loads and stores are exact
+// operations, so they must give the scalar table's bits for every half and bfloat16 value
+// (both ways) and for float32 values around every rounding boundary, at every tail length.
+// NaN only has to stay NaN on widening (F16C may quiet a signalling half NaN).
+template <class S>
+int check_conversions(const char* isa, const char* type, const KernelSet<S>& ref,
+                      const KernelSet<S>& k, std::uint64_t seed) {
+  int failed = 0;
+  std::vector<S> all(65536 + 37);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = S{static_cast<std::uint16_t>(i & 0xffff)};
+  std::vector<float> want(all.size()), got(all.size());
+  for (ptrdiff_t offset : {ptrdiff_t(0), ptrdiff_t(1), ptrdiff_t(7)}) {
+    const ptrdiff_t n = static_cast<ptrdiff_t>(all.size()) - offset;
+    ref.widen_row(all.data() + offset, want.data(), n);
+    k.widen_row(all.data() + offset, got.data(), n);
+    for (ptrdiff_t i = 0; i < n; ++i) {
+      const bool both_nan = std::isnan(want[i]) && std::isnan(got[i]);
+      if (!both_nan && std::memcmp(&want[i], &got[i], sizeof(float)) != 0) {
+        if (failed++ < 5) std::printf("        %s %s widen 0x%04x: %a vs %a\n", isa, type,
+                                      all[offset + i].bits, double(want[i]), double(got[i]));
+      }
+    }
+  }
+  // float32 inputs: random bit patterns, and every 16-bit value's neighbourhood (the value,
+  // the halfway points on either side and one ulp either side of them)
+  Rng rng(seed);
+  std::vector<float> wide;
+  for (int i = 0; i < 200000; ++i) {
+    const auto bits = static_cast<std::uint32_t>(rng.integer(0, 0xffffffffL));
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    wide.push_back(f);
+  }
+  for (std::uint32_t h = 0; h < 65536; h += 3) {
+    float f = 0;
+    ref.widen_row(&all[h], &f, 1);
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    for (std::uint32_t d : {0u, 1u, 0xfffu, 0x1000u, 0x1001u, 0x7fffu, 0x8000u, 0x8001u}) {
+      for (std::uint32_t v : {u + d, u - d}) {
+        float g;
+        std::memcpy(&g, &v, sizeof g);
+        wide.push_back(g);
+      }
+    }
+  }
+  std::vector<S> narrow_want(wide.size()), narrow_got(wide.size());
+  for (ptrdiff_t offset : {ptrdiff_t(0), ptrdiff_t(3)}) {
+    const ptrdiff_t n = static_cast<ptrdiff_t>(wide.size()) - offset;
+    ref.narrow_row(wide.data() + offset, narrow_want.data(), n);
+    k.narrow_row(wide.data() + offset, narrow_got.data(), n);
+    for (ptrdiff_t i = 0; i < n; ++i) {
+      if (narrow_want[i].bits != narrow_got[i].bits) {
+        if (failed++ < 10) std::printf("        %s %s narrow %a: 0x%04x vs 0x%04x\n", isa, type,
+                                       double(wide[offset + i]), narrow_want[i].bits,
+                                       narrow_got[i].bits);
+      }
+    }
+  }
+  std::printf("%-7s %-8s conversions (all 2^16 values, %zu float32 values)  %s\n", isa, type,
+              wide.size(), failed ? "FAIL" : "ok");
+  return failed;
+}
+
+// A 16-bit kernel is the float32 kernel with its loads and stores converting: on one table,
+// softmax of 16-bit rows must equal the float32 softmax of the widened rows, rounded once.
+template <class S>
+int check_storage_rows(const char* isa, const char* type, const IsaTable& t, std::uint64_t seed) {
+  int failed = 0;
+  Rng rng(seed);
+  const KernelSet<S>& k = logitkit::kernels_of<S>(t);
+  for (ptrdiff_t n : {1, 2, 5, 15, 16, 17, 31, 100, 513, 4099}) {
+    std::vector<S> x(static_cast<size_t>(n)), y(x.size()), yr(x.size());
+    std::vector<float> xf(x.size()), yf(x.size());
+    for (auto& v : xf) v = float(rng.uniform() * 40 - 20);
+    k.narrow_row(xf.data(), x.data(), n);
+    k.widen_row(x.data(), xf.data(), n);
+    for (int log = 0; log < 2; ++log) {
+      if (log) {
+        k.log_softmax_row(x.data(), y.data(), n, false);
+        t.f32.log_softmax_row(xf.data(), yf.data(), n, false);
+      } else {
+        k.softmax_row(x.data(), y.data(), n);
+        t.f32.softmax_row(xf.data(), yf.data(), n);
+      }
+      k.narrow_row(yf.data(), yr.data(), n);
+      for (ptrdiff_t i = 0; i < n; ++i) {
+        if (y[i].bits != yr[i].bits && failed++ < 5) {
+          std::printf("        %s %s %s n=%td [%td]: 0x%04x vs 0x%04x\n", isa, type,
+                      log ? "log_softmax" : "softmax", n, i, y[i].bits, yr[i].bits);
+        }
+      }
+    }
+  }
+  std::printf("%-7s %-8s softmax rows = float32 rows rounded once  %s\n", isa, type,
+              failed ? "FAIL" : "ok");
+  return failed;
+}
+
+void run_storage16(const char* isa, const IsaTable& scalar, const IsaTable& t, std::uint64_t seed,
+                   Totals& totals) {
+  const int results[] = {
+      check_conversions<logitkit::half_t>(isa, "float16", scalar.f16, t.f16, seed),
+      check_conversions<logitkit::bf16_t>(isa, "bfloat16", scalar.bf16, t.bf16, seed),
+      check_storage_rows<logitkit::half_t>(isa, "float16", t, seed),
+      check_storage_rows<logitkit::bf16_t>(isa, "bfloat16", t, seed)};
+  for (int failed : results) (failed == 0 ? totals.passed : totals.failed) += 1;
+}
+
 struct Isa {
   const char* name;
   const IsaTable* (*table)();
@@ -1567,6 +1676,7 @@ int main(int argc, char** argv) {
   // that ISA's flags too.
   const IsaTable& scalar = *logitkit::isa_table_scalar();
   Totals totals;
+  run_storage16("scalar", scalar, scalar, seed, totals);
   const std::vector<Isa> isas = compiled_isas();
   if (isas.empty()) std::printf("no vector ISA compiled in: nothing to compare\n");
   for (const Isa& isa : isas) {
@@ -1577,6 +1687,7 @@ int main(int argc, char** argv) {
     const IsaTable& table = *isa.table();
     run_dtype<float>(isa.name, scalar, table, seed, verbose, totals);
     run_dtype<double>(isa.name, scalar, table, seed, verbose, totals);
+    run_storage16(isa.name, scalar, table, seed, totals);
   }
   std::printf("%d passed, %d failed\n", totals.passed, totals.failed);
   return totals.failed == 0 ? 0 : 1;

@@ -32,7 +32,7 @@ struct Inputs {
   std::vector<long long> target;
   std::vector<unsigned char> counted;
   std::vector<double> scale;
-  std::vector<std::uint16_t> x16;
+  std::vector<half_t> x16;
 };
 
 Inputs make_inputs() {
@@ -50,7 +50,7 @@ Inputs make_inputs() {
   }
   in.x16.resize(in.x.size());
   for (size_t i = 0; i < in.x.size(); ++i) {  // float16 bits of small values
-    in.x16[i] = static_cast<std::uint16_t>(0x3000 + (i * 131) % 0x1800);
+    in.x16[i] = half_t{static_cast<std::uint16_t>(0x3000 + (i * 131) % 0x1800)};
   }
   return in;
 }
@@ -123,11 +123,12 @@ std::vector<unsigned char> run_all(const IsaTable& t, const Inputs& in) {
   keep(loss.data(), loss.size() * sizeof(double));
   keep(y.data(), y.size() * sizeof(float));
 
-  // 16-bit softmax, converted in per-thread blocks
-  std::vector<std::uint16_t> y16(in.x16.size());
-  parallel::softmax16(k, t.convert, parallel::Storage16::half, false, rows, n, in.x16.data(),
-                      y16.data(), 1);
-  keep(y16.data(), y16.size() * sizeof(std::uint16_t));
+  // 16-bit softmax, converted in the kernels' loads and stores
+  std::vector<half_t> y16(in.x16.size());
+  parallel::row_map(t.f16, parallel::RowOp::softmax, RowShape{{rows}, n},
+                    rows_of(in.x16.data(), rows, n, 1), parallel::StridedArray{},
+                    rows_of(y16.data(), rows, n, 1), 1);
+  keep(y16.data(), y16.size() * sizeof(half_t));
 
   // elementwise
   parallel::unary(k, kSigmoid, in.x.data(), y.data(), static_cast<std::ptrdiff_t>(y.size()), 1);

@@ -1,21 +1,48 @@
-// Conversions between float32 and the 16-bit storage formats, IEEE half (float16) and
-// bfloat16: to nearest even, NaN kept NaN (quiet), overflow to inf, half's subnormals exact.
-// These are exact operations, so every target must give the same bits: x86 builds with F16C
-// convert half in registers, aarch64 with its conversion instructions, the others with the
-// portable bit-level code below (whose bfloat16 loops the compiler vectorises).
+// Storage types: float16 (IEEE half) and bfloat16 are formats of an operand in memory, not
+// types the kernels compute in. A kernel over a row of S computes in compute_t<S> (float for
+// both 16-bit formats) and converts in its own loads and stores: every simd/ vector type
+// loads and stores half_t and bf16_t next to float, converting in registers.
+//
+// The conversions are exact operations (to nearest even, NaN kept NaN and quiet, overflow to
+// inf, half's subnormals exact), so every target gives the same bits: the scalar code below
+// is the specification the vector conversions are tested against.
 #pragma once
 #include <cmath>
-#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
-#if defined(__F16C__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+namespace logitkit {
 
-namespace logitkit::LOGITKIT_ISA_NS {
+struct half_t {
+  std::uint16_t bits;
+};
+struct bf16_t {
+  std::uint16_t bits;
+};
+
+template <class S>
+struct compute_type {
+  using type = S;
+};
+template <>
+struct compute_type<half_t> {
+  using type = float;
+};
+template <>
+struct compute_type<bf16_t> {
+  using type = float;
+};
+// The type a kernel over S computes in.
+template <class S>
+using compute_t = typename compute_type<S>::type;
+
+template <class S>
+constexpr bool is_storage16 = std::is_same_v<S, half_t> || std::is_same_v<S, bf16_t>;
+
+// Internal linkage on purpose: each ISA's translation unit keeps its own compiled copy, so
+// that code the compiler vectorised for AVX-512 there can never stand in for the baseline's.
+namespace {
 
 inline std::uint32_t float_bits(float f) {
   std::uint32_t u;
@@ -65,42 +92,24 @@ inline std::uint16_t float_to_bf16_one(float f) {
   return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-inline void half_to_float(const std::uint16_t* src, float* dst, std::ptrdiff_t n) {
-  std::ptrdiff_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+// One element of S in its compute type, and back. The identities make the generic kernels'
+// scalar edges (tails, special rows, single entries) read the same for every S.
+inline float widen(float x) { return x; }
+inline double widen(double x) { return x; }
+inline float widen(half_t x) { return half_to_float_one(x.bits); }
+inline float widen(bf16_t x) { return bf16_to_float_one(x.bits); }
+
+template <class S>
+inline S narrow(compute_t<S> x) {
+  if constexpr (std::is_same_v<S, half_t>) {
+    return half_t{float_to_half_one(x)};
+  } else if constexpr (std::is_same_v<S, bf16_t>) {
+    return bf16_t{float_to_bf16_one(x)};
+  } else {
+    return x;
   }
-#elif defined(__aarch64__)
-  for (; i + 4 <= n; i += 4) {
-    vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
-  }
-#endif
-  for (; i < n; ++i) dst[i] = half_to_float_one(src[i]);
 }
 
-inline void float_to_half(const float* src, std::uint16_t* dst, std::ptrdiff_t n) {
-  std::ptrdiff_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
-  }
-#elif defined(__aarch64__)
-  for (; i + 4 <= n; i += 4) {
-    vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
-  }
-#endif
-  for (; i < n; ++i) dst[i] = float_to_half_one(src[i]);
-}
+}  // namespace
 
-inline void bf16_to_float(const std::uint16_t* src, float* dst, std::ptrdiff_t n) {
-  for (std::ptrdiff_t i = 0; i < n; ++i) dst[i] = bf16_to_float_one(src[i]);
-}
-
-inline void float_to_bf16(const float* src, std::uint16_t* dst, std::ptrdiff_t n) {
-  for (std::ptrdiff_t i = 0; i < n; ++i) dst[i] = float_to_bf16_one(src[i]);
-}
-
-}  // namespace logitkit::LOGITKIT_ISA_NS
+}  // namespace logitkit
