@@ -10,6 +10,7 @@ import pytest
 
 from logitkit import _bench
 from logitkit.__main__ import main as cli_main
+from logitkit._bench import peers
 
 SHAPES = ["64x100", "40x300:axis0"]
 THREADS = [1, 2]
@@ -128,7 +129,7 @@ def test_failing_peer_is_reported_not_fatal(monkeypatch, tmp_path, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(_bench, "np_softmax", broken)
+    monkeypatch.setattr(peers, "np_softmax", broken)
     path = tmp_path / "run.json"
     code = cli_main(
         [
@@ -201,7 +202,7 @@ def test_agreement_check_handles_nan_inf_and_shapes():
     import numpy as np
 
     a = np.array([1.0, np.inf, np.nan, -np.inf], np.float32)
-    diff = _bench._max_abs_diff
+    diff = peers.max_abs_diff
     assert diff(a, a.copy()) == 0.0
     assert diff(a, np.array([1.5, np.inf, np.nan, -np.inf])) == 0.5
     assert diff(a, np.array([1.0, np.inf, 0.0, -np.inf])) == math.inf  # NaN in one only
@@ -211,5 +212,5 @@ def test_agreement_check_handles_nan_inf_and_shapes():
     big, other = np.zeros(200_000, np.float32), np.zeros(200_000, np.float32)
     other[150_000] = np.nan  # past the first chunk
     assert diff(big, other) == math.inf
-    assert _bench._scale(a) == 1.0
-    assert _bench._scale(np.array([np.nan, -5.0])) == 5.0
+    assert peers.result_scale(a) == 1.0
+    assert peers.result_scale(np.array([np.nan, -5.0])) == 5.0
