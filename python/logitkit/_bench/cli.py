@@ -4,6 +4,7 @@ probe to the reports."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -36,8 +37,15 @@ from .plan import (
     np_dtype,
     parse_shape,
 )
-from .probe import CpuMeter, machine_description, short_machine, try_import
-from .report import Progress, collect_notes, markdown_report, text_report, write_plot
+from .probe import CpuMeter, isa_description, machine_description, short_machine, try_import
+from .report import (
+    Progress,
+    collect_notes,
+    isa_text,
+    markdown_report,
+    text_report,
+    write_plot,
+)
 from .timing import Buffers, Runner
 
 
@@ -102,6 +110,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="no progress bar: one line per finished measurement on stderr instead",
     )
+    p.add_argument(
+        "--isa",
+        metavar="NAME",
+        help="run logitkit and the yardstick with one instruction set's kernels, as "
+        f"lk.use_isa(NAME): {', '.join(lk.available_isas())} here (default: LOGITKIT_ISA, "
+        "else the best this CPU runs); PyTorch's are set by ATEN_CPU_CAPABILITY before the run",
+    )
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time the implementations of each measurement in turns, one call of each per "
+        "round, instead of back to back: a change in clock speed or load then falls on all "
+        "of them alike, but a multi-threaded call may wait for its sleeping thread pool",
+    )
+    p.add_argument(
+        "--logsumexp-out",
+        action="store_true",
+        help="run logsumexp in --modes as well: into a preallocated vector (out=, logitkit "
+        "and PyTorch) and allocating; by default it has one mode, '-'",
+    )
     args = p.parse_args(list(argv) if argv is not None else None)
 
     bad = [o for o in args.ops if o not in OPS]
@@ -143,6 +171,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"--repeat must be at least {floor}"
             + ("" if args.quick else f" (or {MIN_REPEAT} with --quick)")
         )
+    if args.isa is not None:
+        try:
+            with lk.use_isa(args.isa) as name:
+                args.isa = name
+        except ValueError as exc:
+            p.error(f"--isa: {exc}")
     if args.plot and try_import("matplotlib") is None:
         p.error("--plot needs matplotlib: pip install matplotlib (or 'logitkit[plot]')")
     return args
@@ -160,6 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     args = parse_args(argv)
+    # use_isa holds for this thread's context only: the logitkit calls and the yardstick all
+    # start from here, and the caller's own calls are left as they were.
+    with lk.use_isa(args.isa) if args.isa is not None else contextlib.nullcontext():
+        return _run(args, wall_start, started)
+
+
+def _run(args: argparse.Namespace, wall_start: float, started: str) -> int:
     max_threads = max(args.thread_counts)
     stdout = sys.stdout
 
@@ -181,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ml_dtypes = try_import("ml_dtypes")
     if ml_dtypes is not None:
         versions["ml_dtypes"] = getattr(ml_dtypes, "__version__", "?")
+    isa = isa_description(info, args.isa, peers.torch)
 
     print(f"machine  : {short_machine(machine)}", file=stdout)
     if machine["load_average_start"] is not None:
@@ -191,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(available: {', '.join(info['supported_isas'])}), OpenMP {info['openmp']}",
         file=stdout,
     )
+    print(f"isa      : {isa_text(isa)}", file=stdout)
     print("versions : " + ", ".join(f"{k} {v}" for k, v in versions.items()), file=stdout)
     missing = ", ".join(f"{k} {v}" for k, v in peers.missing.items())
     print(
@@ -200,12 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f"; missing: {missing}" if missing else ""),
         file=stdout,
     )
-    print(f"repeat   : median of {args.repeat} timed calls after a warm-up call", file=stdout)
+    print(
+        f"repeat   : median of {args.repeat} timed calls after a warm-up call"
+        + (", in turns over the implementations (--interleave)" if args.interleave else ""),
+        file=stdout,
+    )
     for line in skipped:
         print(line, file=stdout)
     stdout.flush()
 
-    plan = case_list(specs, args.thread_counts, args.ops, args.modes)
+    plan = case_list(specs, args.thread_counts, args.ops, args.modes, args.logsumexp_out)
     n_impls = 1 + len(peers.wanted)
 
     def weight(spec: ShapeSpec, th: int) -> float:
@@ -225,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             buffers = Buffers(x)
             for th in args.thread_counts:
                 for op in args.ops:
-                    for mode in modes_of(op, args.modes):
+                    for mode in modes_of(op, args.modes, args.logsumexp_out):
                         index += 1
                         case = Case(op, spec, mode, th, x, target)
                         rec = runner.measure(case, buffers, weight(spec, th), index, len(plan))
@@ -256,14 +303,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": args.quick,
             "peers": args.peers,
             "seed": args.seed,
-            "timing": "time.perf_counter; per implementation one warm-up call, then the "
-            "timed calls back to back; median",
+            "isa": args.isa,
+            "interleave": args.interleave,
+            "logsumexp_out": args.logsumexp_out,
+            "timing": (
+                "time.perf_counter; per implementation one warm-up call, then the timed calls "
+                "in turns, one call of each implementation per round; median"
+                if args.interleave
+                else "time.perf_counter; per implementation one warm-up call, then the "
+                "timed calls back to back; median"
+            ),
             "bytes_moved": "read-type ops: input bytes; write-type ops: input + output bytes",
             "fraction": "yardstick median time / logitkit median time",
             "ratio": "peer median time / logitkit median time",
         },
         "machine": machine,
         "logitkit": info,
+        "isa": isa,
         "versions": versions,
         "records": runner.records,
         "others_cpu": run_meter.others(),

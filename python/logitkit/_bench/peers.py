@@ -42,6 +42,10 @@ def to_numpy(value: Any) -> Any:
 def logitkit_variant(case: Case, buf: np.ndarray | None) -> Variant:
     x, t, ax, th, op = case.x, case.target, case.axis, case.threads, case.op
     if op == "logsumexp":
+        if buf is not None:
+            return Variant(
+                "lk.logsumexp(out=)", lambda: lk.logsumexp(x, axis=ax, out=buf, threads=th), True
+            )
         return Variant("lk.logsumexp", lambda: lk.logsumexp(x, axis=ax, threads=th))
     if op == "cross_entropy":
         return Variant("lk.cross_entropy", lambda: lk.cross_entropy(x, t, axis=ax, threads=th))
@@ -184,7 +188,7 @@ def scipy_variant(case: Case, buf: np.ndarray | None, sp: Any) -> Variant:
 
 SCIPY_OUT_OPS = frozenset({"sigmoid"})
 NUMPY_OUT_OPS = frozenset({"softmax", "log_softmax", "sigmoid", "cross_entropy_grad"})
-TORCH_OUT_OPS = frozenset({"softmax", "log_softmax", "sigmoid"})
+TORCH_OUT_OPS = frozenset({"logsumexp", "softmax", "log_softmax", "sigmoid"})
 JAX_OUT_OPS: frozenset[str] = frozenset()
 OUT_OPS = {
     "numpy": NUMPY_OUT_OPS,
@@ -219,6 +223,10 @@ def torch_variant(case: Case, buf: np.ndarray | None, torch: Any) -> Variant:
         return a if ax == -1 else a.T
 
     if op == "logsumexp":
+        if ot is not None:
+            return Variant(
+                "torch.logsumexp(out=)", no_grad(lambda: torch.logsumexp(xt, ax, out=ot)), True
+            )
         return Variant("torch.logsumexp", no_grad(lambda: torch.logsumexp(xt, ax)))
     if op == "cross_entropy":
         return Variant(

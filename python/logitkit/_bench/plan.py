@@ -26,6 +26,11 @@ READ_OPS = frozenset({"logsumexp", "cross_entropy", "entropy_from_logits"})
 MODES: tuple[str, ...] = ("out", "fresh")
 #: The one mode of a read-type op (its result is a vector or a scalar: nothing to preallocate).
 READ_MODE = "-"
+#: Read-type ops whose vector result can go to a preallocated ``out=``. By default they have
+#: READ_MODE only, their result being small next to their input; with ``--logsumexp-out`` they
+#: run in the ``--modes`` as the write-type ops do, which shows what the allocation costs where
+#: rows are short (262144x10: a 1 MB result from 10 MB of logits).
+VECTOR_OUT_OPS = frozenset({"logsumexp"})
 PEERS: tuple[str, ...] = ("numpy", "scipy", "torch", "jax")
 
 DEFAULT_SHAPES: tuple[str, ...] = (
@@ -101,8 +106,11 @@ def parse_shape(text: str) -> ShapeSpec:
     return dataclasses.replace(spec, name=name)
 
 
-def modes_of(op: str, modes: Sequence[str]) -> list[str]:
-    return [READ_MODE] if op in READ_OPS else list(modes)
+def modes_of(op: str, modes: Sequence[str], vector_out: bool = False) -> list[str]:
+    """The modes op runs in; ``vector_out`` gives the ops of VECTOR_OUT_OPS all of them."""
+    if op in READ_OPS and not (vector_out and op in VECTOR_OUT_OPS):
+        return [READ_MODE]
+    return list(modes)
 
 
 def np_dtype(name: str) -> np.dtype:
@@ -150,6 +158,7 @@ def case_list(
     thread_counts: Sequence[int],
     ops: Sequence[str],
     modes: Sequence[str],
+    vector_out: bool = False,
 ) -> list[tuple[ShapeSpec, int, str, str]]:
     """Every (shape, threads, op, mode) in the order they run: shape by shape, so that one
     shape's inputs and buffers are made once and freed before the next."""
@@ -158,5 +167,5 @@ def case_list(
         for spec in specs
         for th in thread_counts
         for op in ops
-        for mode in modes_of(op, modes)
+        for mode in modes_of(op, modes, vector_out)
     ]

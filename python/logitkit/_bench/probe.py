@@ -89,6 +89,7 @@ def machine_description() -> dict[str, Any]:
         "cpu_model": model,
         "architecture": platform.machine(),
         "logical_cpus": os.cpu_count(),
+        "physical_cores": _physical_cores(cpuinfo),
         "usable_cpus": usable,
         "threads_per_core": lscpu.get("Thread(s) per core"),
         "cores_per_socket": lscpu.get("Core(s) per socket"),
@@ -102,6 +103,26 @@ def machine_description() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def _physical_cores(cpuinfo: str) -> int | None:
+    """Distinct (physical id, core id) pairs in /proc/cpuinfo: the cores, whatever lscpu says
+    or whether it is installed. None where the file has no core ids (some virtual machines,
+    other systems)."""
+    cores: set[tuple[str, str]] = set()
+    physical_id = core_id = ""
+    for line in [*cpuinfo.splitlines(), ""]:
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "physical id":
+            physical_id = value
+        elif key == "core id":
+            core_id = value
+        elif not key:  # a blank line ends one logical CPU's block
+            if core_id:
+                cores.add((physical_id, core_id))
+            physical_id = core_id = ""
+    return len(cores) or None
 
 
 def _memory_bytes() -> int | None:
@@ -166,3 +187,43 @@ def short_machine(machine: dict[str, Any]) -> str:
     return f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs" + (
         f" ({cache_text})" if cache_text else ""
     )
+
+
+def torch_cpu_capability(torch: Any) -> str | None:
+    """The kernels PyTorch's CPU dispatch picked (``DEFAULT``, ``AVX2``, ``AVX512``, ...), or
+    None on a PyTorch without ``torch.backends.cpu.get_cpu_capability``.
+
+    PyTorch picks them once, when it is imported, from the CPU and the environment variable
+    ATEN_CPU_CAPABILITY: setting it later changes nothing, so the run reports what it got.
+    """
+    backend = try_import(f"{torch.__name__}.backends.cpu")
+    get = getattr(backend, "get_cpu_capability", None)
+    if get is None:
+        return None
+    try:
+        return str(get())
+    except Exception:
+        return None
+
+
+def isa_description(
+    info: dict[str, Any], requested: str | None, torch: Any | None
+) -> dict[str, Any]:
+    """Which kernels ran: logitkit's ISA and what chose it, and PyTorch's CPU capability
+    (None when PyTorch is not loaded or does not say)."""
+    env = os.environ.get("LOGITKIT_ISA", "").lower()
+    if requested is not None:
+        source = "--isa"
+    elif env and info["active_isa"] == env:
+        source = "LOGITKIT_ISA"
+    elif not env and info["active_isa"] == info["best_isa"]:
+        source = "default"
+    else:  # main() called inside the caller's own use_isa block
+        source = "use_isa"
+    return {
+        "logitkit": info["active_isa"],
+        "logitkit_chosen_by": source,
+        "logitkit_best": info["best_isa"],
+        "torch": None if torch is None else torch_cpu_capability(torch),
+        "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY") or None,
+    }

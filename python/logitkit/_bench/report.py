@@ -243,11 +243,38 @@ def collect_notes(result: dict[str, Any]) -> list[str]:
         notes.append("NumPy and SciPy run these formulas on one thread whatever --threads says")
     if "jax" in peers and "jax" in result["versions"]:
         notes.append("JAX's thread count is not controlled: XLA sizes its own CPU thread pool")
+    isa = result.get("isa") or {}
+    torch_ran = any(r["peers"].get("torch", {}).get("status") == "ok" for r in result["records"])
+    if torch_ran and isa.get("torch") and isa["torch"].lower() != isa["logitkit"]:
+        notes.append(
+            f"logitkit ran its {isa['logitkit']} kernels, PyTorch its {isa['torch']} ones: "
+            "PyTorch's are chosen by ATEN_CPU_CAPABILITY (default, avx2 or avx512 on x86-64) "
+            "when it is imported, so set it before the run to compare like with like"
+        )
+    if result["config"].get("interleave"):
+        notes.append(
+            "--interleave: each timed call follows another implementation's, so a "
+            "multi-threaded one may include waking its library's sleeping thread pool"
+        )
     notes.append(
         "a peer without an out= form for an op runs its allocating call in out mode too "
         "(timed once, shown in both rows)"
     )
     return notes
+
+
+def isa_text(isa: dict[str, Any]) -> str:
+    """Which kernels ran, in one line: ``logitkit avx2 (--isa; best here avx512), PyTorch
+    AVX512``."""
+    if isa["logitkit_chosen_by"] == "default":
+        text = f"logitkit {isa['logitkit']} (the best here)"
+    else:
+        text = f"logitkit {isa['logitkit']} ({isa['logitkit_chosen_by']}; best here "
+        text += f"{isa['logitkit_best']})"
+    if isa.get("torch"):
+        env = isa.get("ATEN_CPU_CAPABILITY")
+        text += f", PyTorch {isa['torch']}" + (f" (ATEN_CPU_CAPABILITY={env})" if env else "")
+    return text
 
 
 def markdown_report(result: dict[str, Any]) -> str:
@@ -263,8 +290,10 @@ def markdown_report(result: dict[str, Any]) -> str:
         f"{short_machine(machine)}; logitkit {result['logitkit']['version']} "
         f"({result['logitkit']['active_isa']}); {versions}.",
         f"Threads: logitkit {max_t} (1-thread time in the last column); medians of "
-        f"{result['config']['repeat']} timed calls after a warm-up; full run "
-        f"{result['wall_time_s']:.0f} s, {result['started']}.",
+        f"{result['config']['repeat']} timed calls after a warm-up"
+        + (", in turns over the implementations" if result["config"].get("interleave") else "")
+        + f"; full run {result['wall_time_s']:.0f} s, {result['started']}.",
+        *([f"Kernels: {isa_text(result['isa'])}."] if result.get("isa") else []),
         "",
         "*of yardstick*: the yardstick's time over logitkit's (1.00 = as fast as a bare read "
         "(R) or copy (C) of the same bytes). *vs X*: X's time over logitkit's (above 1: "

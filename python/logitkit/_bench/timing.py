@@ -7,7 +7,7 @@ import argparse
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -74,24 +74,62 @@ def time_block(
     fewer, never more than asked). An exception from the warm-up call propagates; one from
     a timed call ends the block, and the Timing keeps the error.
     """
+    first = warm_up(timing, fn, repeat, on_call)
+    if on_call is not None:
+        on_call(timing.label)
+    while timing.error is None and len(timing.times) < timing.target_repeat:
+        _timed_call(timing, fn)
+    return first
+
+
+def warm_up(
+    timing: Timing,
+    fn: Callable[[], Any],
+    repeat: int,
+    on_call: Callable[[str], None] | None = None,
+) -> Any:
+    """The untimed first call, which sets the Timing up for `repeat` timed calls; returns its
+    result. An exception propagates."""
     if on_call is not None:
         on_call(f"{timing.label} (warm-up)")
     timing.first_call_s, first = _call(fn)
     timing.target_repeat = repeat
-    if on_call is not None:
-        on_call(timing.label)
-    while len(timing.times) < timing.target_repeat:
-        try:
-            elapsed, result = _call(fn)
-        except Exception as exc:
-            timing.error = _error_text(exc)
-            break
-        del result  # freeing a large result is not part of the call being timed
-        timing.times.append(elapsed)
-        if len(timing.times) == 1 and elapsed > SLOW_CALL_S and repeat > MIN_REPEAT:
-            timing.target_repeat = MIN_REPEAT
-            timing.capped = True
     return first
+
+
+def _timed_call(timing: Timing, fn: Callable[[], Any]) -> None:
+    try:
+        elapsed, result = _call(fn)
+    except Exception as exc:
+        timing.error = _error_text(exc)
+        return
+    del result  # freeing a large result is not part of the call being timed
+    timing.times.append(elapsed)
+    if len(timing.times) == 1 and elapsed > SLOW_CALL_S and timing.target_repeat > MIN_REPEAT:
+        timing.target_repeat = MIN_REPEAT
+        timing.capped = True
+
+
+def time_round_robin(
+    entries: Sequence[tuple[Timing, Callable[[], Any], Callable[[str], None] | None]],
+) -> None:
+    """The timed calls of callables that had their warm_up, in turns: one call of each per
+    round (``--interleave``).
+
+    A change in clock speed, or a burst of other work, during the case then falls on every
+    implementation alike instead of on whichever was running at that moment. The price is
+    the one time_block avoids: each call follows another library's, and may pay for waking
+    its own thread pool. A callable leaves the rotation when it has its calls (MIN_REPEAT
+    after a slow first one, as in time_block) or when a call raises (the Timing keeps the
+    error).
+    """
+    active = list(entries)
+    while active:
+        for timing, fn, on_call in active:
+            if on_call is not None:
+                on_call(timing.label)
+            _timed_call(timing, fn)
+        active = [e for e in active if e[0].error is None and len(e[0].times) < e[0].target_repeat]
 
 
 def _error_text(exc: BaseException) -> str:
@@ -117,6 +155,15 @@ class Buffers:
         if owner not in self._bufs:
             self._bufs[owner] = np.empty_like(self.x)  # the warm-up call maps its pages
         return self._bufs[owner]
+
+    def reduced(self, owner: str, axis: int) -> np.ndarray:
+        """A result of x reduced along axis (logsumexp's out=), in x's dtype."""
+        key = f"{owner} reduced along {axis}"
+        if key not in self._bufs:
+            shape = list(self.x.shape)
+            del shape[axis]
+            self._bufs[key] = np.empty(shape, self.x.dtype)
+        return self._bufs[key]
 
 
 def yardstick_entries(
@@ -165,21 +212,34 @@ class Runner:
         def on_call(label: str, who: str = "logitkit") -> None:
             self.progress.draw(f"{what}: {who} {label}")
 
+        def out_buffer(owner: str) -> np.ndarray:
+            return buffers.reduced(owner, case.axis) if op in READ_OPS else buffers.get(owner)
+
+        def raise_on_error(timing: Timing, who: str = "") -> None:
+            if timing.error is not None:
+                raise RuntimeError(f"{what}: {who}{timing.label} failed: {timing.error}")
+
         repeat = self.args.repeat
+        # With --interleave every implementation gets only its warm-up call here, and the
+        # timed calls all come at the end, in turns.
+        interleave = self.args.interleave
+        first_calls = warm_up if interleave else time_block
+        turns: list[tuple[Timing, Callable[[], Any], Callable[[str], None] | None]] = []
         meter = CpuMeter()
-        lk_variant = logitkit_variant(case, buffers.get("logitkit") if case.uses_out else None)
+        lk_variant = logitkit_variant(case, out_buffer("logitkit") if case.uses_out else None)
         lk_timing = Timing(lk_variant.label, uses_out=lk_variant.uses_out)
-        reference = _copy_result(time_block(lk_timing, lk_variant.run, repeat, on_call))
-        if lk_timing.error is not None:
-            raise RuntimeError(f"{what}: {lk_timing.label} failed: {lk_timing.error}")
+        reference = _copy_result(first_calls(lk_timing, lk_variant.run, repeat, on_call))
+        turns.append((lk_timing, lk_variant.run, on_call))
+        raise_on_error(lk_timing)
 
         yard = yardstick_entries(kind, case.x, buffers, case.threads)
         for timing, fn in yard:
-            time_block(timing, fn, repeat, partial(on_call, who="yardstick"))
-            if timing.error is not None:
-                raise RuntimeError(f"{what}: yardstick {timing.label} failed: {timing.error}")
+            first_calls(timing, fn, repeat, partial(on_call, who="yardstick"))
+            turns.append((timing, fn, partial(on_call, who="yardstick")))
+            raise_on_error(timing, "yardstick ")
 
         peer_results: dict[str, dict[str, Any]] = {}
+        peer_timings: dict[str, Timing] = {}
         tol: float | None = None  # computed once, at the first peer that runs
         for peer in self.peers.wanted:
             if peer in self.peers.missing:
@@ -194,10 +254,10 @@ class Runner:
                 peer_results[peer] = dict(self._reuse[key], same_call_as_other_mode=True)
                 continue
             try:
-                buf = buffers.get(peer) if case.uses_out and has_out else None
+                buf = out_buffer(peer) if case.uses_out and has_out else None
                 variant = self.peers.variant(peer, case, buf)
                 timing = Timing(variant.label, uses_out=variant.uses_out)
-                first = time_block(timing, variant.run, repeat, partial(on_call, who=peer))
+                first = first_calls(timing, variant.run, repeat, partial(on_call, who=peer))
                 got = to_numpy(first)
                 del first
             except Exception as exc:
@@ -215,9 +275,22 @@ class Runner:
                 "max_abs_diff": diff if math.isfinite(diff) else None,
                 "tolerance": tol,
                 "agrees": bool(diff <= tol),
-                **timing.as_json(),
             }
-            if case.mode != READ_MODE and not has_out:
+            peer_timings[peer] = timing
+            turns.append((timing, variant.run, partial(on_call, who=peer)))
+
+        if interleave:
+            time_round_robin(turns)
+            raise_on_error(lk_timing)
+            for timing, _ in yard:
+                raise_on_error(timing, "yardstick ")
+        for peer, timing in peer_timings.items():
+            if timing.error is not None:
+                peer_results[peer] = {"status": f"failed: {timing.error}"}
+                continue
+            peer_results[peer].update(timing.as_json())
+            if case.mode != READ_MODE and op not in OUT_OPS[peer]:
+                key = (peer, op, spec.name, case.threads)
                 self._reuse[key] = dict(peer_results[peer])
 
         lk_s = lk_timing.median_s
