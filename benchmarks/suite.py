@@ -3,6 +3,7 @@
     python benchmarks/suite.py [--ops ...] [--shapes ...] [--threads 1,2] [--repeat 5]
                                [--quick] [--peers numpy,scipy,torch,jax]
                                [--json FILE] [--markdown FILE] [--plot FILE.png]
+                               [--isa NAME] [--interleave] [--logsumexp-out]
 
 See ``--help`` and benchmarks/README.md for the options and how to read the table.
 """

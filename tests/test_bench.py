@@ -5,11 +5,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import logitkit as lk
 from logitkit import _bench
 from logitkit.__main__ import main as cli_main
+from logitkit._bench import peers
 
 SHAPES = ["64x100", "40x300:axis0"]
 THREADS = [1, 2]
@@ -111,7 +117,11 @@ def test_json_describes_the_machine_and_versions(quick_run):
     result, _ = quick_run
     assert result["machine"]["cpu_model"]
     assert result["machine"]["logical_cpus"] >= 1
+    cores = result["machine"]["physical_cores"]
+    assert cores is None or 1 <= cores <= result["machine"]["logical_cpus"]
     assert result["logitkit"]["active_isa"]
+    assert result["isa"]["logitkit"] == result["logitkit"]["active_isa"]
+    assert result["config"]["isa"] is None and not result["config"]["interleave"]
     assert "numpy" in result["versions"]
     assert result["wall_time_s"] > 0
 
@@ -128,7 +138,7 @@ def test_failing_peer_is_reported_not_fatal(monkeypatch, tmp_path, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(_bench, "np_softmax", broken)
+    monkeypatch.setattr(peers, "np_softmax", broken)
     path = tmp_path / "run.json"
     code = cli_main(
         [
@@ -188,6 +198,7 @@ def test_parse_shape_rejects(text):
         (["--peers", "tensorflow"], "unknown tensorflow"),
         (["--threads", "0"], "positive"),
         (["--shapes", "12"], "--shapes"),
+        (["--isa", "nope"], "unknown instruction set 'nope'"),
     ],
 )
 def test_bad_options(argv, message, capsys):
@@ -201,7 +212,7 @@ def test_agreement_check_handles_nan_inf_and_shapes():
     import numpy as np
 
     a = np.array([1.0, np.inf, np.nan, -np.inf], np.float32)
-    diff = _bench._max_abs_diff
+    diff = peers.max_abs_diff
     assert diff(a, a.copy()) == 0.0
     assert diff(a, np.array([1.5, np.inf, np.nan, -np.inf])) == 0.5
     assert diff(a, np.array([1.0, np.inf, 0.0, -np.inf])) == math.inf  # NaN in one only
@@ -211,5 +222,177 @@ def test_agreement_check_handles_nan_inf_and_shapes():
     big, other = np.zeros(200_000, np.float32), np.zeros(200_000, np.float32)
     other[150_000] = np.nan  # past the first chunk
     assert diff(big, other) == math.inf
-    assert _bench._scale(a) == 1.0
-    assert _bench._scale(np.array([np.nan, -5.0])) == 5.0
+    assert peers.result_scale(a) == 1.0
+    assert peers.result_scale(np.array([np.nan, -5.0])) == 5.0
+
+
+def run_bench(tmp_path, *options):
+    """One tiny quick run at one thread; its JSON result and its stdout's text."""
+    path = tmp_path / "run.json"
+    md = tmp_path / "run.md"
+    code = _bench.main(
+        ["--quick", "--no-progress", "--threads", "1", "--json", str(path)]
+        + ["--markdown", str(md), *options]
+    )
+    assert code == 0
+    return json.loads(path.read_text()), md.read_text()
+
+
+def assert_timed(timing, repeat):
+    assert timing["repeats"] == repeat
+    assert all(math.isfinite(ms) and ms > 0 for ms in timing["times_ms"])
+    assert timing["median_ms"] > 0
+
+
+def recording(monkeypatch, module, name, calls, tag):
+    """Replace module.name with a wrapper that appends tag (a callable of nothing) to calls."""
+    inner = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(tag())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+
+
+def test_isa_runs_logitkit_with_those_kernels_and_reports_them(monkeypatch, tmp_path, capsys):
+    before = lk.active_isa()
+    isa = "scalar" if before != "scalar" else lk.available_isas()[-1]
+    seen = []
+    recording(monkeypatch, lk, "softmax", seen, lk.active_isa)
+    recording(monkeypatch, lk, "logsumexp", seen, lk.active_isa)
+    result, md = run_bench(
+        tmp_path,
+        *("--ops", "logsumexp,softmax", "--shapes", "16x50,8x40:axis0:f16"),
+        *("--peers", ",".join(PEERS), "--isa", isa.upper()),
+    )
+    # warm-up and timed calls of logsumexp (one mode) and softmax (two), on two shapes
+    assert seen == [isa] * (2 * 3 * (1 + _bench.QUICK_REPEAT))
+    assert lk.active_isa() == before  # the caller's context is left as it was
+    assert result["config"]["isa"] == isa
+    assert result["logitkit"]["active_isa"] == isa
+    assert result["isa"]["logitkit"] == isa
+    assert result["isa"]["logitkit_chosen_by"] == "--isa"
+    assert {(r["op"], r["shape"]) for r in result["records"]} == {
+        (op, shape) for op in ("logsumexp", "softmax") for shape in ("16x50", "8x40:axis0:f16")
+    }
+    for r in result["records"]:
+        assert_timed(r["logitkit"], _bench.QUICK_REPEAT)
+        assert r["peers"]["numpy"]["agrees"]
+    assert f"Kernels: logitkit {isa} (--isa; best here {result['isa']['logitkit_best']})" in md
+    assert f"isa      : logitkit {isa} (--isa" in capsys.readouterr().out
+    if "torch" in PEERS:
+        import torch
+
+        assert result["isa"]["torch"] == torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.skipif("torch" not in PEERS, reason="PyTorch is not installed")
+def test_torch_cpu_capability_follows_aten_cpu_capability(tmp_path):
+    # PyTorch reads the variable once, at import: only a new process shows its effect.
+    path = tmp_path / "run.json"
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(lk.__file__).parent.parent), env.get("PYTHONPATH", "")]
+    )
+    argv = ["bench", "--quick", "--no-progress", "--ops", "softmax", "--modes", "fresh"]
+    argv += ["--shapes", "8x40", "--threads", "1", "--peers", "torch", "--json", str(path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "logitkit", *argv], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(path.read_text())
+    assert result["isa"]["torch"] == "DEFAULT"
+    assert result["isa"]["ATEN_CPU_CAPABILITY"] == "default"
+    assert "PyTorch DEFAULT (ATEN_CPU_CAPABILITY=default)" in proc.stdout
+    assert result["records"][0]["peers"]["torch"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_interleave_takes_the_timed_calls_in_turns(monkeypatch, tmp_path, interleave):
+    calls = []
+    recording(monkeypatch, lk, "softmax", calls, lambda: "logitkit")
+    recording(monkeypatch, peers, "np_softmax", calls, lambda: "numpy")
+    options = ["--ops", "softmax", "--modes", "fresh", "--shapes", "16x50", "--peers", "numpy"]
+    result, md = run_bench(tmp_path, *options, *(["--interleave"] if interleave else []))
+    n = _bench.QUICK_REPEAT
+    if interleave:
+        # the warm-up calls first, then one call of each per round
+        assert calls == ["logitkit", "numpy"] * (1 + n)
+    else:
+        assert calls == ["logitkit"] * (1 + n) + ["numpy"] * (1 + n)
+    assert result["config"]["interleave"] is interleave
+    assert ("in turns" in result["config"]["timing"]) is interleave
+    assert ("in turns over the implementations" in md) is interleave
+    (record,) = result["records"]
+    assert_timed(record["logitkit"], n)
+    assert_timed(record["peers"]["numpy"], n)
+    for variant in record["yardstick"]["variants"].values():
+        assert_timed(variant, n)
+    assert record["peers"]["numpy"]["agrees"]
+    assert record["fraction"] == pytest.approx(
+        record["yardstick"]["median_ms"] / record["median_ms"]
+    )
+
+
+def test_interleave_reports_a_failing_peer_and_keeps_the_others(monkeypatch, tmp_path):
+    calls = []
+    real = peers.np_softmax
+
+    def fails_after_warm_up(x, axis, out=None):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("simulated failure")
+        return real(x, axis, out)
+
+    monkeypatch.setattr(peers, "np_softmax", fails_after_warm_up)
+    options = ["--ops", "softmax", "--modes", "fresh", "--shapes", "16x50", "--interleave"]
+    result, _ = run_bench(tmp_path, *options, "--peers", ",".join(PEERS))
+    (record,) = result["records"]
+    assert record["peers"]["numpy"]["status"] == "failed: RuntimeError: simulated failure"
+    assert_timed(record["logitkit"], _bench.QUICK_REPEAT)
+    if "torch" in PEERS:
+        assert record["peers"]["torch"]["status"] == "ok"
+        assert_timed(record["peers"]["torch"], _bench.QUICK_REPEAT)
+
+
+def test_logsumexp_out_times_it_into_a_preallocated_vector_and_allocating(tmp_path):
+    shapes = ["16x50", "8x40:axis0:f16"]
+    result, md = run_bench(
+        tmp_path,
+        *("--ops", "logsumexp", "--shapes", ",".join(shapes), "--logsumexp-out"),
+        *("--peers", ",".join(PEERS)),
+    )
+    assert result["config"]["logsumexp_out"] is True
+    records = result["records"]
+    assert {(r["op"], r["shape"], r["mode"]) for r in records} == {
+        ("logsumexp", shape, mode) for shape in shapes for mode in _bench.MODES
+    }
+    for r in records:
+        out = r["mode"] == "out"
+        assert r["logitkit"]["uses_out"] is out
+        assert r["logitkit"]["label"] == ("lk.logsumexp(out=)" if out else "lk.logsumexp")
+        assert_timed(r["logitkit"], _bench.QUICK_REPEAT)
+        # still a reduction: its yardstick is a read of the input
+        assert r["kind"] == "read" and r["yardstick"]["kind"] == "read"
+        assert r["bytes_moved"] == r["rows"] * r["cols"] * (2 if r["dtype"] == "float16" else 4)
+        numpy = r["peers"]["numpy"]
+        assert numpy["status"] == "ok" and numpy["agrees"] and not numpy["uses_out"]
+        # NumPy has no out= for it: one call, timed once, shown in both modes
+        assert numpy.get("same_call_as_other_mode", False) is (not out)
+        if "torch" in PEERS:
+            torch_info = r["peers"]["torch"]
+            assert torch_info["status"] == "ok" and torch_info["agrees"]
+            assert torch_info["uses_out"] is out
+    assert sum(1 for line in md.splitlines() if line.startswith("| logsumexp |")) == 4
+
+
+def test_without_logsumexp_out_the_reductions_keep_one_mode():
+    assert _bench.parse_args(["--logsumexp-out"]).logsumexp_out
+    from logitkit._bench.plan import modes_of
+
+    assert modes_of("logsumexp", _bench.MODES) == [_bench.READ_MODE]
+    assert modes_of("logsumexp", _bench.MODES, vector_out=True) == list(_bench.MODES)
+    # the other reductions have no out= for a vector result
+    assert modes_of("cross_entropy", _bench.MODES, vector_out=True) == [_bench.READ_MODE]
+    assert modes_of("entropy_from_logits", _bench.MODES, vector_out=True) == [_bench.READ_MODE]
