@@ -12,10 +12,12 @@ from ._elementwise import binary_op, entr, rel_entr
 from ._runtime import current_isa_index
 from ._storage import cast
 from ._validation import (
+    REDUCTIONS,
     as_input_array,
     check_base,
     check_flag,
     check_real,
+    check_reduction,
     check_threads,
     compute_dtypes,
     normalize_axes,
@@ -32,7 +34,7 @@ __all__ = [
     "jensen_shannon_from_logits_with_grad",
 ]
 
-_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+_REDUCTIONS = REDUCTIONS + ("batchmean",)
 
 
 def _divergence(
@@ -61,8 +63,7 @@ def _divergence(
         raise ValueError(f"{func}(): the logits must have a class axis, got a 0-d array")
     if isinstance(axis, (tuple, list)) or axis is None:
         raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction, _REDUCTIONS)
     (ax,) = normalize_axes(func, axis, a.ndim)
     rows_shape = a.shape[:ax] + a.shape[ax + 1 :]
     counted = row_mask(func, where, rows_shape)
@@ -269,8 +270,7 @@ def kl_div(
     0.130812035941
     """
     func = "kl_div"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction, _REDUCTIONS)
     log_target = check_flag(func, "log_target", log_target)
     op = _core.OP_KL_DIV_TORCH_LOG_TARGET if log_target else _core.OP_KL_DIV_TORCH
     pointwise = binary_op(func, op, input, target, None, threads, names=("input", "target"))

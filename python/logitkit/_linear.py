@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._losses import cross_entropy, cross_entropy_with_grad
 from ._reductions import logsumexp
 from ._storage import cast
-from ._validation import as_input_array, check_real, check_threads
+from ._validation import as_input_array, check_real, check_reduction, check_threads
 
 # SciPy's gemm accumulates into its output (beta=1): no V x H temporary per chunk. It is
 # imported on first use, so that importing logitkit does not import SciPy; None without it.
@@ -37,8 +37,6 @@ def _blas() -> Any:
 
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
-
-_REDUCTIONS = ("none", "sum", "mean")
 
 # Each chunk's three products read the whole weight: with fewer than about a thousand rows
 # they are bound by memory, not by arithmetic. So a chunk has 1024 rows by default, fewer when
@@ -142,8 +140,7 @@ def _setup(
     result = x.dtype
     compute = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
 
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{func}(): ignore_index must be an int, got {ignore_index!r}")
     alpha = _number(func, "label_smoothing", label_smoothing)

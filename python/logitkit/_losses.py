@@ -16,6 +16,7 @@ from ._validation import (
     check_index,
     check_out,
     check_real,
+    check_reduction,
     check_threads,
     compute_dtypes,
     normalize_axes,
@@ -33,7 +34,6 @@ __all__ = [
     "nll_loss",
 ]
 
-_REDUCTIONS = ("none", "sum", "mean")
 _SMOOTHING = ("pytorch", "megatron")
 
 
@@ -146,8 +146,7 @@ def _prepare(
     if n_classes == 0:
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
     rows_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if smoothing not in _SMOOTHING:
         raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
@@ -583,8 +582,7 @@ def _bce(
     compute_dtypes(func, "target", y.dtype)
     if y.shape != x.shape:
         raise ValueError(f"{func}(): target must have the shape of logits {x.shape}, got {y.shape}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def flat(a: np.ndarray) -> np.ndarray:

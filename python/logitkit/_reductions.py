@@ -17,6 +17,7 @@ from ._validation import (
     check_flag,
     check_out,
     check_threads,
+    check_where,
     compute_dtypes,
     normalize_axes,
     partially_overlaps,
@@ -63,15 +64,7 @@ def _mask_rows(
     func: str, where: Any, shape: tuple[int, ...], axes: tuple[int, ...], dtype: np.dtype
 ) -> np.ndarray:
     """The boolean ``where`` broadcast to x, in x's row layout, as 0/1 of the compute dtype."""
-    mask = as_input_array(func, "where", where)
-    if mask.dtype != np.bool_:
-        raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-    try:
-        mask = np.broadcast_to(mask, shape)
-    except ValueError:
-        raise ValueError(
-            f"{func}(): where with shape {mask.shape} cannot be broadcast to x with shape {shape}"
-        ) from None
+    mask = check_where(func, where, shape, f"x with shape {shape}")
     return cast(_rows_view(mask, axes), dtype)
 
 
@@ -369,16 +362,9 @@ def logsumexp(
     arr = as_input_array(func, "x", x)
     x_result = compute_dtypes(func, "x", arr.dtype)[1]  # rejects bad dtypes before b
     if where is not None:
-        mask = as_input_array(func, "where", where)
-        if mask.dtype != np.bool_:
-            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-        try:
-            np.broadcast_shapes(mask.shape, arr.shape, () if b is None else np.shape(b))
-        except ValueError:
-            raise ValueError(
-                f"{func}(): where with shape {mask.shape} cannot be broadcast to x with "
-                f"shape {arr.shape}"
-            ) from None
+        mask = check_where(
+            func, where, arr.shape, f"x with shape {arr.shape}", expand=True, weights=b
+        )
         # A mask is a weight of 0 or 1: one mechanism, the one b already has. Its weights
         # take x's result dtype, so that the mask alone does not change the result's dtype.
         weights = as_input_array(func, "b", np.ones((), dtype=x_result) if b is None else b)

@@ -1,4 +1,5 @@
-"""Argument handling shared by the public functions: dtype policy, axes, ``out=``, threads.
+"""Argument checks shared by the public functions: dtype policy, axes, ``out=``, threads,
+``where=`` masks and reductions.
 
 Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share it.
 """
@@ -28,12 +29,20 @@ __all__ = [
     "check_out",
     "normalize_axes",
     "check_threads",
+    "check_where",
     "row_mask",
+    "REDUCTIONS",
+    "check_reduction",
     "check_base",
     "check_flag",
     "check_real",
     "check_index",
+    "partially_overlaps",
+    "upstream_scale",
 ]
+
+# The reductions over rows every loss takes; the divergences add "batchmean".
+REDUCTIONS = ("none", "sum", "mean")
 
 
 def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
@@ -180,22 +189,51 @@ def check_threads(func: str, threads: Any) -> int:
     return int(threads)
 
 
-def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
-    """``where`` selecting whole rows (the shape without the class axis), broadcast to them."""
-    counted = np.ones(rows_shape, dtype=bool)
-    if where is None:
-        return counted
+def check_where(
+    func: str,
+    where: Any,
+    shape: tuple[int, ...],
+    against: str,
+    *,
+    expand: bool = False,
+    weights: Any = None,
+) -> np.ndarray:
+    """A ``where=`` argument: a boolean array, broadcast to ``shape`` (a read-only view).
+
+    ``against`` names that shape in the message. With ``expand`` (logsumexp's mask, a weight
+    of 0 or 1) the mask need only broadcast together with ``shape`` and the shape of
+    ``weights``, and is returned as given: like the weights, it may add axes to ``x``.
+    """
     mask = as_input_array(func, "where", where)
     if mask.dtype != np.bool_:
         raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
     try:
-        # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
-        # callers cannot update in place)
-        return np.logical_and(counted, np.broadcast_to(mask, rows_shape), out=counted)  # type: ignore[no-any-return]
+        if expand:
+            np.broadcast_shapes(mask.shape, shape, np.shape(weights))
+            return mask
+        return np.broadcast_to(mask, shape)
     except ValueError:
         raise ValueError(
-            f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows {rows_shape}"
+            f"{func}(): where with shape {mask.shape} cannot be broadcast to {against}"
         ) from None
+
+
+def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
+    """``where`` selecting whole rows (the shape without the class axis), broadcast to them,
+    as a new array the caller may update."""
+    counted = np.ones(rows_shape, dtype=bool)
+    if where is None:
+        return counted
+    mask = check_where(func, where, rows_shape, f"the rows {rows_shape}")
+    # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
+    # callers cannot update in place)
+    return np.logical_and(counted, mask, out=counted)  # type: ignore[no-any-return]
+
+
+def check_reduction(func: str, reduction: Any, choices: tuple[str, ...] = REDUCTIONS) -> None:
+    """A ``reduction=`` name, one of ``choices`` (listed in that order in the message)."""
+    if reduction not in choices:
+        raise ValueError(f"{func}(): reduction must be one of {choices}, got {reduction!r}")
 
 
 def check_base(func: str, base: Any) -> None:

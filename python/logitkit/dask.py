@@ -40,14 +40,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from . import _losses, _reductions
 from ._mergeable import CrossEntropyPartial, LogSumExpPartial, merge_partials
 from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
-from ._validation import check_base, compute_dtypes, normalize_axes
+from ._validation import check_base, check_reduction, compute_dtypes, normalize_axes
 
 # Dask's functions carry no annotations: call them through Any, type what they return.
 _da: Any = da
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "entropy_from_logits", "cross_entropy"]
 
-_REDUCTIONS = ("none", "sum", "mean")
 _SMOOTHING = ("pytorch", "megatron")
 
 
@@ -518,8 +517,7 @@ def cross_entropy(
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
     if any(np.isnan(c) for chunks in z.chunks for c in chunks):
         raise ValueError(f"{func}(): the chunk sizes of logits must be known, got {z.chunks}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if smoothing not in _SMOOTHING:
         raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
     alpha = float(label_smoothing)

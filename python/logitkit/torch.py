@@ -33,6 +33,7 @@ from ._backward import logsumexp_backward as _np_logsumexp_backward
 from ._backward import softmax_backward as _np_softmax_backward
 from ._elementwise import softplus as _np_softplus
 from ._storage import _POOLED_MIN_BYTES
+from ._validation import check_reduction, row_mask
 
 __all__ = [
     "softmax",
@@ -171,10 +172,7 @@ def _reduction(func: str, size_average: Any, reduce: Any, reduction: Any) -> str
             f"reduction='{reduction}' instead.",
             stacklevel=3,
         )
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"logitkit.torch.{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-        )
+    check_reduction(f"logitkit.torch.{func}", reduction, _REDUCTIONS)
     return str(reduction)
 
 
@@ -511,9 +509,7 @@ def _soft_target_grad(z: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> np.nd
         shape[ax] = n_classes
         coef = coef * kw["weight"].astype(np.float64).reshape(shape)
     rows_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    counted = np.ones(rows_shape, dtype=bool)
-    if kw["where"] is not None:
-        counted = counted & np.broadcast_to(kw["where"], rows_shape)
+    counted = row_mask("cross_entropy", kw["where"], rows_shape)
     if kw["reduction"] == "none":
         scale = np.broadcast_to(g, rows_shape) * counted
     else:
