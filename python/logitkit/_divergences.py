@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._elementwise import binary_op, entr, rel_entr
+from ._rows import class_rows, finish, reduction_axes
 from ._runtime import current_isa_index
 from ._storage import cast
 from ._validation import (
@@ -78,12 +79,10 @@ def _divergence(
     else:
         denominator = 1.0
 
-    def rows(x: np.ndarray) -> np.ndarray:
-        return np.require(np.moveaxis(x, ax, -1), compute, ("C", "A")).reshape(-1, n_classes)
-
     # beta = 0 and 1 are the forward and reverse KL; the kernel computes KL(first || second).
     swap = beta == 1.0
-    first, second = (rows(b), rows(a)) if swap else (rows(a), rows(b))
+    first, second = (b, a) if swap else (a, b)
+    first, second = class_rows(first, ax, compute), class_rows(second, ax, compute)
     code = -1.0 if beta in (0.0, 1.0) else beta
     value = np.empty(first.shape[0])
     grads: list[np.ndarray | None] = [None, None]
@@ -96,8 +95,7 @@ def _divergence(
     )
     value = np.where(counted_flat, value, 0.0)
     if reduction == "none":
-        res: Any = cast(value.reshape(rows_shape), result)
-        res = res[()] if res.ndim == 0 else res
+        res: Any = finish(value.reshape(rows_shape), result)
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = result.type(value.sum() / denominator)
@@ -327,7 +325,7 @@ def entropy(
     compute, result = compute_dtypes(
         func, "pk", p.dtype if q is None else np.result_type(p.dtype, q.dtype)
     )
-    axes = normalize_axes(func, axis, max(p.ndim, 1))
+    axes = reduction_axes(func, axis, p.ndim)
     # Normalized and summed in float64 whatever the input: in float32 the sum of pk can
     # overflow (3e38 + 3e38) and a normalized qk can fall into the subnormals, losing bits.
     wide = np.dtype(np.float64)
@@ -342,5 +340,4 @@ def entropy(
         h = np.sum(terms, axis=axes, keepdims=keepdims)
         if base is not None:
             h = h / np.log(base)
-    h = cast(np.asarray(h), result)
-    return h[()] if h.ndim == 0 else h
+    return finish(np.asarray(h), result)

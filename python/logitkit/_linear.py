@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._losses import cross_entropy, cross_entropy_with_grad
 from ._reductions import logsumexp
+from ._rows import contiguous
 from ._storage import cast
 from ._validation import as_input_array, check_real, check_reduction, check_threads
 
@@ -165,7 +166,7 @@ def _setup(
             f"{func}(): target must have shape {rows_shape} (hidden without its last axis), "
             f"got {t.shape}"
         )
-    t64 = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+    t64 = contiguous(t, np.int64).reshape(-1)
     counted = t64 != ignore_index
     bad = counted & ((t64 < 0) | (t64 >= n_classes))
     if bad.any():
@@ -186,7 +187,7 @@ def _setup(
             raise ValueError(
                 f"{func}(): bias must have shape ({n_classes},) (one per class), got {b_arr.shape}"
             )
-        b = np.ascontiguousarray(cast(b_arr, compute), dtype=compute)
+        b = contiguous(cast(b_arr, compute), compute)
     cw = None
     cw_sum = float(n_classes)
     if class_weight is not None:
@@ -196,7 +197,7 @@ def _setup(
                 f"{func}(): class_weight must have shape ({n_classes},) (one per class), "
                 f"got {cw_arr.shape}"
             )
-        cw = np.ascontiguousarray(cast(cw_arr, compute), dtype=compute)
+        cw = contiguous(cast(cw_arr, compute), compute)
         cw_sum = float(cw.sum(dtype=np.float64))
         denominator = float(cw[t64[counted]].sum(dtype=np.float64))
     else:
@@ -215,8 +216,8 @@ def _setup(
     rows = max(min(rows_arg, n_rows), 1)
     vocab = n_classes if vocab_arg is None else min(vocab_arg, n_classes)
 
-    xs = np.ascontiguousarray(cast(x, compute).reshape(n_rows, n_features))
-    ws = np.ascontiguousarray(cast(w, compute))
+    xs = contiguous(cast(x, compute).reshape(n_rows, n_features))
+    ws = contiguous(cast(w, compute))
     return _Setup(
         xs,
         ws,
@@ -255,7 +256,7 @@ def _grad_scale(func: str, st: _Setup, reduction: str, grad_output: Any) -> NDAr
                 f"{func}(): grad_output must have the loss's shape {st.rows_shape}, "
                 f"got {np.shape(grad_output)}"
             ) from None
-        return np.ascontiguousarray(g, dtype=np.float64).reshape(n_rows)
+        return contiguous(g, np.float64).reshape(n_rows)
     if grad_output is None:
         g0 = 1.0
     else:

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._rows import contiguous, finish, native_ready
 from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
@@ -102,7 +103,7 @@ def _index_target(
     Targets of rows that count must lie in [0, n_classes); those of the other rows may be
     placeholders and read as 0.
     """
-    t64 = np.require(t, np.int64, ("C", "A")).reshape(-1)
+    t64 = contiguous(t, np.int64).reshape(-1)
     if t64.size and isinstance(ignore_index, (int, np.integer)):
         # Nearly always every target is a class and none is ignore_index: two reductions
         # show it, where the general path below takes a pass per step.
@@ -178,9 +179,7 @@ def _prepare(
             )
         if np.isnan(np.moveaxis(t, ax, -1)[counted]).any():
             raise ValueError(f"{func}(): probability target contains NaN")
-        soft_target = cast(np.moveaxis(t, ax, -1), compute)
-        if not soft_target.flags.aligned:
-            soft_target = soft_target.copy()
+        soft_target = native_ready(np.moveaxis(t, ax, -1), compute)
     else:
         raise TypeError(
             f"{func}(): target must be integer class indices or floating probabilities, "
@@ -197,7 +196,7 @@ def _prepare(
                 f"{func}(): weight must have shape ({n_classes},) (one per class), "
                 f"got {w_arr.shape}"
             )
-        w = np.require(w_arr, compute, ("C", "A"))
+        w = contiguous(w_arr, compute)
         weight_sum = float(w.sum(dtype=np.float64))
 
     counted_flat = counted.reshape(-1)
@@ -248,7 +247,7 @@ def _run(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
     # bool and uint8 share their layout: a contiguous mask goes to the kernels as it is
-    counted = np.require(prep.counted.reshape(-1), None, ("C", "A")).view(np.uint8)
+    counted = contiguous(prep.counted.reshape(-1)).view(np.uint8)
     grad_scale = None
     if grad_view is not None:
         grad_scale = upstream_scale(func, grad_output, reduction, prep.rows_shape, prep.denominator)
@@ -588,7 +587,7 @@ def _bce(
     def flat(a: np.ndarray) -> np.ndarray:
         # a target or weight beyond the compute dtype's range becomes inf, quietly
         with np.errstate(over="ignore"):
-            return np.require(a, compute, ("C", "A")).reshape(-1)
+            return contiguous(a, compute).reshape(-1)
 
     def broadcast(value: Any, arg: str) -> np.ndarray | None:
         if value is None:
@@ -624,8 +623,7 @@ def _bce(
     )
     grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
     if loss is not None:
-        res = cast(loss.reshape(x.shape), result)
-        return (res[()] if res.ndim == 0 else res), grad_res
+        return finish(loss.reshape(x.shape), result), grad_res
     if reduction == "mean":
         total = total / x.size if x.size else float("nan")
     return result.type(total), grad_res

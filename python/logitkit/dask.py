@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from . import _losses, _reductions
 from ._mergeable import CrossEntropyPartial, LogSumExpPartial, merge_partials
 from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
+from ._rows import keep_reduced
 from ._validation import check_base, check_reduction, compute_dtypes, normalize_axes
 
 # Dask's functions carry no annotations: call them through Any, type what they return.
@@ -148,10 +149,6 @@ def _tree(
     )
 
 
-def _expand(values: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    return np.expand_dims(values, axis) if keepdims else values
-
-
 # ---------------------------------------------------------------------------
 # log-sum-exp, softmax, log_softmax
 # ---------------------------------------------------------------------------
@@ -167,7 +164,7 @@ def _lse_chunk(
 
 def _lse_aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
     merged = _merge_step(parts)
-    return _expand(np.asarray(merged.finalize()), axis, keepdims)
+    return keep_reduced(np.asarray(merged.finalize()), axis, keepdims)
 
 
 def _lse_block(block: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
@@ -359,7 +356,7 @@ def _entropy_aggregate(
     parts: Any, axis: tuple[int, ...], keepdims: bool, base: float | None = None
 ) -> np.ndarray:
     merged = _merge_step(parts)
-    return _expand(np.asarray(merged.finalize(base=base)), axis, keepdims)
+    return keep_reduced(np.asarray(merged.finalize(base=base)), axis, keepdims)
 
 
 def _entropy_block(block: np.ndarray, axis: int, base: float | None, keepdims: bool) -> np.ndarray:
