@@ -16,12 +16,12 @@ from ._validation import (
     REDUCTIONS,
     as_input_array,
     check_base,
+    check_class_axis,
     check_flag,
     check_real,
     check_reduction,
     check_threads,
     compute_dtypes,
-    normalize_axes,
     row_mask,
     upstream_scale,
 )
@@ -60,12 +60,8 @@ def _divergence(
         raise ValueError(
             f"{func}(): p_logits and q_logits must have the same shape, got {a.shape} and {b.shape}"
         )
-    if a.ndim == 0:
-        raise ValueError(f"{func}(): the logits must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    ax = check_class_axis(func, axis, a.ndim, "the logits")
     check_reduction(func, reduction, _REDUCTIONS)
-    (ax,) = normalize_axes(func, axis, a.ndim)
     rows_shape = a.shape[:ax] + a.shape[ax + 1 :]
     counted = row_mask(func, where, rows_shape)
     n_classes = a.shape[ax]

@@ -18,7 +18,14 @@ from ._losses import cross_entropy, cross_entropy_with_grad
 from ._reductions import logsumexp
 from ._rows import contiguous
 from ._storage import cast
-from ._validation import as_input_array, check_real, check_reduction, check_threads
+from ._validation import (
+    as_input_array,
+    check_index_target,
+    check_reduction,
+    check_softcap,
+    check_threads,
+    check_z_loss,
+)
 
 # SciPy's gemm accumulates into its output (beta=1): no V x H temporary per chunk. It is
 # imported on first use, so that importing logitkit does not import SciPy; None without it.
@@ -147,25 +154,12 @@ def _setup(
     alpha = _number(func, "label_smoothing", label_smoothing)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
-    # the same rules, and messages, as cross_entropy's options
-    zeta = check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
-    cap = None
-    if softcap is not None:
-        cap = check_real(
-            func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
-        )
-        if cap == np.inf:
-            cap = None  # c tanh(z / c) -> z as c grows
+    zeta = check_z_loss(func, z_loss)
+    cap = check_softcap(func, softcap)
 
     rows_shape = x.shape[:-1]
     t = as_input_array(func, "target", target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
-    if t.shape != rows_shape:
-        raise ValueError(
-            f"{func}(): target must have shape {rows_shape} (hidden without its last axis), "
-            f"got {t.shape}"
-        )
+    check_index_target(func, t, rows_shape, "hidden without its last axis")
     t64 = contiguous(t, np.int64).reshape(-1)
     counted = t64 != ignore_index
     bad = counted & ((t64 < 0) | (t64 >= n_classes))

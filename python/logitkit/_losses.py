@@ -13,14 +13,17 @@ from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, empty_like, is_storage16, rows16
 from ._validation import (
     as_input_array,
+    check_class_input,
+    check_class_weight,
     check_flag,
     check_index,
     check_out,
     check_real,
     check_reduction,
+    check_softcap,
     check_threads,
+    check_z_loss,
     compute_dtypes,
-    normalize_axes,
     partially_overlaps,
     row_mask,
     upstream_scale,
@@ -72,23 +75,14 @@ class _Prepared(NamedTuple):
     result: np.dtype
 
 
-def _check_z_loss(func: str, z_loss: Any) -> float:
-    return check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
-
-
 def _check_softcap(func: str, softcap: Any, compute: np.dtype) -> tuple[float, np.dtype]:
     """The cap the kernels apply (0 for none) and the dtype to compute in.
 
-    ``c * tanh(z / c)`` tends to ``z`` as ``c`` grows, so ``softcap=inf`` is no cap. A finite
-    cap too large for the compute dtype (over 3.4e38 with float32 logits) is applied in
-    float64, where it is representable; the result keeps the logits' dtype.
+    A finite cap too large for the compute dtype (over 3.4e38 with float32 logits) is applied
+    in float64, where it is representable; the result keeps the logits' dtype.
     """
-    if softcap is None:
-        return 0.0, compute
-    cap = check_real(
-        func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
-    )
-    if cap == np.inf:
+    cap = check_softcap(func, softcap)
+    if cap is None:
         return 0.0, compute
     if cap > float(np.finfo(compute).max):
         return cap, np.dtype(np.float64)
@@ -136,13 +130,7 @@ def _prepare(
     where: Any,
     keep16: bool = False,
 ) -> _Prepared:
-    z = as_input_array(func, "logits", logits)
-    compute, result = compute_dtypes(func, "logits", z.dtype)
-    if z.ndim == 0:
-        raise ValueError(f"{func}(): logits must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    (ax,) = normalize_axes(func, axis, z.ndim)
+    z, ax, compute, result = check_class_input(func, "logits", logits, axis)
     n_classes = z.shape[ax]
     if n_classes == 0:
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
@@ -155,7 +143,7 @@ def _prepare(
         if n_classes < 2:
             raise ValueError(f"{func}(): smoothing='megatron' needs at least 2 classes")
         alpha = alpha * n_classes / (n_classes - 1)
-    zeta = _check_z_loss(func, z_loss)
+    zeta = check_z_loss(func, z_loss)
     cap, compute = _check_softcap(func, softcap, compute)
     ignore_index = check_index(func, "ignore_index", ignore_index)
 
@@ -189,14 +177,7 @@ def _prepare(
     w = None
     weight_sum = float(n_classes)
     if weight is not None:
-        w_arr = as_input_array(func, "weight", weight)
-        compute_dtypes(func, "weight", w_arr.dtype)
-        if w_arr.shape != (n_classes,):
-            raise ValueError(
-                f"{func}(): weight must have shape ({n_classes},) (one per class), "
-                f"got {w_arr.shape}"
-            )
-        w = contiguous(w_arr, compute)
+        w = contiguous(check_class_weight(func, weight, n_classes), compute)
         weight_sum = float(w.sum(dtype=np.float64))
 
     counted_flat = counted.reshape(-1)

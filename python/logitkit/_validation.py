@@ -1,5 +1,5 @@
 """Argument checks shared by the public functions: dtype policy, axes, ``out=``, threads,
-``where=`` masks and reductions.
+``where=`` masks, reductions and the loss options.
 
 Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share it.
 """
@@ -28,6 +28,8 @@ __all__ = [
     "compute_dtypes",
     "check_out",
     "normalize_axes",
+    "check_class_axis",
+    "check_class_input",
     "check_threads",
     "check_where",
     "row_mask",
@@ -37,6 +39,10 @@ __all__ = [
     "check_flag",
     "check_real",
     "check_index",
+    "check_z_loss",
+    "check_softcap",
+    "check_class_weight",
+    "check_index_target",
     "partially_overlaps",
     "upstream_scale",
 ]
@@ -151,6 +157,26 @@ def normalize_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(normalize_axis_tuple(indices, ndim, argname="axis"))
 
 
+def check_class_axis(func: str, axis: Any, ndim: int, what: str = "x") -> int:
+    """The class axis of an array with ``ndim`` dimensions: one int (not a tuple, not None),
+    as a non-negative index. ``what`` names the array in the message for a 0-d one."""
+    if ndim == 0:
+        raise ValueError(f"{func}(): {what} must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    (ax,) = normalize_axes(func, axis, ndim)
+    return ax
+
+
+def check_class_input(
+    func: str, arg: str, value: Any, axis: Any
+) -> tuple[np.ndarray, int, np.dtype, np.dtype]:
+    """An array with a class axis: ``(array, class axis, compute dtype, result dtype)``."""
+    arr = as_input_array(func, arg, value)
+    compute, result = compute_dtypes(func, arg, arr.dtype)
+    return arr, check_class_axis(func, axis, arr.ndim, arg), compute, result
+
+
 def check_out(
     func: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, name: str = "out"
 ) -> np.ndarray:
@@ -241,6 +267,46 @@ def check_base(func: str, base: Any) -> None:
     if base is not None:
         check_real(
             func, "base", base, "None or a number > 0 other than 1", lambda v: v > 0 and v != 1
+        )
+
+
+def check_z_loss(func: str, z_loss: Any) -> float:
+    return check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
+
+
+def check_softcap(func: str, softcap: Any) -> float | None:
+    """A logit cap ``c`` (the logits become ``c * tanh(z / c)``), or None for none.
+
+    ``c * tanh(z / c)`` tends to ``z`` as ``c`` grows, so ``softcap=inf`` is no cap: None.
+    """
+    if softcap is None:
+        return None
+    cap = check_real(
+        func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
+    )
+    return None if cap == np.inf else cap
+
+
+def check_class_weight(
+    func: str, weight: Any, n_classes: int, per: str = "one per class"
+) -> np.ndarray:
+    """Class weights: a real array of shape ``(n_classes,)``, in its own dtype; ``per``
+    says in the message what the classes are."""
+    w = as_input_array(func, "weight", weight)
+    compute_dtypes(func, "weight", w.dtype)
+    if w.shape != (n_classes,):
+        raise ValueError(f"{func}(): weight must have shape ({n_classes},) ({per}), got {w.shape}")
+    return w
+
+
+def check_index_target(func: str, target: Any, rows_shape: tuple[int, ...], rows: str) -> None:
+    """Class-index targets, one per row: an integer array (NumPy's or Dask's) of
+    ``rows_shape``; ``rows`` says in the message what that shape is."""
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{func}(): target must be integer class indices, got {target.dtype}")
+    if target.shape != rows_shape:
+        raise ValueError(
+            f"{func}(): target must have shape {rows_shape} ({rows}), got {target.shape}"
         )
 
 

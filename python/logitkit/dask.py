@@ -41,7 +41,13 @@ from . import _losses, _reductions
 from ._mergeable import CrossEntropyPartial, LogSumExpPartial, merge_partials
 from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
 from ._rows import keep_reduced
-from ._validation import check_base, check_reduction, compute_dtypes, normalize_axes
+from ._validation import (
+    check_base,
+    check_class_axis,
+    check_index_target,
+    check_reduction,
+    compute_dtypes,
+)
 
 # Dask's functions carry no annotations: call them through Any, type what they return.
 _da: Any = da
@@ -67,19 +73,10 @@ def _dask_input(func: str, arg: str, x: Any) -> da.Array:
         ) from exc
 
 
-def _class_axis(func: str, x: da.Array, axis: Any) -> int:
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    if x.ndim == 0:
-        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
-    (ax,) = normalize_axes(func, axis, x.ndim)
-    return ax
-
-
 def _prepared(func: str, arg: str, x: Any, axis: Any) -> tuple[da.Array, int, np.dtype]:
     arr = _dask_input(func, arg, x)
     _, result = compute_dtypes(func, arg, arr.dtype)
-    ax = _class_axis(func, arr, axis)
+    ax = check_class_axis(func, axis, arr.ndim)
     if any(np.isnan(c) for c in arr.chunks[ax]):
         raise ValueError(
             f"{func}(): the chunk sizes along the class axis must be known, got "
@@ -524,12 +521,7 @@ def cross_entropy(
         raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
     ignore_index = operator.index(ignore_index)
     t = _dask_input(func, "target", target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
-    if t.shape != (n_rows,):
-        raise ValueError(
-            f"{func}(): target must have shape ({n_rows},) (one class index per row), got {t.shape}"
-        )
+    check_index_target(func, t, (n_rows,), "one class index per row")
     t = _array(cast(Any, t).rechunk((z.chunks[0],)))
     w = None
     if weight is not None:
