@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._losses import cross_entropy, cross_entropy_with_grad
+from ._losses import cross_entropy, cross_entropy_with_grad, mean_denominator
 from ._reductions import logsumexp
 from ._rows import contiguous
 from ._storage import cast
@@ -193,9 +193,7 @@ def _setup(
             )
         cw = contiguous(cast(cw_arr, compute), compute)
         cw_sum = float(cw.sum(dtype=np.float64))
-        denominator = float(cw[t64[counted]].sum(dtype=np.float64))
-    else:
-        denominator = float(np.count_nonzero(counted))
+    denominator = mean_denominator(t64, counted, cw)
 
     rows_arg = _positive_int(func, "chunk_size", chunk_size)
     vocab_arg = _positive_int(func, "vocab_chunk_size", vocab_chunk_size)

@@ -36,6 +36,8 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_with_grad",
     "nll_loss",
+    "target_weights",
+    "mean_denominator",
 ]
 
 _SMOOTHING = ("pytorch", "megatron")
@@ -87,6 +89,31 @@ def _check_softcap(func: str, softcap: Any, compute: np.dtype) -> tuple[float, n
     if cap > float(np.finfo(compute).max):
         return cap, np.dtype(np.float64)
     return cap, compute
+
+
+def target_weights(
+    target: np.ndarray, counted: np.ndarray, weight: np.ndarray | None
+) -> np.ndarray:
+    """Each row's part of reduction="mean"'s divisor: the class weight of its target (1
+    without ``weight``), 0 for a row that does not count; in the weights' dtype (float64
+    without). The targets of rows that do not count are not read."""
+    if weight is None:
+        return np.where(counted, 1.0, 0.0)
+    return np.where(counted, weight[np.where(counted, target, 0)], 0)
+
+
+def mean_denominator(
+    target: np.ndarray | None, counted: np.ndarray, weight: np.ndarray | None
+) -> float:
+    """reduction="mean"'s divisor: the summed target weights of the rows that count; their
+    number without ``weight`` or for probability targets (``target`` None)."""
+    counted = counted.reshape(-1)
+    if target is None or weight is None:
+        return float(np.count_nonzero(counted))
+    # the counted rows alone: zeros between them would regroup NumPy's pairwise sum, and
+    # with it the last bits
+    rows = target_weights(target.reshape(-1), counted, weight)[counted]
+    return float(rows.sum(dtype=np.float64))
 
 
 def _index_target(
@@ -179,15 +206,7 @@ def _prepare(
     if weight is not None:
         w = contiguous(check_class_weight(func, weight, n_classes), compute)
         weight_sum = float(w.sum(dtype=np.float64))
-
-    counted_flat = counted.reshape(-1)
-    if index_target is not None:
-        if w is None:
-            denominator = float(np.count_nonzero(counted_flat))
-        else:
-            denominator = float(w[index_target[counted_flat]].sum(dtype=np.float64))
-    else:
-        denominator = float(np.count_nonzero(counted_flat))
+    denominator = mean_denominator(index_target, counted, w)
 
     zv = np.moveaxis(z, ax, -1)
     native16 = (

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._losses import cross_entropy
+from ._losses import cross_entropy, target_weights
 from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial
 from ._reductions import entropy_from_logits, logsumexp
 from ._storage import cast
@@ -167,11 +167,10 @@ def partial_cross_entropy(
     zt = np.take_along_axis(zr, idx, axis=-1)[..., 0].astype(np.float64)
     if softcap is not None:
         zt = float(softcap) * np.tanh(zt / float(softcap))
-    wt = np.ones(rows_shape) if w is None else w[idx[..., 0]]
     return CrossEntropyPartial(
         lse=lse,
         target_logit=np.where(found, zt, 0.0),
-        target_weight=np.where(found, wt, 0.0),
+        target_weight=target_weights(local, found, w),
         found=found,
         target=t64,
         counted=counted,

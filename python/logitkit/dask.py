@@ -422,13 +422,8 @@ def _ce_rows_block(
     loss = _losses.cross_entropy(
         z, t, weight=weight, ignore_index=ignore_index, reduction="none", **options
     )
-    counted = t != ignore_index
-    wt = (
-        np.ones(t.shape)
-        if weight is None
-        else np.asarray(weight, np.float64)[np.where(counted, t, 0)]
-    )
-    return np.stack([np.asarray(loss, np.float64), np.where(counted, wt, 0.0)], axis=-1)
+    wt = _losses.target_weights(t, t != ignore_index, weight)
+    return np.stack([np.asarray(loss, np.float64), wt], axis=-1)
 
 
 def _ce_partial_block(

@@ -511,7 +511,7 @@ def _soft_target_grad(z: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> np.nd
     else:
         scale = float(g) * counted
         if kw["reduction"] == "mean":
-            n = np.count_nonzero(counted)
+            n = _losses.mean_denominator(None, counted, kw["weight"])
             scale = scale / n if n else np.full(rows_shape, np.nan)
     with np.errstate(invalid="ignore"):
         # rows that do not count get exactly 0, even where log_softmax is -inf
