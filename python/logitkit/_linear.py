@@ -490,6 +490,50 @@ def _run(
     return loss, grad_hidden, grad_weight, grad_bias
 
 
+def _fused(
+    func: str,
+    hidden: Any,
+    weight: Any,
+    target: Any,
+    bias: Any,
+    reduction: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    softcap: Any,
+    class_weight: Any,
+    chunk_size: Any,
+    vocab_chunk_size: Any,
+    threads: Any,
+    *,
+    want_grad: bool = False,
+    grad_output: Any = None,
+    compute_weight_grad: Any = False,
+) -> tuple[Any, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Both public functions: their arguments checked and prepared, then the chunks run."""
+    st = _setup(
+        func,
+        hidden,
+        weight,
+        target,
+        bias,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        class_weight,
+        chunk_size,
+        vocab_chunk_size,
+        threads,
+    )
+    if not isinstance(compute_weight_grad, (bool, np.bool_)):
+        raise TypeError(
+            f"{func}(): compute_weight_grad must be a bool, got {compute_weight_grad!r}"
+        )
+    return _run(func, st, reduction, want_grad, grad_output, bool(compute_weight_grad))
+
+
 def linear_cross_entropy(
     hidden: ArrayLike,
     weight: ArrayLike,
@@ -555,9 +599,8 @@ def linear_cross_entropy(
     >>> bool(np.isclose(loss, lk.cross_entropy(h @ w.T, t)))
     True
     """
-    func = "linear_cross_entropy"
-    st = _setup(
-        func,
+    loss, _, _, _ = _fused(
+        "linear_cross_entropy",
         hidden,
         weight,
         target,
@@ -572,7 +615,6 @@ def linear_cross_entropy(
         vocab_chunk_size,
         threads,
     )
-    loss, _, _, _ = _run(func, st, reduction, False, None, False)
     return loss
 
 
@@ -639,9 +681,8 @@ def linear_cross_entropy_with_grad(
     >>> bool(np.allclose(grad_h, g @ w) and np.allclose(grad_w, g.T @ h)), grad_b
     (True, None)
     """
-    func = "linear_cross_entropy_with_grad"
-    st = _setup(
-        func,
+    loss, gx, gw, gb = _fused(
+        "linear_cross_entropy_with_grad",
         hidden,
         weight,
         target,
@@ -655,11 +696,9 @@ def linear_cross_entropy_with_grad(
         chunk_size,
         vocab_chunk_size,
         threads,
+        want_grad=True,
+        grad_output=grad_output,
+        compute_weight_grad=compute_weight_grad,
     )
-    if not isinstance(compute_weight_grad, (bool, np.bool_)):
-        raise TypeError(
-            f"{func}(): compute_weight_grad must be a bool, got {compute_weight_grad!r}"
-        )
-    loss, gx, gw, gb = _run(func, st, reduction, True, grad_output, bool(compute_weight_grad))
     assert gx is not None
     return loss, gx, gw, gb
