@@ -8,16 +8,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._reductions import _RowInfo, map_rows, rows_of, softmax
-from ._storage import cast, copy_cast
-from ._validation import (
-    as_input_array,
-    check_flag,
-    check_out,
-    check_threads,
-    compute_dtypes,
-    normalize_axes,
-)
+from ._reductions import softmax
+from ._rows import RowInfo, finish, map_rows, reduced_shape, reduction_axes, rows_of
+from ._storage import cast
+from ._validation import as_input_array, check_flag, check_out, check_threads, compute_dtypes
 
 __all__ = [
     "softmax_backward",
@@ -43,7 +37,7 @@ def _pair(func: str, grad: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.dtyp
 def _vjp(func: str, grad: Any, y: Any, axis: Any, out: Any, threads: Any, log: bool) -> Any:
     g, ya, dtype = _pair(func, grad, y)
 
-    def run(gv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+    def run(gv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: RowInfo) -> None:
         _core.softmax_backward(gv, rows_of(ya, info, gv.dtype), target, log, isa, nthreads)
 
     return map_rows(func, g, axis, out, threads, run, dtype=dtype)
@@ -119,14 +113,9 @@ def logsumexp_backward(
     x_result = compute_dtypes(func, "x", xa.dtype)[1]
     g_result = compute_dtypes(func, "grad", g.dtype)[1]
     del lse
-    # The forward's result shape, as logsumexp gives it (a 0-d x is a one-element row).
-    axes = normalize_axes(func, 0 if xa.ndim == 0 and axis is None else axis, max(xa.ndim, 1))
-    if xa.ndim == 0:
-        expected: tuple[int, ...] = ()
-    elif keepdims:
-        expected = tuple(1 if d in axes else n for d, n in enumerate(xa.shape))
-    else:
-        expected = tuple(n for d, n in enumerate(xa.shape) if d not in axes)
+    # The forward's result shape, as logsumexp gives it.
+    axes = reduction_axes(func, axis, xa.ndim)
+    expected = reduced_shape(xa.shape, axes, keepdims)
     if g.shape != expected:
         raise ValueError(f"{func}(): grad must have shape {expected}, got {g.shape}")
     # The result takes the promotion of x and grad; the softmax is formed in that dtype, so
@@ -166,11 +155,7 @@ def sigmoid_backward(
     with np.errstate(invalid="ignore", over="ignore"):
         res = np.asarray(np.multiply(yc, g, dtype=compute))
         np.multiply(res, 1 - yc, out=res)
-    if out is not None:
-        copy_cast(out, res)
-        return out
-    res = cast(res, result)
-    return res[()] if res.ndim == 0 else res
+    return finish(res, result, out)
 
 
 def hardmax(
@@ -190,7 +175,7 @@ def hardmax(
     array([0., 1., 0., 0.])
     """
 
-    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: RowInfo) -> None:
         _core.hardmax(xv, target, isa, nthreads)
 
     return map_rows("hardmax", x, axis, out, threads, run)

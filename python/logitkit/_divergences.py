@@ -9,16 +9,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._elementwise import binary_op, entr, rel_entr
+from ._rows import class_rows, finish, reduction_axes
 from ._runtime import current_isa_index
 from ._storage import cast
 from ._validation import (
+    REDUCTIONS,
     as_input_array,
     check_base,
+    check_class_axis,
     check_flag,
     check_real,
+    check_reduction,
     check_threads,
     compute_dtypes,
-    normalize_axes,
     row_mask,
     upstream_scale,
 )
@@ -32,7 +35,7 @@ __all__ = [
     "jensen_shannon_from_logits_with_grad",
 ]
 
-_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+_REDUCTIONS = REDUCTIONS + ("batchmean",)
 
 
 def _divergence(
@@ -57,13 +60,8 @@ def _divergence(
         raise ValueError(
             f"{func}(): p_logits and q_logits must have the same shape, got {a.shape} and {b.shape}"
         )
-    if a.ndim == 0:
-        raise ValueError(f"{func}(): the logits must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    (ax,) = normalize_axes(func, axis, a.ndim)
+    ax = check_class_axis(func, axis, a.ndim, "the logits")
+    check_reduction(func, reduction, _REDUCTIONS)
     rows_shape = a.shape[:ax] + a.shape[ax + 1 :]
     counted = row_mask(func, where, rows_shape)
     n_classes = a.shape[ax]
@@ -77,12 +75,10 @@ def _divergence(
     else:
         denominator = 1.0
 
-    def rows(x: np.ndarray) -> np.ndarray:
-        return np.require(np.moveaxis(x, ax, -1), compute, ("C", "A")).reshape(-1, n_classes)
-
     # beta = 0 and 1 are the forward and reverse KL; the kernel computes KL(first || second).
     swap = beta == 1.0
-    first, second = (rows(b), rows(a)) if swap else (rows(a), rows(b))
+    first, second = (b, a) if swap else (a, b)
+    first, second = class_rows(first, ax, compute), class_rows(second, ax, compute)
     code = -1.0 if beta in (0.0, 1.0) else beta
     value = np.empty(first.shape[0])
     grads: list[np.ndarray | None] = [None, None]
@@ -95,8 +91,7 @@ def _divergence(
     )
     value = np.where(counted_flat, value, 0.0)
     if reduction == "none":
-        res: Any = cast(value.reshape(rows_shape), result)
-        res = res[()] if res.ndim == 0 else res
+        res: Any = finish(value.reshape(rows_shape), result)
     else:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = result.type(value.sum() / denominator)
@@ -269,8 +264,7 @@ def kl_div(
     0.130812035941
     """
     func = "kl_div"
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction, _REDUCTIONS)
     log_target = check_flag(func, "log_target", log_target)
     op = _core.OP_KL_DIV_TORCH_LOG_TARGET if log_target else _core.OP_KL_DIV_TORCH
     pointwise = binary_op(func, op, input, target, None, threads, names=("input", "target"))
@@ -327,7 +321,7 @@ def entropy(
     compute, result = compute_dtypes(
         func, "pk", p.dtype if q is None else np.result_type(p.dtype, q.dtype)
     )
-    axes = normalize_axes(func, axis, max(p.ndim, 1))
+    axes = reduction_axes(func, axis, p.ndim)
     # Normalized and summed in float64 whatever the input: in float32 the sum of pk can
     # overflow (3e38 + 3e38) and a normalized qk can fall into the subnormals, losing bits.
     wide = np.dtype(np.float64)
@@ -342,5 +336,4 @@ def entropy(
         h = np.sum(terms, axis=axes, keepdims=keepdims)
         if base is not None:
             h = h / np.log(base)
-    h = cast(np.asarray(h), result)
-    return h[()] if h.ndim == 0 else h
+    return finish(np.asarray(h), result)

@@ -8,8 +8,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._rows import contiguous, finish, flat_view, native_ready
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, kernel_dtype
+from ._storage import empty_like, kernel_dtype
 from ._validation import (
     as_input_array,
     check_out,
@@ -30,15 +31,6 @@ __all__ = [
 ]
 
 
-def _flat(a: np.ndarray) -> np.ndarray | None:
-    """A 1-d view of a C- or Fortran-contiguous array in memory order, else None."""
-    if a.flags.c_contiguous:
-        return a.reshape(-1)
-    if a.flags.f_contiguous:
-        return a.reshape(-1, order="F")
-    return None
-
-
 def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -> Any:
     nthreads = check_threads(func, threads)
     arr = as_input_array(func, arg, x)
@@ -46,18 +38,19 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
     if out is not None:
         check_out(func, out, arr.shape, result_dtype)
     isa = current_isa_index()
+
     compute = kernel_dtype(compute, result_dtype)  # float16/bfloat16 as they are
 
-    src = arr if arr.dtype == compute and arr.flags.aligned else cast(arr, compute)
-    flat_in = _flat(src)
+    src = native_ready(arr, compute)
+    flat_in = flat_view(src)
     if flat_in is None:
-        src = np.require(src, None, ("C", "A"))
+        src = contiguous(src)
         flat_in = src.reshape(-1)
 
     # Write straight into out when it has the same memory order as the input (this covers
     # out=x); a partial overlap or another layout goes through a temporary.
     if out is not None and out.dtype == compute and out.flags.aligned:
-        flat_out = _flat(out)
+        flat_out = flat_view(out)
         same_order = flat_out is not None and (
             out.ndim < 2 or out.flags.c_contiguous == src.flags.c_contiguous
         )
@@ -70,14 +63,10 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
                 return out
 
     res = empty_like(src)
-    flat_res = _flat(res)
+    flat_res = flat_view(res)
     assert flat_res is not None  # empty_like keeps the C or Fortran order of src
     _core.unary(op, flat_in, flat_res, isa, nthreads)
-    if out is not None:
-        copy_cast(out, res)
-        return out
-    res = cast(res, result_dtype)
-    return res[()] if res.ndim == 0 else res
+    return finish(res, result_dtype, out)
 
 
 def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
@@ -175,15 +164,11 @@ def binary_op(
         check_out(func, out, shape, result_dtype)
 
     def flat(v: np.ndarray) -> np.ndarray:
-        return np.require(np.broadcast_to(v, shape), compute, ("C", "A")).reshape(-1)
+        return contiguous(np.broadcast_to(v, shape), compute).reshape(-1)
 
     res = np.empty(shape, dtype=compute)
     _core.binary(op, flat(x), flat(y), res.reshape(-1), current_isa_index(), nthreads)
-    if out is not None:
-        copy_cast(out, res)
-        return out
-    res = cast(res, result_dtype)
-    return res[()] if res.ndim == 0 else res
+    return finish(res, result_dtype, out)
 
 
 def entr(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:

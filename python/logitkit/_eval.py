@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 import logitkit as lk
 
 from ._eval_io import ArrayFile, EvalError, open_array, parse_dtype
+from ._rows import class_rows
 
 __all__ = ["main", "build_parser", "evaluate", "EvalError"]
 
@@ -340,12 +341,12 @@ def _read_logits(
     if r0 % Q == 0 and n % Q == 0:
         src.read_elements(raw.data, r0 * C)
         block = raw.view(src.dtype).reshape(n // Q, C, Q)
-        return np.ascontiguousarray(np.moveaxis(block, 1, -1)).reshape(n, C)
+        return class_rows(block, 1)
     p, q0 = divmod(r0, Q)
     seg = n * isz
     for c in range(C):
         src.read_elements(raw[c * seg : (c + 1) * seg].data, (p * C + c) * Q + q0)
-    return np.ascontiguousarray(raw.view(src.dtype).reshape(C, n).T)
+    return class_rows(raw.view(src.dtype).reshape(C, n), 0)
 
 
 def _read_labels(src: ArrayFile, start: int, count: int) -> NDArray[np.int64]:

@@ -14,10 +14,18 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._losses import cross_entropy, cross_entropy_with_grad
+from ._losses import cross_entropy, cross_entropy_with_grad, mean_denominator
 from ._reductions import logsumexp
+from ._rows import contiguous
 from ._storage import cast
-from ._validation import as_input_array, check_real, check_threads
+from ._validation import (
+    as_input_array,
+    check_index_target,
+    check_reduction,
+    check_softcap,
+    check_threads,
+    check_z_loss,
+)
 
 # SciPy's gemm accumulates into its output (beta=1): no V x H temporary per chunk. It is
 # imported on first use, so that importing logitkit does not import SciPy; None without it.
@@ -37,8 +45,6 @@ def _blas() -> Any:
 
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
-
-_REDUCTIONS = ("none", "sum", "mean")
 
 # Each chunk's three products read the whole weight: with fewer than about a thousand rows
 # they are bound by memory, not by arithmetic. So a chunk has 1024 rows by default, fewer when
@@ -142,33 +148,19 @@ def _setup(
     result = x.dtype
     compute = np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
 
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"{func}(): ignore_index must be an int, got {ignore_index!r}")
     alpha = _number(func, "label_smoothing", label_smoothing)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"{func}(): label_smoothing must be in [0, 1], got {label_smoothing}")
-    # the same rules, and messages, as cross_entropy's options
-    zeta = check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
-    cap = None
-    if softcap is not None:
-        cap = check_real(
-            func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
-        )
-        if cap == np.inf:
-            cap = None  # c tanh(z / c) -> z as c grows
+    zeta = check_z_loss(func, z_loss)
+    cap = check_softcap(func, softcap)
 
     rows_shape = x.shape[:-1]
     t = as_input_array(func, "target", target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
-    if t.shape != rows_shape:
-        raise ValueError(
-            f"{func}(): target must have shape {rows_shape} (hidden without its last axis), "
-            f"got {t.shape}"
-        )
-    t64 = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+    check_index_target(func, t, rows_shape, "hidden without its last axis")
+    t64 = contiguous(t, np.int64).reshape(-1)
     counted = t64 != ignore_index
     bad = counted & ((t64 < 0) | (t64 >= n_classes))
     if bad.any():
@@ -189,7 +181,7 @@ def _setup(
             raise ValueError(
                 f"{func}(): bias must have shape ({n_classes},) (one per class), got {b_arr.shape}"
             )
-        b = np.ascontiguousarray(cast(b_arr, compute), dtype=compute)
+        b = contiguous(cast(b_arr, compute), compute)
     cw = None
     cw_sum = float(n_classes)
     if class_weight is not None:
@@ -199,11 +191,9 @@ def _setup(
                 f"{func}(): class_weight must have shape ({n_classes},) (one per class), "
                 f"got {cw_arr.shape}"
             )
-        cw = np.ascontiguousarray(cast(cw_arr, compute), dtype=compute)
+        cw = contiguous(cast(cw_arr, compute), compute)
         cw_sum = float(cw.sum(dtype=np.float64))
-        denominator = float(cw[t64[counted]].sum(dtype=np.float64))
-    else:
-        denominator = float(np.count_nonzero(counted))
+    denominator = mean_denominator(t64, counted, cw)
 
     rows_arg = _positive_int(func, "chunk_size", chunk_size)
     vocab_arg = _positive_int(func, "vocab_chunk_size", vocab_chunk_size)
@@ -218,8 +208,8 @@ def _setup(
     rows = max(min(rows_arg, n_rows), 1)
     vocab = n_classes if vocab_arg is None else min(vocab_arg, n_classes)
 
-    xs = np.ascontiguousarray(cast(x, compute).reshape(n_rows, n_features))
-    ws = np.ascontiguousarray(cast(w, compute))
+    xs = contiguous(cast(x, compute).reshape(n_rows, n_features))
+    ws = contiguous(cast(w, compute))
     return _Setup(
         xs,
         ws,
@@ -258,7 +248,7 @@ def _grad_scale(func: str, st: _Setup, reduction: str, grad_output: Any) -> NDAr
                 f"{func}(): grad_output must have the loss's shape {st.rows_shape}, "
                 f"got {np.shape(grad_output)}"
             ) from None
-        return np.ascontiguousarray(g, dtype=np.float64).reshape(n_rows)
+        return contiguous(g, np.float64).reshape(n_rows)
     if grad_output is None:
         g0 = 1.0
     else:
@@ -500,6 +490,50 @@ def _run(
     return loss, grad_hidden, grad_weight, grad_bias
 
 
+def _fused(
+    func: str,
+    hidden: Any,
+    weight: Any,
+    target: Any,
+    bias: Any,
+    reduction: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    softcap: Any,
+    class_weight: Any,
+    chunk_size: Any,
+    vocab_chunk_size: Any,
+    threads: Any,
+    *,
+    want_grad: bool = False,
+    grad_output: Any = None,
+    compute_weight_grad: Any = False,
+) -> tuple[Any, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Both public functions: their arguments checked and prepared, then the chunks run."""
+    st = _setup(
+        func,
+        hidden,
+        weight,
+        target,
+        bias,
+        reduction,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        softcap,
+        class_weight,
+        chunk_size,
+        vocab_chunk_size,
+        threads,
+    )
+    if not isinstance(compute_weight_grad, (bool, np.bool_)):
+        raise TypeError(
+            f"{func}(): compute_weight_grad must be a bool, got {compute_weight_grad!r}"
+        )
+    return _run(func, st, reduction, want_grad, grad_output, bool(compute_weight_grad))
+
+
 def linear_cross_entropy(
     hidden: ArrayLike,
     weight: ArrayLike,
@@ -565,9 +599,8 @@ def linear_cross_entropy(
     >>> bool(np.isclose(loss, lk.cross_entropy(h @ w.T, t)))
     True
     """
-    func = "linear_cross_entropy"
-    st = _setup(
-        func,
+    loss, _, _, _ = _fused(
+        "linear_cross_entropy",
         hidden,
         weight,
         target,
@@ -582,7 +615,6 @@ def linear_cross_entropy(
         vocab_chunk_size,
         threads,
     )
-    loss, _, _, _ = _run(func, st, reduction, False, None, False)
     return loss
 
 
@@ -649,9 +681,8 @@ def linear_cross_entropy_with_grad(
     >>> bool(np.allclose(grad_h, g @ w) and np.allclose(grad_w, g.T @ h)), grad_b
     (True, None)
     """
-    func = "linear_cross_entropy_with_grad"
-    st = _setup(
-        func,
+    loss, gx, gw, gb = _fused(
+        "linear_cross_entropy_with_grad",
         hidden,
         weight,
         target,
@@ -665,11 +696,9 @@ def linear_cross_entropy_with_grad(
         chunk_size,
         vocab_chunk_size,
         threads,
+        want_grad=True,
+        grad_output=grad_output,
+        compute_weight_grad=compute_weight_grad,
     )
-    if not isinstance(compute_weight_grad, (bool, np.bool_)):
-        raise TypeError(
-            f"{func}(): compute_weight_grad must be a bool, got {compute_weight_grad!r}"
-        )
-    loss, gx, gw, gb = _run(func, st, reduction, True, grad_output, bool(compute_weight_grad))
     assert gx is not None
     return loss, gx, gw, gb

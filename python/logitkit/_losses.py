@@ -8,17 +8,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._rows import contiguous, finish, native_ready
 from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, empty_like, kernel_dtype
 from ._validation import (
     as_input_array,
+    check_class_input,
+    check_class_weight,
     check_flag,
     check_index,
     check_out,
     check_real,
+    check_reduction,
+    check_softcap,
     check_threads,
+    check_z_loss,
     compute_dtypes,
-    normalize_axes,
     partially_overlaps,
     row_mask,
     upstream_scale,
@@ -31,9 +36,10 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_with_grad",
     "nll_loss",
+    "target_weights",
+    "mean_denominator",
 ]
 
-_REDUCTIONS = ("none", "sum", "mean")
 _SMOOTHING = ("pytorch", "megatron")
 
 
@@ -72,27 +78,43 @@ class _Prepared(NamedTuple):
     result: np.dtype
 
 
-def _check_z_loss(func: str, z_loss: Any) -> float:
-    return check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
-
-
 def _check_softcap(func: str, softcap: Any, compute: np.dtype) -> tuple[float, np.dtype]:
     """The cap the kernels apply (0 for none) and the dtype to compute in.
 
-    ``c * tanh(z / c)`` tends to ``z`` as ``c`` grows, so ``softcap=inf`` is no cap. A finite
-    cap too large for the compute dtype (over 3.4e38 with float32 logits) is applied in
-    float64, where it is representable; the result keeps the logits' dtype.
+    A finite cap too large for the compute dtype (over 3.4e38 with float32 logits) is applied
+    in float64, where it is representable; the result keeps the logits' dtype.
     """
-    if softcap is None:
-        return 0.0, compute
-    cap = check_real(
-        func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
-    )
-    if cap == np.inf:
+    cap = check_softcap(func, softcap)
+    if cap is None:
         return 0.0, compute
     if cap > float(np.finfo(compute).max):
         return cap, np.dtype(np.float64)
     return cap, compute
+
+
+def target_weights(
+    target: np.ndarray, counted: np.ndarray, weight: np.ndarray | None
+) -> np.ndarray:
+    """Each row's part of reduction="mean"'s divisor: the class weight of its target (1
+    without ``weight``), 0 for a row that does not count; in the weights' dtype (float64
+    without). The targets of rows that do not count are not read."""
+    if weight is None:
+        return np.where(counted, 1.0, 0.0)
+    return np.where(counted, weight[np.where(counted, target, 0)], 0)
+
+
+def mean_denominator(
+    target: np.ndarray | None, counted: np.ndarray, weight: np.ndarray | None
+) -> float:
+    """reduction="mean"'s divisor: the summed target weights of the rows that count; their
+    number without ``weight`` or for probability targets (``target`` None)."""
+    counted = counted.reshape(-1)
+    if target is None or weight is None:
+        return float(np.count_nonzero(counted))
+    # the counted rows alone: zeros between them would regroup NumPy's pairwise sum, and
+    # with it the last bits
+    rows = target_weights(target.reshape(-1), counted, weight)[counted]
+    return float(rows.sum(dtype=np.float64))
 
 
 def _index_target(
@@ -103,7 +125,7 @@ def _index_target(
     Targets of rows that count must lie in [0, n_classes); those of the other rows may be
     placeholders and read as 0.
     """
-    t64 = np.require(t, np.int64, ("C", "A")).reshape(-1)
+    t64 = contiguous(t, np.int64).reshape(-1)
     if t64.size and isinstance(ignore_index, (int, np.integer)):
         # Nearly always every target is a class and none is ignore_index: two reductions
         # show it, where the general path below takes a pass per step.
@@ -136,19 +158,12 @@ def _prepare(
     where: Any,
     keep16: bool = False,
 ) -> _Prepared:
-    z = as_input_array(func, "logits", logits)
-    compute, result = compute_dtypes(func, "logits", z.dtype)
-    if z.ndim == 0:
-        raise ValueError(f"{func}(): logits must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    (ax,) = normalize_axes(func, axis, z.ndim)
+    z, ax, compute, result = check_class_input(func, "logits", logits, axis)
     n_classes = z.shape[ax]
     if n_classes == 0:
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
     rows_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if smoothing not in _SMOOTHING:
         raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
@@ -156,7 +171,7 @@ def _prepare(
         if n_classes < 2:
             raise ValueError(f"{func}(): smoothing='megatron' needs at least 2 classes")
         alpha = alpha * n_classes / (n_classes - 1)
-    zeta = _check_z_loss(func, z_loss)
+    zeta = check_z_loss(func, z_loss)
     cap, compute = _check_softcap(func, softcap, compute)
     ignore_index = check_index(func, "ignore_index", ignore_index)
 
@@ -180,9 +195,7 @@ def _prepare(
             )
         if np.isnan(np.moveaxis(t, ax, -1)[counted]).any():
             raise ValueError(f"{func}(): probability target contains NaN")
-        soft_target = cast(np.moveaxis(t, ax, -1), compute)
-        if not soft_target.flags.aligned:
-            soft_target = soft_target.copy()
+        soft_target = native_ready(np.moveaxis(t, ax, -1), compute)
     else:
         raise TypeError(
             f"{func}(): target must be integer class indices or floating probabilities, "
@@ -192,24 +205,9 @@ def _prepare(
     w = None
     weight_sum = float(n_classes)
     if weight is not None:
-        w_arr = as_input_array(func, "weight", weight)
-        compute_dtypes(func, "weight", w_arr.dtype)
-        if w_arr.shape != (n_classes,):
-            raise ValueError(
-                f"{func}(): weight must have shape ({n_classes},) (one per class), "
-                f"got {w_arr.shape}"
-            )
-        w = np.require(w_arr, compute, ("C", "A"))
+        w = contiguous(check_class_weight(func, weight, n_classes), compute)
         weight_sum = float(w.sum(dtype=np.float64))
-
-    counted_flat = counted.reshape(-1)
-    if index_target is not None:
-        if w is None:
-            denominator = float(np.count_nonzero(counted_flat))
-        else:
-            denominator = float(w[index_target[counted_flat]].sum(dtype=np.float64))
-    else:
-        denominator = float(np.count_nonzero(counted_flat))
+    denominator = mean_denominator(index_target, counted, w)
 
     zv = np.moveaxis(z, ax, -1)
     if keep16 and compute == np.float32:  # not when a huge softcap asks for float64
@@ -247,7 +245,7 @@ def _run(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
     # bool and uint8 share their layout: a contiguous mask goes to the kernels as it is
-    counted = np.require(prep.counted.reshape(-1), None, ("C", "A")).view(np.uint8)
+    counted = contiguous(prep.counted.reshape(-1)).view(np.uint8)
     grad_scale = None
     if grad_view is not None:
         grad_scale = upstream_scale(func, grad_output, reduction, prep.rows_shape, prep.denominator)
@@ -548,14 +546,13 @@ def _bce(
     compute_dtypes(func, "target", y.dtype)
     if y.shape != x.shape:
         raise ValueError(f"{func}(): target must have the shape of logits {x.shape}, got {y.shape}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
 
     def flat(a: np.ndarray) -> np.ndarray:
         # a target or weight beyond the compute dtype's range becomes inf, quietly
         with np.errstate(over="ignore"):
-            return np.require(a, compute, ("C", "A")).reshape(-1)
+            return contiguous(a, compute).reshape(-1)
 
     def broadcast(value: Any, arg: str) -> np.ndarray | None:
         if value is None:
@@ -591,8 +588,7 @@ def _bce(
     )
     grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
     if loss is not None:
-        res = cast(loss.reshape(x.shape), result)
-        return (res[()] if res.ndim == 0 else res), grad_res
+        return finish(loss.reshape(x.shape), result), grad_res
     if reduction == "mean":
         total = total / x.size if x.size else float("nan")
     return result.type(total), grad_res

@@ -38,12 +38,11 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_base
+from ._validation import check_base, check_reduction
 
 __all__ = ["LogSumExpPartial", "EntropyPartial", "CrossEntropyPartial", "merge_partials"]
 
 F64 = NDArray[np.float64]
-_REDUCTIONS = ("none", "sum", "mean")
 _SMOOTHING = ("pytorch", "megatron")
 
 
@@ -308,11 +307,7 @@ class CrossEntropyPartial:
     ) -> Any:
         """The cross-entropy over every merged shard, as :func:`logitkit.cross_entropy` gives
         it with the same options (the shards' classes must make up all the classes)."""
-        if reduction not in _REDUCTIONS:
-            raise ValueError(
-                f"CrossEntropyPartial.finalize(): reduction must be one of {_REDUCTIONS}, "
-                f"got {reduction!r}"
-            )
+        check_reduction("CrossEntropyPartial.finalize", reduction)
         loss, weight = self.row_losses(
             label_smoothing=label_smoothing, smoothing=smoothing, z_loss=z_loss
         )

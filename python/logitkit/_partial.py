@@ -11,17 +11,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._losses import cross_entropy
+from ._losses import cross_entropy, target_weights
 from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial
 from ._reductions import entropy_from_logits, logsumexp
 from ._storage import cast
 from ._validation import (
     as_input_array,
+    check_class_input,
+    check_class_weight,
     check_flag,
     check_index,
-    check_real,
+    check_index_target,
+    check_softcap,
     compute_dtypes,
-    normalize_axes,
 )
 
 __all__ = ["partial_logsumexp", "partial_entropy", "partial_cross_entropy"]
@@ -35,13 +37,7 @@ def _computable(arr: np.ndarray) -> np.ndarray:
 
 
 def _to_rows(func: str, x: Any, axis: Any) -> tuple[np.ndarray, int, np.dtype]:
-    arr = as_input_array(func, "x", x)
-    _, result = compute_dtypes(func, "x", arr.dtype)
-    if arr.ndim == 0:
-        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    (ax,) = normalize_axes(func, axis, arr.ndim)
+    arr, ax, _, result = check_class_input(func, "x", x, axis)
     return arr, ax, result
 
 
@@ -105,13 +101,7 @@ def partial_cross_entropy(
     0.175456380589
     """
     func = "partial_cross_entropy"
-    z = as_input_array(func, "logits", logits)
-    _, result = compute_dtypes(func, "logits", z.dtype)
-    if z.ndim == 0:
-        raise ValueError(f"{func}(): logits must have a class axis, got a 0-d array")
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    (ax,) = normalize_axes(func, axis, z.ndim)
+    z, ax, _, result = check_class_input(func, "logits", logits, axis)
     try:
         offset = operator.index(class_offset)
     except TypeError:
@@ -123,30 +113,14 @@ def partial_cross_entropy(
     zr = _computable(np.moveaxis(z, ax, -1))
     rows_shape, n = zr.shape[:-1], zr.shape[-1]
     t = as_input_array(func, "target", target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
-    if t.shape != rows_shape:
-        raise ValueError(
-            f"{func}(): target must have shape {rows_shape} (logits without the class axis), "
-            f"got {t.shape}"
-        )
+    check_index_target(func, t, rows_shape, "logits without the class axis")
     w = None
     if weight is not None:
-        w_arr = as_input_array(func, "weight", weight)
-        compute_dtypes(func, "weight", w_arr.dtype)
-        if w_arr.shape != (n,):
-            raise ValueError(
-                f"{func}(): weight must have shape ({n},) (one per class of the shard), "
-                f"got {w_arr.shape}"
-            )
+        w_arr = check_class_weight(func, weight, n, "one per class of the shard")
         w = np.asarray(w_arr, dtype=np.float64)
     label_smoothing = check_flag(func, "label_smoothing", label_smoothing)
     ignore_index = check_index(func, "ignore_index", ignore_index)
-    if softcap is not None:
-        cap = check_real(
-            func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
-        )
-        softcap = None if cap == np.inf else cap  # c tanh(z / c) -> z as c grows
+    softcap = check_softcap(func, softcap)
 
     counted = np.asarray(t != ignore_index)
     t64 = t.astype(np.int64)
@@ -193,11 +167,10 @@ def partial_cross_entropy(
     zt = np.take_along_axis(zr, idx, axis=-1)[..., 0].astype(np.float64)
     if softcap is not None:
         zt = float(softcap) * np.tanh(zt / float(softcap))
-    wt = np.ones(rows_shape) if w is None else w[idx[..., 0]]
     return CrossEntropyPartial(
         lse=lse,
         target_logit=np.where(found, zt, 0.0),
-        target_weight=np.where(found, wt, 0.0),
+        target_weight=target_weights(local, found, w),
         found=found,
         target=t64,
         counted=counted,

@@ -2,161 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
+from ._rows import (
+    RowInfo,
+    finish,
+    keep_reduced,
+    map_rows,
+    native_ready,
+    reduced_shape,
+    reduction_axes,
+    rows_view,
+)
 from ._runtime import current_isa_index
-from ._storage import cast, copy_cast, empty_like, kernel_dtype
+from ._storage import cast, kernel_dtype
 from ._validation import (
     as_input_array,
     check_base,
     check_flag,
     check_out,
     check_threads,
+    check_where,
     compute_dtypes,
     normalize_axes,
-    partially_overlaps,
 )
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "entropy_from_logits"]
-
-
-def _rows_view(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """x with the reduced axes moved to the end and merged into one (a view when possible)."""
-    if len(axes) == 0:
-        return x[..., np.newaxis]
-    if len(axes) == 1:
-        return np.moveaxis(x, axes[0], -1)
-    k = len(axes)
-    moved = np.moveaxis(x, axes, tuple(range(-k, 0)))
-    # the merged length spelled out: -1 cannot be inferred when another axis is 0
-    return moved.reshape(moved.shape[:-k] + (int(np.prod(moved.shape[-k:])),))
-
-
-def _native_ready(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Cast to the compute dtype and make sure the data is aligned for the kernels."""
-    if a.dtype != dtype:
-        return cast(a, dtype)
-    if not a.flags.aligned:
-        return a.copy()  # type: ignore[no-any-return]
-    return a
-
-
-def _prepare(
-    func: str, x: Any, axis: Any
-) -> tuple[np.ndarray, tuple[int, ...], np.dtype, np.dtype]:
-    arr = as_input_array(func, "x", x)
-    compute, result = compute_dtypes(func, "x", arr.dtype)
-    if arr.ndim == 0:
-        # A scalar is a one-element row, as in SciPy and PyTorch.
-        arr = arr.reshape(1)
-        axes = normalize_axes(func, 0 if axis is None else axis, 1)
-        return arr, axes, compute, result
-    return arr, normalize_axes(func, axis, arr.ndim), compute, result
 
 
 def _mask_rows(
     func: str, where: Any, shape: tuple[int, ...], axes: tuple[int, ...], dtype: np.dtype
 ) -> np.ndarray:
     """The boolean ``where`` broadcast to x, in x's row layout, as 0/1 of the compute dtype."""
-    mask = as_input_array(func, "where", where)
-    if mask.dtype != np.bool_:
-        raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-    try:
-        mask = np.broadcast_to(mask, shape)
-    except ValueError:
-        raise ValueError(
-            f"{func}(): where with shape {mask.shape} cannot be broadcast to x with shape {shape}"
-        ) from None
-    return cast(_rows_view(mask, axes), dtype)
+    mask = check_where(func, where, shape, f"x with shape {shape}")
+    return cast(rows_view(mask, axes), dtype)
 
 
 def _softmax_impl(
     func: str, x: Any, axis: Any, where: Any, out: Any, threads: Any, log: bool
 ) -> NDArray[Any]:
-    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: _RowInfo) -> None:
+    def run(xv: np.ndarray, target: np.ndarray, isa: int, nthreads: int, info: RowInfo) -> None:
         mask = None if where is None else _mask_rows(func, where, info.shape, info.axes, xv.dtype)
         _core.softmax(xv, target, log, isa, nthreads, mask)
 
     return map_rows(func, x, axis, out, threads, run)
-
-
-class _RowInfo(NamedTuple):
-    shape: tuple[int, ...]  # of the input (a 0-d input counts as shape (1,))
-    axes: tuple[int, ...]
-
-
-def map_rows(
-    func: str,
-    x: Any,
-    axis: Any,
-    out: Any,
-    threads: Any,
-    run: Callable[[np.ndarray, np.ndarray, int, int, _RowInfo], None],
-    dtype: np.dtype | None = None,
-) -> NDArray[Any]:
-    """Apply a row-to-row native operation along `axis`, with NumPy's semantics around it.
-
-    `run(x_rows, out_rows, isa, threads, info)` gets x with the reduced axes merged last
-    (a view when possible) and the array to fill, of the same shape. `dtype`, when given,
-    is the input dtype the result follows (the promotion of several inputs).
-    """
-    nthreads = check_threads(func, threads)
-    x_in = x
-    arr, axes, compute, result_dtype = _prepare(func, x, axis)
-    if dtype is not None:
-        compute, result_dtype = compute_dtypes(func, "x", dtype)
-    compute = kernel_dtype(compute, result_dtype)
-    scalar_input = np.ndim(x_in) == 0
-    out_shape = () if scalar_input else arr.shape
-    if out is not None:
-        check_out(func, out, out_shape, result_dtype)
-    isa = current_isa_index()
-    info = _RowInfo(arr.shape, axes)
-
-    xv = _native_ready(_rows_view(arr, axes), compute)
-    target = None
-    if out is not None and len(axes) == 1 and not scalar_input and out.dtype == compute:
-        target = np.moveaxis(out, axes[0], -1) if out.flags.aligned else None
-        # A partial overlap with the input would be read after being written.
-        if target is not None and partially_overlaps(target, xv):
-            target = None
-    if target is not None:
-        run(xv, target, isa, nthreads, info)
-        return out  # type: ignore[no-any-return]
-
-    if len(axes) == 1 and out is None:
-        res = empty_like(arr, compute)  # keeps the input's memory layout
-        run(xv, np.moveaxis(res, axes[0], -1), isa, nthreads, info)
-    else:
-        rows = np.empty(xv.shape, dtype=compute)
-        run(xv, rows, isa, nthreads, info)
-        res = _unrows(rows, arr.shape, axes)
-    if scalar_input:
-        res = res.reshape(())
-    if out is not None:
-        copy_cast(out, res)
-        return out  # type: ignore[no-any-return]
-    return cast(res, result_dtype)
-
-
-def rows_of(a: np.ndarray, info: _RowInfo, dtype: np.dtype) -> np.ndarray:
-    """A second input laid out like the first one's rows (for map_rows callbacks)."""
-    return _native_ready(_rows_view(a.reshape(info.shape), info.axes), dtype)
-
-
-def _unrows(rows: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """Inverse of _rows_view for a freshly computed array of rows."""
-    if len(axes) == 0:
-        return rows[..., 0]
-    k = len(axes)
-    kept = [d for d in range(len(shape)) if d not in axes]
-    moved_shape = tuple(shape[d] for d in kept) + tuple(shape[d] for d in axes)
-    return np.moveaxis(rows.reshape(moved_shape), tuple(range(-k, 0)), axes)
 
 
 def softmax(
@@ -316,16 +209,9 @@ def logsumexp(
     arr = as_input_array(func, "x", x)
     x_result = compute_dtypes(func, "x", arr.dtype)[1]  # rejects bad dtypes before b
     if where is not None:
-        mask = as_input_array(func, "where", where)
-        if mask.dtype != np.bool_:
-            raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
-        try:
-            np.broadcast_shapes(mask.shape, arr.shape, () if b is None else np.shape(b))
-        except ValueError:
-            raise ValueError(
-                f"{func}(): where with shape {mask.shape} cannot be broadcast to x with "
-                f"shape {arr.shape}"
-            ) from None
+        mask = check_where(
+            func, where, arr.shape, f"x with shape {arr.shape}", expand=True, weights=b
+        )
         # A mask is a weight of 0 or 1: one mechanism, the one b already has. Its weights
         # take x's result dtype, so that the mask alone does not change the result's dtype.
         weights = as_input_array(func, "b", np.ones((), dtype=x_result) if b is None else b)
@@ -347,20 +233,11 @@ def logsumexp(
     else:
         dtype = arr.dtype
     compute, result_dtype = compute_dtypes(func, "x", dtype)
-    scalar_input = arr.ndim == 0
-    if scalar_input:
+    axes = reduction_axes(func, axis, arr.ndim)
+    final_shape = reduced_shape(arr.shape, axes, keepdims)
+    if arr.ndim == 0:
         arr = arr.reshape(1)
         barr = None if barr is None else barr.reshape(1)
-        axes = normalize_axes(func, 0 if axis is None else axis, 1)
-    else:
-        axes = normalize_axes(func, axis, arr.ndim)
-    kept_shape = tuple(s for d, s in enumerate(arr.shape) if d not in axes)
-    if scalar_input:
-        final_shape: tuple[int, ...] = ()
-    elif keepdims:
-        final_shape = tuple(1 if d in axes else s for d, s in enumerate(arr.shape))
-    else:
-        final_shape = kept_shape
 
     outs: tuple[Any, Any] = (None, None)
     if out is not None:
@@ -379,24 +256,19 @@ def logsumexp(
 
     # float16/bfloat16 rows go to the kernels as they are; the values come in float32
     storage = kernel_dtype(compute, result_dtype)
-    xv = _native_ready(_rows_view(arr, axes), storage)
-    bv = None if barr is None else _native_ready(_rows_view(barr, axes), storage)
+    xv = native_ready(rows_view(arr, axes), storage)
+    bv = None if barr is None else native_ready(rows_view(barr, axes), storage)
     value = np.empty(xv.shape[:-1], dtype=compute)
     sign = np.empty(xv.shape[:-1], dtype=compute) if return_sign else None
     _core.logsumexp(xv, bv, value, sign, current_isa_index(), nthreads)
 
-    def finish(res: np.ndarray, target: Any) -> Any:
-        res = res.reshape(final_shape)
-        if target is not None:
-            copy_cast(target, res)
-            return target
-        res = cast(res, result_dtype)
-        return res[()] if res.ndim == 0 else res
-
     if return_sign:
         assert sign is not None
-        return finish(value, outs[0]), finish(sign, outs[1])
-    return finish(value, outs[0])
+        return (
+            finish(value.reshape(final_shape), result_dtype, outs[0]),
+            finish(sign.reshape(final_shape), result_dtype, outs[1]),
+        )
+    return finish(value.reshape(final_shape), result_dtype, outs[0])
 
 
 def entropy_from_logits(
@@ -441,12 +313,9 @@ def entropy_from_logits(
     # float16/bfloat16 rows (and their mask) go to the kernels as they are
     storage = kernel_dtype(compute, result_dtype)
     mask = None if where is None else _mask_rows(func, where, arr.shape, axes, storage)
-    xv = _native_ready(_rows_view(arr, axes), storage)
+    xv = native_ready(rows_view(arr, axes), storage)
     value = np.empty(xv.shape[:-1], dtype=compute)
     _core.entropy(xv, mask, value, current_isa_index(), nthreads)
     if base is not None:
         value /= np.log(compute.type(base))
-    if keepdims:
-        value = np.expand_dims(value, axes)
-    value = cast(value, result_dtype)
-    return value[()] if value.ndim == 0 else value
+    return finish(keep_reduced(value, axes, keepdims), result_dtype)

@@ -16,7 +16,7 @@ _F32 = np.dtype(np.float32)
 
 # Results this large come from the native buffer cache (see set_buffer_cache_limit): a new
 # NumPy array of that size pays a page fault and a page zeroing per page on its first write.
-_POOLED_MIN_BYTES = 16 << 20
+POOLED_MIN_BYTES = 16 << 20
 
 
 def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
@@ -30,7 +30,7 @@ def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
         order = "F"
     else:
         order = ""
-    if nbytes < _POOLED_MIN_BYTES or not order or _core.buffer_cache_limit() == 0:
+    if nbytes < POOLED_MIN_BYTES or not order or _core.buffer_cache_limit() == 0:
         return np.empty_like(a, dtype=dtype)
     return _core.pooled_bytes(nbytes).view(dtype).reshape(a.shape, order=order)  # type: ignore[no-any-return]
 

@@ -1,4 +1,5 @@
-"""Argument handling shared by the public functions: dtype policy, axes, ``out=``, threads.
+"""Argument checks shared by the public functions: dtype policy, axes, ``out=``, threads,
+``where=`` masks, reductions and the loss options.
 
 Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share it.
 """
@@ -27,13 +28,27 @@ __all__ = [
     "compute_dtypes",
     "check_out",
     "normalize_axes",
+    "check_class_axis",
+    "check_class_input",
     "check_threads",
+    "check_where",
     "row_mask",
+    "REDUCTIONS",
+    "check_reduction",
     "check_base",
     "check_flag",
     "check_real",
     "check_index",
+    "check_z_loss",
+    "check_softcap",
+    "check_class_weight",
+    "check_index_target",
+    "partially_overlaps",
+    "upstream_scale",
 ]
+
+# The reductions over rows every loss takes; the divergences add "batchmean".
+REDUCTIONS = ("none", "sum", "mean")
 
 
 def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
@@ -142,6 +157,26 @@ def normalize_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(normalize_axis_tuple(indices, ndim, argname="axis"))
 
 
+def check_class_axis(func: str, axis: Any, ndim: int, what: str = "x") -> int:
+    """The class axis of an array with ``ndim`` dimensions: one int (not a tuple, not None),
+    as a non-negative index. ``what`` names the array in the message for a 0-d one."""
+    if ndim == 0:
+        raise ValueError(f"{func}(): {what} must have a class axis, got a 0-d array")
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
+    (ax,) = normalize_axes(func, axis, ndim)
+    return ax
+
+
+def check_class_input(
+    func: str, arg: str, value: Any, axis: Any
+) -> tuple[np.ndarray, int, np.dtype, np.dtype]:
+    """An array with a class axis: ``(array, class axis, compute dtype, result dtype)``."""
+    arr = as_input_array(func, arg, value)
+    compute, result = compute_dtypes(func, arg, arr.dtype)
+    return arr, check_class_axis(func, axis, arr.ndim, arg), compute, result
+
+
 def check_out(
     func: str, out: Any, shape: tuple[int, ...], dtype: np.dtype, name: str = "out"
 ) -> np.ndarray:
@@ -180,22 +215,51 @@ def check_threads(func: str, threads: Any) -> int:
     return int(threads)
 
 
-def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
-    """``where`` selecting whole rows (the shape without the class axis), broadcast to them."""
-    counted = np.ones(rows_shape, dtype=bool)
-    if where is None:
-        return counted
+def check_where(
+    func: str,
+    where: Any,
+    shape: tuple[int, ...],
+    against: str,
+    *,
+    expand: bool = False,
+    weights: Any = None,
+) -> np.ndarray:
+    """A ``where=`` argument: a boolean array, broadcast to ``shape`` (a read-only view).
+
+    ``against`` names that shape in the message. With ``expand`` (logsumexp's mask, a weight
+    of 0 or 1) the mask need only broadcast together with ``shape`` and the shape of
+    ``weights``, and is returned as given: like the weights, it may add axes to ``x``.
+    """
     mask = as_input_array(func, "where", where)
     if mask.dtype != np.bool_:
         raise TypeError(f"{func}(): where must be a boolean array, got {mask.dtype}")
     try:
-        # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
-        # callers cannot update in place)
-        return np.logical_and(counted, np.broadcast_to(mask, rows_shape), out=counted)  # type: ignore[no-any-return]
+        if expand:
+            np.broadcast_shapes(mask.shape, shape, np.shape(weights))
+            return mask
+        return np.broadcast_to(mask, shape)
     except ValueError:
         raise ValueError(
-            f"{func}(): where with shape {mask.shape} cannot be broadcast to the rows {rows_shape}"
+            f"{func}(): where with shape {mask.shape} cannot be broadcast to {against}"
         ) from None
+
+
+def row_mask(func: str, where: Any, rows_shape: tuple[int, ...]) -> np.ndarray:
+    """``where`` selecting whole rows (the shape without the class axis), broadcast to them,
+    as a new array the caller may update."""
+    counted = np.ones(rows_shape, dtype=bool)
+    if where is None:
+        return counted
+    mask = check_where(func, where, rows_shape, f"the rows {rows_shape}")
+    # in place, so that a 0-d mask stays an array (`&` would give a NumPy scalar, which
+    # callers cannot update in place)
+    return np.logical_and(counted, mask, out=counted)  # type: ignore[no-any-return]
+
+
+def check_reduction(func: str, reduction: Any, choices: tuple[str, ...] = REDUCTIONS) -> None:
+    """A ``reduction=`` name, one of ``choices`` (listed in that order in the message)."""
+    if reduction not in choices:
+        raise ValueError(f"{func}(): reduction must be one of {choices}, got {reduction!r}")
 
 
 def check_base(func: str, base: Any) -> None:
@@ -203,6 +267,46 @@ def check_base(func: str, base: Any) -> None:
     if base is not None:
         check_real(
             func, "base", base, "None or a number > 0 other than 1", lambda v: v > 0 and v != 1
+        )
+
+
+def check_z_loss(func: str, z_loss: Any) -> float:
+    return check_real(func, "z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < np.inf)
+
+
+def check_softcap(func: str, softcap: Any) -> float | None:
+    """A logit cap ``c`` (the logits become ``c * tanh(z / c)``), or None for none.
+
+    ``c * tanh(z / c)`` tends to ``z`` as ``c`` grows, so ``softcap=inf`` is no cap: None.
+    """
+    if softcap is None:
+        return None
+    cap = check_real(
+        func, "softcap", softcap, "None or a number > 0 (inf: no cap)", lambda v: v > 0
+    )
+    return None if cap == np.inf else cap
+
+
+def check_class_weight(
+    func: str, weight: Any, n_classes: int, per: str = "one per class"
+) -> np.ndarray:
+    """Class weights: a real array of shape ``(n_classes,)``, in its own dtype; ``per``
+    says in the message what the classes are."""
+    w = as_input_array(func, "weight", weight)
+    compute_dtypes(func, "weight", w.dtype)
+    if w.shape != (n_classes,):
+        raise ValueError(f"{func}(): weight must have shape ({n_classes},) ({per}), got {w.shape}")
+    return w
+
+
+def check_index_target(func: str, target: Any, rows_shape: tuple[int, ...], rows: str) -> None:
+    """Class-index targets, one per row: an integer array (NumPy's or Dask's) of
+    ``rows_shape``; ``rows`` says in the message what that shape is."""
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{func}(): target must be integer class indices, got {target.dtype}")
+    if target.shape != rows_shape:
+        raise ValueError(
+            f"{func}(): target must have shape {rows_shape} ({rows}), got {target.shape}"
         )
 
 

@@ -40,14 +40,20 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from . import _losses, _reductions
 from ._mergeable import CrossEntropyPartial, LogSumExpPartial, merge_partials
 from ._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
-from ._validation import check_base, compute_dtypes, normalize_axes
+from ._rows import keep_reduced
+from ._validation import (
+    check_base,
+    check_class_axis,
+    check_index_target,
+    check_reduction,
+    compute_dtypes,
+)
 
 # Dask's functions carry no annotations: call them through Any, type what they return.
 _da: Any = da
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "entropy_from_logits", "cross_entropy"]
 
-_REDUCTIONS = ("none", "sum", "mean")
 _SMOOTHING = ("pytorch", "megatron")
 
 
@@ -67,19 +73,10 @@ def _dask_input(func: str, arg: str, x: Any) -> da.Array:
         ) from exc
 
 
-def _class_axis(func: str, x: da.Array, axis: Any) -> int:
-    if isinstance(axis, (tuple, list)) or axis is None:
-        raise TypeError(f"{func}(): axis must be a single int (the class axis), got {axis!r}")
-    if x.ndim == 0:
-        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
-    (ax,) = normalize_axes(func, axis, x.ndim)
-    return ax
-
-
 def _prepared(func: str, arg: str, x: Any, axis: Any) -> tuple[da.Array, int, np.dtype]:
     arr = _dask_input(func, arg, x)
     _, result = compute_dtypes(func, arg, arr.dtype)
-    ax = _class_axis(func, arr, axis)
+    ax = check_class_axis(func, axis, arr.ndim)
     if any(np.isnan(c) for c in arr.chunks[ax]):
         raise ValueError(
             f"{func}(): the chunk sizes along the class axis must be known, got "
@@ -149,10 +146,6 @@ def _tree(
     )
 
 
-def _expand(values: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    return np.expand_dims(values, axis) if keepdims else values
-
-
 # ---------------------------------------------------------------------------
 # log-sum-exp, softmax, log_softmax
 # ---------------------------------------------------------------------------
@@ -168,7 +161,7 @@ def _lse_chunk(
 
 def _lse_aggregate(parts: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
     merged = _merge_step(parts)
-    return _expand(np.asarray(merged.finalize()), axis, keepdims)
+    return keep_reduced(np.asarray(merged.finalize()), axis, keepdims)
 
 
 def _lse_block(block: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
@@ -360,7 +353,7 @@ def _entropy_aggregate(
     parts: Any, axis: tuple[int, ...], keepdims: bool, base: float | None = None
 ) -> np.ndarray:
     merged = _merge_step(parts)
-    return _expand(np.asarray(merged.finalize(base=base)), axis, keepdims)
+    return keep_reduced(np.asarray(merged.finalize(base=base)), axis, keepdims)
 
 
 def _entropy_block(block: np.ndarray, axis: int, base: float | None, keepdims: bool) -> np.ndarray:
@@ -429,13 +422,8 @@ def _ce_rows_block(
     loss = _losses.cross_entropy(
         z, t, weight=weight, ignore_index=ignore_index, reduction="none", **options
     )
-    counted = t != ignore_index
-    wt = (
-        np.ones(t.shape)
-        if weight is None
-        else np.asarray(weight, np.float64)[np.where(counted, t, 0)]
-    )
-    return np.stack([np.asarray(loss, np.float64), np.where(counted, wt, 0.0)], axis=-1)
+    wt = _losses.target_weights(t, t != ignore_index, weight)
+    return np.stack([np.asarray(loss, np.float64), wt], axis=-1)
 
 
 def _ce_partial_block(
@@ -518,8 +506,7 @@ def cross_entropy(
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
     if any(np.isnan(c) for chunks in z.chunks for c in chunks):
         raise ValueError(f"{func}(): the chunk sizes of logits must be known, got {z.chunks}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    check_reduction(func, reduction)
     if smoothing not in _SMOOTHING:
         raise ValueError(f"{func}(): smoothing must be one of {_SMOOTHING}, got {smoothing!r}")
     alpha = float(label_smoothing)
@@ -529,12 +516,7 @@ def cross_entropy(
         raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
     ignore_index = operator.index(ignore_index)
     t = _dask_input(func, "target", target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"{func}(): target must be integer class indices, got {t.dtype}")
-    if t.shape != (n_rows,):
-        raise ValueError(
-            f"{func}(): target must have shape ({n_rows},) (one class index per row), got {t.shape}"
-        )
+    check_index_target(func, t, (n_rows,), "one class index per row")
     t = _array(cast(Any, t).rechunk((z.chunks[0],)))
     w = None
     if weight is not None:

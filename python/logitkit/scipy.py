@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _elementwise, _reductions
+from ._rows import rows_view
 
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -684,12 +685,8 @@ def _entropy_native(pk: Any, qk: Any, base: Any, axis: Any, nan_policy: Any, kee
     if base is not None and base <= 0:
         raise ValueError("`base` must be a positive number or `None`.")
 
-    def rows(arr: np.ndarray) -> np.ndarray:
-        moved = np.transpose(arr, kept + list(axes))
-        return moved.reshape(kept_shape + (math.prod(arr.shape[d] for d in axes),))
-
-    p = rows(p)
-    q = None if q is None else rows(q)
+    p = rows_view(p, axes)
+    q = None if q is None else rows_view(q, axes)
     with np.errstate(invalid="ignore"):
         if q is not None:
             q = q / np.sum(q, axis=-1, keepdims=True)

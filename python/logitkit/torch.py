@@ -18,7 +18,6 @@ change under it.
 
 # No ``from __future__ import annotations`` here, unlike the other modules:
 # torch.library.custom_op reads the operators' schemas from their annotations at run time.
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -27,12 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _core, _losses, _reductions
+from . import _losses, _reductions
 from ._backward import log_softmax_backward as _np_log_softmax_backward
 from ._backward import logsumexp_backward as _np_logsumexp_backward
 from ._backward import softmax_backward as _np_softmax_backward
 from ._elementwise import softplus as _np_softplus
-from ._storage import _POOLED_MIN_BYTES
+from ._rows import pooled_empty, reduced_shape
+from ._validation import check_reduction, row_mask
 
 __all__ = [
     "softmax",
@@ -96,10 +96,9 @@ def _empty(shape: Sequence[int], dtype: torch.dtype) -> Tensor:
     """
     shape = tuple(int(n) for n in shape)
     np_dtype = _NP_DTYPES.get(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if np_dtype is None or nbytes < _POOLED_MIN_BYTES or _core.buffer_cache_limit() == 0:
+    block = None if np_dtype is None else pooled_empty(shape, np_dtype)
+    if block is None:
         return torch.empty(shape, dtype=dtype)
-    block = _core.pooled_bytes(nbytes).view(np_dtype).reshape(shape)
     out = torch.from_numpy(block)
     return out.view(torch.bfloat16) if dtype == torch.bfloat16 else out
 
@@ -171,10 +170,7 @@ def _reduction(func: str, size_average: Any, reduce: Any, reduction: Any) -> str
             f"reduction='{reduction}' instead.",
             stacklevel=3,
         )
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"logitkit.torch.{func}(): reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-        )
+    check_reduction(f"logitkit.torch.{func}", reduction, _REDUCTIONS)
     return str(reduction)
 
 
@@ -295,9 +291,7 @@ def log_softmax(input: Tensor, dim: int, *, dtype: torch.dtype | None = None) ->
 
 
 def _reduced_shape(shape: Sequence[int], dim: Sequence[int], keepdim: bool) -> list[int]:
-    if keepdim:
-        return [1 if i in dim else n for i, n in enumerate(shape)]
-    return [n for i, n in enumerate(shape) if i not in dim]
+    return list(reduced_shape(tuple(shape), tuple(dim), keepdim))
 
 
 @torch.library.custom_op("logitkit::logsumexp", mutates_args=())
@@ -511,15 +505,13 @@ def _soft_target_grad(z: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> np.nd
         shape[ax] = n_classes
         coef = coef * kw["weight"].astype(np.float64).reshape(shape)
     rows_shape = z.shape[:ax] + z.shape[ax + 1 :]
-    counted = np.ones(rows_shape, dtype=bool)
-    if kw["where"] is not None:
-        counted = counted & np.broadcast_to(kw["where"], rows_shape)
+    counted = row_mask("cross_entropy", kw["where"], rows_shape)
     if kw["reduction"] == "none":
         scale = np.broadcast_to(g, rows_shape) * counted
     else:
         scale = float(g) * counted
         if kw["reduction"] == "mean":
-            n = np.count_nonzero(counted)
+            n = _losses.mean_denominator(None, counted, kw["weight"])
             scale = scale / n if n else np.full(rows_shape, np.nan)
     with np.errstate(invalid="ignore"):
         # rows that do not count get exactly 0, even where log_softmax is -inf
