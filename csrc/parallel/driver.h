@@ -1,6 +1,11 @@
 // Runs the row kernels over strided N-d arrays with OpenMP. The reduction axis is the last
 // one; every other axis is an "outer" axis enumerating rows. Strides are in elements.
 //
+// One file per job: layout.h plans how the rows lie (columns, short rows, plain or gathered
+// rows) and moves data between layouts; schedule.h spreads work over threads; row_ops.cpp,
+// loss_ops.cpp and elementwise.cpp pick the kernels for a plan; yardstick.cpp is the memory
+// yardstick the benchmarks measure against.
+//
 // Each operation is a template over the storage type S of its arrays (float, double, half_t,
 // bf16_t): 16-bit arrays are read and written as they are, converted inside the kernels, and
 // per-row results (logsumexp values, losses) are in the compute type compute_t<S>.

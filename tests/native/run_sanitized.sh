@@ -55,7 +55,7 @@ case $kind in
     echo "== building tests/native/thread_safety.cpp with -fsanitize=thread in $build"
     common=(-std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -fno-math-errno
       -ffp-contract=off -Icsrc -DLOGITKIT_VERSION="\"$version\"")
-    units=(csrc/parallel/driver.cpp csrc/runtime/runtime.cpp csrc/runtime/buffer_pool.cpp
+    units=(csrc/parallel/*.cpp csrc/runtime/runtime.cpp csrc/runtime/buffer_pool.cpp
       csrc/isa/isa_scalar.cpp tests/native/thread_safety.cpp)
     case $(uname -m) in
       x86_64)
