@@ -204,3 +204,46 @@ def test_native_16bit_cross_entropy_short_and_long_rows(isa, storage, rows):
     y = z.copy()
     lk.cross_entropy_with_grad(y, target, reduction="none", inplace=True)
     np.testing.assert_array_equal(y.view(np.uint16), grad.view(np.uint16))
+
+
+# The ops whose 16-bit rows used to be converted as whole arrays now read and write them in
+# their kernels: on C-ordered rows each result must still be the float32 result rounded once,
+# and on other layouts (gathered rows, a non-last axis) within one 16-bit step of it.
+ROW_OPS = {
+    # the forward outputs are b, as given: the same 16-bit values on both sides
+    "softmax_backward": lambda a, b: lk.softmax_backward(a, abs(b) / 4),
+    "log_softmax_backward": lambda a, b: lk.log_softmax_backward(a, -abs(b)),
+    "hardmax": lambda a, b: lk.hardmax(a),
+    "softmax_where": lambda a, b: lk.softmax(a, where=b > 0),
+    "log_softmax_where": lambda a, b: lk.log_softmax(a, where=b > -1),
+    "entropy_where": lambda a, b: lk.entropy_from_logits(a, where=b > 0),
+    "logsumexp_b": lambda a, b: lk.logsumexp(a, b=(b > 0).astype(a.dtype), axis=-1),
+}
+
+
+@pytest.mark.parametrize("op", sorted(ROW_OPS))
+def test_native_16bit_row_ops_equal_float32_rounded_once(isa, storage, op):
+    rng = np.random.default_rng(8)
+    a = (rng.standard_normal((40, 700)) * 3).astype(storage)
+    b = (rng.standard_normal((40, 700)) * 3).astype(storage)
+    fn = ROW_OPS[op]
+    want = narrowed(np.asarray(fn(a.astype(np.float32), b.astype(np.float32))), storage)
+    got = np.asarray(fn(a, b))
+    assert got.dtype == storage and got.shape == want.shape
+    same_bits_or_both_nan(got, want)
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp", "entropy_from_logits"])
+@pytest.mark.parametrize("layout", ["strided", "axis0", "fortran"])
+def test_native_16bit_other_layouts(isa, storage, func, layout):
+    x = (np.random.default_rng(9).standard_normal((300, 90)) * 4).astype(storage)
+    if layout == "strided":
+        x, axis = x[:, ::3], -1
+    elif layout == "axis0":
+        axis = 0
+    else:
+        x, axis = np.asfortranarray(x), -1
+    want = narrowed(getattr(lk, func)(x.astype(np.float32), axis=axis), storage)
+    got = getattr(lk, func)(x, axis=axis)
+    assert got.dtype == storage and got.shape == want.shape
+    within_one_step(got, want)
