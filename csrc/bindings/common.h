@@ -41,15 +41,16 @@ enum class DType { f32, f64, f16, bf16 };
 DType dtype_of(const py::array& a, const char* func, const char* arg, bool storage16 = false);
 
 // Calls fn(S{}) with S the storage type of dt: float, double, half_t or bf16_t. The one place
-// where the bindings turn a dtype into a kernel type.
-template <class Fn>
+// where the bindings turn a dtype into a kernel type. kWith16 false: the kernels exist in the
+// compute types only (dt came from dtype_of without storage16), so fn is compiled for those.
+template <bool kWith16 = true, class Fn>
 decltype(auto) with_storage(DType dt, Fn&& fn) {
-  switch (dt) {
-    case DType::f32: return fn(float{});
-    case DType::f64: return fn(double{});
-    case DType::f16: return fn(half_t{});
-    default: return fn(bf16_t{});
+  if constexpr (kWith16) {
+    if (dt == DType::f16) return fn(half_t{});
+    if (dt == DType::bf16) return fn(bf16_t{});
   }
+  if (dt == DType::f64) return fn(double{});
+  return fn(float{});
 }
 
 // Per-row results and the options of 16-bit inputs are in float32, their compute type.

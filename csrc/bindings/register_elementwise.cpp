@@ -86,19 +86,14 @@ void binary(int op, py::array a, py::array b, py::array y, int isa, int threads)
   const std::ptrdiff_t count = a.shape(0);
   const int nt = runtime::resolve_threads(threads);
   const auto bop = static_cast<BinaryOp>(op);
-  auto run = [&](const auto& k, auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
+  with_storage<false>(dt, [&](auto s) {
+    using T = decltype(s);
     const T* ap = static_cast<const T*>(a.data());
     const T* bp = static_cast<const T*>(b.data());
     T* yp = static_cast<T*>(y.mutable_data());
     ReleaseGil release;
-    parallel::binary(k, bop, ap, bp, yp, count, nt);
-  };
-  if (dt == DType::f32) {
-    run(table.f32, static_cast<float*>(nullptr));
-  } else {
-    run(table.f64, static_cast<double*>(nullptr));
-  }
+    parallel::binary(kernels_of<T>(table), bop, ap, bp, yp, count, nt);
+  });
 }
 
 }  // namespace

@@ -142,10 +142,10 @@ double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w
   check(grad_scale, "grad_output", false);
   const IsaTable& table = table_for(isa);
   const int nt = runtime::resolve_threads(threads);
-  if (dt == DType::f32) {
-    return bce_typed(table.f32, x, y, w, pw, smoothing, loss, grad, grad_scale, scale, nt);
-  }
-  return bce_typed(table.f64, x, y, w, pw, smoothing, loss, grad, grad_scale, scale, nt);
+  return with_storage<false>(dt, [&](auto s) {
+    return bce_typed(kernels_of<decltype(s)>(table), x, y, w, pw, smoothing, loss, grad,
+                     grad_scale, scale, nt);
+  });
 }
 
 // p and q: C-contiguous (rows, n) of one dtype; value: float64 (rows,); grads like p.
@@ -179,8 +179,8 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
   const int nt = runtime::resolve_threads(threads);
   double* v = value.mutable_data();
   const double* sc = scale ? scale->data() : nullptr;
-  auto run = [&](const auto& k, auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
+  with_storage<false>(dt, [&](auto s) {
+    using T = decltype(s);
     auto out = [](const std::optional<py::array>& a) {
       return a ? static_cast<T*>(const_cast<void*>(a->data())) : nullptr;
     };
@@ -189,13 +189,8 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
     T* gp = out(grad_p);
     T* gq = out(grad_q);
     ReleaseGil release;
-    parallel::divergence(k, rows, n, p, q, beta, v, gp, gq, sc, nt);
-  };
-  if (dt == DType::f32) {
-    run(table.f32, static_cast<float*>(nullptr));
-  } else {
-    run(table.f64, static_cast<double*>(nullptr));
-  }
+    parallel::divergence(kernels_of<T>(table), rows, n, p, q, beta, v, gp, gq, sc, nt);
+  });
 }
 
 }  // namespace
