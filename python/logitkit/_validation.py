@@ -1,6 +1,7 @@
 """Argument handling shared by the public functions: dtype policy, axes, ``out=``, threads.
 
-Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share it.
+Pure Python and NumPy, no native code. :mod:`logitkit.reference` keeps checks of its own, as its
+docstring explains.
 """
 
 from __future__ import annotations
