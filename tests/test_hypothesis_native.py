@@ -531,7 +531,7 @@ def test_hardmax_unsorted_axes_ties() -> None:
 
 @pytest.mark.xfail(strict=True, reason="a zero weight times an infinite loss term gives NaN")
 def test_bce_zero_weight_at_infinite_logit() -> None:
-    # the reference: a zero coefficient contributes 0 (reference.py module notes); logitkit
+    # the reference: a zero coefficient contributes 0 (logitkit.reference docstring); logitkit
     # gives NaN, and so does every reduction over it
     x, y, w = np.array([np.inf, 1.0]), np.array([0.0, 0.5]), np.array([0.0, 1.0])
     for reduction in ("none", "sum"):

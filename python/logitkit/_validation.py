@@ -1,7 +1,8 @@
 """Argument checks shared by the public functions: dtype policy, axes, ``out=``, threads,
 ``where=`` masks, reductions and the loss options.
 
-Pure Python and NumPy, no native code, so that ``logitkit.reference`` may share it.
+Pure Python and NumPy, no native code. :mod:`logitkit.reference` keeps checks of its own, as its
+docstring explains.
 """
 
 from __future__ import annotations

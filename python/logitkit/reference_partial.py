@@ -1,99 +1,12 @@
 """Pure-NumPy twins of the partial-statistics functions (:func:`logitkit.partial_logsumexp`,
 :func:`logitkit.partial_entropy`, :func:`logitkit.partial_cross_entropy`).
 
-Each shard is converted to float64 and reduced with :mod:`logitkit.reference` or plain
-float64 NumPy, so the partials carry no rounding of the input's dtype: they are the oracle
-the native partials and their merge are tested against. The partials are the same
-dataclasses, merged by the same code (:mod:`logitkit._mergeable`, NumPy only).
+They are defined in ``logitkit.reference._partial``, beside the twins of the other API
+modules; this module keeps the name they are imported by.
 """
 
 from __future__ import annotations
 
-import operator
-
-import numpy as np
-from numpy.typing import ArrayLike
-
-from . import reference as ref
-from ._mergeable import CrossEntropyPartial, EntropyPartial, LogSumExpPartial
+from .reference._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
 
 __all__ = ["partial_logsumexp", "partial_entropy", "partial_cross_entropy"]
-
-
-def _rows(func: str, x: ArrayLike, axis: int) -> tuple[np.ndarray, np.dtype]:
-    arr = np.asarray(x)
-    dtype = ref._result_dtype(arr.dtype, func, "x")
-    if arr.ndim == 0:
-        raise ValueError(f"{func}(): x must have a class axis, got a 0-d array")
-    ax = ref._class_axis(axis, arr.ndim, func, "x")
-    return np.moveaxis(arr.astype(np.float64), ax, -1), dtype
-
-
-def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
-    """Twin of :func:`logitkit.partial_logsumexp`, in float64."""
-    rows, dtype = _rows("partial_logsumexp", x, axis)
-    return LogSumExpPartial(np.asarray(ref.logsumexp(rows, axis=-1), dtype=np.float64), dtype)
-
-
-def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
-    """Twin of :func:`logitkit.partial_entropy`, in float64."""
-    rows, dtype = _rows("partial_entropy", x, axis)
-    lse = np.asarray(ref.logsumexp(rows, axis=-1), dtype=np.float64)
-    h = np.asarray(ref.entropy_from_logits(rows, axis=-1), dtype=np.float64)
-    return EntropyPartial(lse, h, dtype)
-
-
-def partial_cross_entropy(
-    logits: ArrayLike,
-    target: ArrayLike,
-    *,
-    class_offset: int = 0,
-    weight: ArrayLike | None = None,
-    ignore_index: int = -100,
-    softcap: float | None = None,
-    label_smoothing: bool = False,
-    axis: int = -1,
-) -> CrossEntropyPartial:
-    """Twin of :func:`logitkit.partial_cross_entropy`: every statistic from its definition,
-    in float64."""
-    func = "partial_cross_entropy"
-    z, dtype = _rows(func, logits, axis)
-    offset = operator.index(class_offset)
-    rows_shape, n = z.shape[:-1], z.shape[-1]
-    t = np.asarray(target).astype(np.int64)
-    if t.shape != rows_shape:
-        raise ValueError(f"{func}(): target must have shape {rows_shape}, got {t.shape}")
-    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
-    if softcap is not None:
-        z = float(softcap) * np.tanh(z / float(softcap))
-    counted = t != ignore_index
-    local = t - offset
-    found = counted & (local >= 0) & (local < n)
-    idx = np.where(found, local, 0)
-    if n:
-        lse = np.asarray(ref.logsumexp(z, axis=-1), dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            smooth = ((lse[..., None] - z) * w).sum(axis=-1)
-        argmax = np.argmax(z, axis=-1)
-        max_logit = np.take_along_axis(z, argmax[..., None], axis=-1)[..., 0]
-        zt = np.take_along_axis(z, idx[..., None], axis=-1)[..., 0]
-        wt = w[idx]
-    else:
-        lse = np.full(rows_shape, -np.inf)
-        smooth = zt = wt = np.zeros(rows_shape)
-        argmax = np.full(rows_shape, np.iinfo(np.int64).max - offset)
-        max_logit = np.full(rows_shape, -np.inf)
-    return CrossEntropyPartial(
-        lse=lse,
-        target_logit=np.where(found, zt, 0.0),
-        target_weight=np.where(found, wt, 0.0),
-        found=found,
-        target=t,
-        counted=counted,
-        smooth=smooth if label_smoothing else None,
-        weight_total=float(w.sum()),
-        n_classes=n,
-        max_logit=max_logit,
-        argmax=argmax.astype(np.int64) + offset,
-        dtype=dtype,
-    )
