@@ -16,15 +16,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "logitkit"
 MODULES = {path.stem for path in PACKAGE.glob("*.py")} | {"_core"}
 EXTENSION = "_core"
 
-# reference_partial.py belongs to the pure-NumPy reference, the oracle the kernels are
-# tested against, which is kept independent of the implementation and changed on its own.
-# These uses stay listed until reference.py makes the two helpers public; an entry that no
-# longer occurs fails the test below, so the list only shrinks.
-KNOWN = {
-    ("reference_partial.py", "reference._result_dtype"),
-    ("reference_partial.py", "reference._class_axis"),
-}
-
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
@@ -96,15 +87,11 @@ def _all_uses() -> set[tuple[str, str]]:
 
 
 def test_no_module_uses_another_modules_private_names():
-    unexpected = sorted(_all_uses() - KNOWN)
+    unexpected = sorted(_all_uses())
     assert not unexpected, (
         "private names used across modules (make them public where they are defined, or "
         f"move them to _rows or _validation): {unexpected}"
     )
-
-
-def test_known_exceptions_still_occur():
-    assert KNOWN <= _all_uses(), f"remove from KNOWN: {sorted(KNOWN - _all_uses())}"
 
 
 @pytest.mark.parametrize(
