@@ -6,8 +6,9 @@
 
 // The compilers leave exp_, log_ and their kin out of line in the kernels' hot loops (they
 // judge them too large), which costs a call and spills every live vector register around
-// it: softmax rows took 15% longer, sigmoid 30%. The elementwise functions are forced
-// inline; exp's rare full-range path is kept out of line and cold.
+// it: softmax rows took 15% longer, sigmoid 30% (`python -m logitkit bench --ops
+// softmax,sigmoid --shapes 512x32000`, with and without the attribute). The elementwise
+// functions are forced inline; exp's rare full-range path is kept out of line and cold.
 #if defined(__GNUC__) || defined(__clang__)
 #define LOGITKIT_ALWAYS_INLINE inline __attribute__((always_inline))
 #define LOGITKIT_COLD __attribute__((noinline, cold))

@@ -61,7 +61,8 @@ void softmax_contiguous_row(const KernelSet<S>& k, const S* x, S* y, ptrdiff_t n
     //   statistics, and the second recomputes the chunk's (the same function of the same
     //   data, so the same bits) before scaling it into y. A row-sized scratch instead cost a
     //   zero-filled allocation of the whole row on one thread, and twice the row's memory:
-    //   an in-place softmax of 2^31 float32 took 18.7 s, against 0.38 s for 1 GiB.
+    //   an in-place softmax of 2^31 float32 took 18.7 s, against 0.38 s for 1 GiB
+    //   (`python benchmarks/huge_arrays.py`).
     //   A 16-bit y cannot hold them at full precision: it takes the in-place scheme.
     const bool inplace = is_storage16<S> || static_cast<const void*>(x) == y;
     constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
@@ -170,9 +171,10 @@ void row_map(const KernelSet<S>& k, RowOp op, const RowShape& shape, const Strid
   }
   const ptrdiff_t row_buf = contiguous ? 0 : n * (has_aux ? 2 : 1);
   // In place, the output's lines are already cached by the read: nothing to save. Measured
-  // on an AVX2 machine with 2 cores (benchmarks/), streaming helped log_softmax, whose final
-  // sweep computes as it writes, and slowed softmax, whose final sweep only scales cached
-  // values and so sends the whole row to memory in one burst.
+  // on an AVX2 machine with 2 cores (`python -m logitkit bench --ops softmax,log_softmax
+  // --modes out`, with lk._core.set_stream_min_bytes raised to turn streaming off), streaming
+  // helped log_softmax, whose final sweep computes as it writes, and slowed softmax, whose
+  // final sweep only scales cached values and so sends the whole row to memory in one burst.
   const bool stream = contiguous && log && y.data != x.data && streams<S>(rows * n);
 
   auto one_row = [&](ptrdiff_t r, S* buf, int row_threads) {

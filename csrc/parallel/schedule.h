@@ -45,7 +45,8 @@ constexpr ptrdiff_t chunk_elements() {
 
 // `guided` rather than equal static shares: a thread that starts late or is slowed by another
 // process leaves its share to the others, which on a shared machine made many short items
-// (the blocks of short rows) up to a fifth faster.
+// (the blocks of short rows) up to a fifth faster (`python -m logitkit bench --shapes
+// 262144x10 --threads 2`, static against guided).
 
 // Threads go to rows when there are enough rows; otherwise to the chunks of each row.
 inline int threads_for(ptrdiff_t rows, ptrdiff_t n, int threads) {

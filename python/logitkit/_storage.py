@@ -1,6 +1,7 @@
 """float16 and bfloat16 are storage formats: logitkit computes them in float32. The
 conversions run natively (F16C on x86): NumPy's are several times slower, and for half
-subnormals (small probabilities) a hundred times slower."""
+subnormals (small probabilities) a hundred times slower (time ``cast(x, np.float16)`` against
+``x.astype(np.float16)`` on a float32 array of softmax outputs)."""
 
 from __future__ import annotations
 
