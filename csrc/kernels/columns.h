@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
 #include "rows.h"
 
@@ -33,22 +32,18 @@ inline void gather_column(const T* x, ptrdiff_t x_stride, ptrdiff_t n, ptrdiff_t
   for (ptrdiff_t c = 0; c < n; ++c) col[c] = x[c * x_stride + j];
 }
 
-// Per-column arrays for one kernel call, carved from a per-thread buffer kept between calls.
-// Each holds `width` values rounded up to whole vectors of any ISA (16 lanes), so the
-// kernels' padding lanes have somewhere to go; values are uninitialised unless zeroed. A call
-// takes at most kMaxArrays of them (the cross-entropy takes 14); one more is a defect in
-// the kernels, which stops the process rather than write past the buffer.
+// Per-column arrays for one kernel call, carved from the call's workspace. Each holds
+// `width` values rounded up to whole vectors of any ISA (16 lanes), so the kernels' padding
+// lanes have somewhere to go; values are uninitialised unless zeroed. A call takes at most
+// kMaxArrays of them (the cross-entropy takes 14; scratch_bytes in table.h counts 16); one
+// more is a defect in the kernels, which stops the process rather than write past the block.
 class ColumnArrays {
  public:
   static constexpr int kMaxArrays = 16;
 
-  explicit ColumnArrays(ptrdiff_t width) : padded_((width + 15) / 16 * 16) {
-    thread_local std::vector<unsigned char> buffer;
-    const size_t need = static_cast<size_t>(padded_) * kSlotBytes * kMaxArrays + 64;
-    if (buffer.size() < need) buffer.resize(need);
-    const auto base = reinterpret_cast<std::uintptr_t>(buffer.data());
-    next_ = buffer.data() + ((64 - base % 64) % 64);
-    end_ = buffer.data() + buffer.size();
+  ColumnArrays(ptrdiff_t width, Workspace& ws) : padded_((width + 15) / 16 * 16) {
+    next_ = take_scratch<unsigned char>(ws, padded_ * kSlotBytes * kMaxArrays);
+    end_ = next_ + padded_ * kSlotBytes * kMaxArrays;
   }
   ColumnArrays(const ColumnArrays&) = delete;
   ColumnArrays& operator=(const ColumnArrays&) = delete;
@@ -420,9 +415,9 @@ T* special_lanes(ColumnArrays& arrays, const ptrdiff_t* special, ptrdiff_t speci
 // in them, and scales by 1; log_softmax subtracts 0 from them).
 template <class V, class VD>
 void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* y,
-                     ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log) {
+                     ptrdiff_t y_stride, ptrdiff_t n, ptrdiff_t width, bool log, Workspace ws) {
   using T = typename V::T;
-  ColumnArrays arrays(width);
+  ColumnArrays arrays(width, ws);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   column_max<V>(x, x_stride, n, width, st.max);
   ptrdiff_t* special = arrays.take<ptrdiff_t>();
@@ -443,7 +438,7 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     column_scale<V>(y, y_stride, n, width, factor);
   }
   if (specials == 0) return;
-  T* col = row_scratch<T>(2 * n);
+  T* col = take_scratch<T>(ws, 2 * n);
   for (ptrdiff_t k = 0; k < specials; ++k) {
     gather_column(x, x_stride, n, special[k], col);
     softmax_special_row(col, col + n, n, log);
@@ -454,9 +449,9 @@ void softmax_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
 // logsumexp of each of the `width` columns of x into out[0, width).
 template <class V, class VD>
 void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out,
-                       ptrdiff_t n, ptrdiff_t width) {
+                       ptrdiff_t n, ptrdiff_t width, Workspace ws) {
   using T = typename V::T;
-  ColumnArrays arrays(width);
+  ColumnArrays arrays(width, ws);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays);
   double* log_sum = arrays.take<double>();
   column_log_sums<V, VD>(st, width, log_sum);
@@ -465,7 +460,8 @@ void logsumexp_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T
       out[j] = T(double(st.max[j]) + log_sum[j]);
       continue;
     }
-    T* col = row_scratch<T>(n);
+    Workspace left = ws;  // the same n entries for every special column
+    T* col = take_scratch<T>(left, n);
     gather_column(x, x_stride, n, j, col);
     const LseResult r = logsumexp_special_row<T>(col, nullptr, n);
     out[j] = T(r.sign < 0 ? std::numeric_limits<double>::quiet_NaN() : r.value);

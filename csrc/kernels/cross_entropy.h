@@ -258,7 +258,7 @@ template <class V, class VD, class S>
 CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
                                   const typename V::T* soft, bool counted,
                                   const CrossEntropyParams<typename V::T>& params,
-                                  double grad_scale, S* grad) {
+                                  double grad_scale, S* grad, Workspace ws) {
   using T = typename V::T;
   using Mask = typename V::Mask;
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -281,8 +281,8 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   T* exps = nullptr;
   T* block_max = nullptr;
   if (plain && grad && counted) {
-    exps = row_scratch<T, 0>(n);
-    block_max = row_scratch<T, 1>(n / (kStatsBlockBytes / ptrdiff_t(sizeof(T))) + 1);
+    exps = take_scratch<T>(ws, n);
+    block_max = take_scratch<T>(ws, n / (kStatsBlockBytes / ptrdiff_t(sizeof(T))) + 1);
     plain_stats = row_stats_store<V, VD, true>(z, exps, n, block_max);
     m_raw = plain_stats.max;
     if (!std::isfinite(m_raw)) exps = nullptr;

@@ -25,9 +25,9 @@ struct WeightedGap {
 // H = log(sum) + sum e (m - x) / sum, as entropy_row forms it.
 template <class V, class VD>
 void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* out, ptrdiff_t n,
-                     ptrdiff_t width) {
+                     ptrdiff_t width, Workspace ws) {
   using T = typename V::T;
-  ColumnArrays arrays(width);
+  ColumnArrays arrays(width, ws);
   const ColumnStats<V> st = column_stats<V, VD>(x, x_stride, n, width, arrays, WeightedGap<V>());
   double* log_sum = arrays.take<double>();
   column_log_sums<V, VD>(st, width, log_sum);
@@ -35,7 +35,8 @@ void entropy_columns(const typename V::T* x, ptrdiff_t x_stride, typename V::T* 
     if (st.finite(j)) {
       out[j] = T(log_sum[j] + st.extra[j] / st.sum(j));
     } else {
-      T* col = row_scratch<T, 2>(n);
+      Workspace left = ws;  // the same n entries for every special column
+      T* col = take_scratch<T>(left, n);
       gather_column(x, x_stride, n, j, col);
       out[j] = T(entropy_row<V, VD, T>(col, nullptr, n));
     }
@@ -52,10 +53,10 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
                            ptrdiff_t width, const long long* target,
                            const unsigned char* counted, const double* grad_scale,
                            const CrossEntropyParams<typename V::T>& params, typename V::T* grad,
-                           ptrdiff_t grad_stride, double* loss, double* lse) {
+                           ptrdiff_t grad_stride, double* loss, double* lse, Workspace ws) {
   using T = typename V::T;
   const T* w_class = params.class_weight;
-  ColumnArrays arrays(width);
+  ColumnArrays arrays(width, ws);
   const ColumnStats<V> st = take_column_stats<V>(arrays, false);
   T* nans = arrays.take<T>();
   column_max<V>(z, z_stride, n, width, st.max, nans);
@@ -123,7 +124,7 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     }
   }
   if (specials == 0) return;
-  T* col = row_scratch<T, 2>(2 * n);  // not the row kernel's slots
+  T* col = take_scratch<T>(ws, 2 * n);  // the row kernel takes what follows
   T* col_grad = grad ? col + n : nullptr;
   for (ptrdiff_t k = 0; k < specials; ++k) {
     const ptrdiff_t j = special[k];
@@ -131,7 +132,7 @@ void cross_entropy_columns(const typename V::T* z, ptrdiff_t z_stride, ptrdiff_t
     const bool count = counted[j] != 0;
     const CrossEntropyRow r = cross_entropy_row<V, VD>(
         col, n, count ? target[j] : -1, nullptr, count, params, grad ? grad_scale[j] : 0.0,
-        col_grad);
+        col_grad, ws);
     loss[j] = r.loss;
     lse[j] = r.lse;
     if (grad) {

@@ -1,6 +1,6 @@
 // Row primitives over one contiguous row, written once over the simd/ vector types and
-// compiled per ISA inside LOGITKIT_ISA_NS. No threads and no Python; the only allocations are
-// the cached per-thread scratch rows (row_scratch).
+// compiled per ISA inside LOGITKIT_ISA_NS. No threads, no Python and no allocation: scratch
+// comes from the caller's Workspace (table.h).
 //
 // Operands that are read or written whole are of a storage type S: float or double, or a
 // 16-bit format (half_t, bf16_t) that the vector loads and stores convert in registers; the
@@ -11,9 +11,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
 #include "combine.h"
 #include "math.h"
@@ -62,13 +62,16 @@ struct TieCount {
   double total() const { return flushed + reduce_add(lanes); }
 };
 
-// A per-thread buffer of at least n elements, kept between calls: rows that stream their
-// output stage intermediate values here, where they stay in cache, instead of in the output.
-template <class T, int Slot = 0>
-T* row_scratch(ptrdiff_t n) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
+// `count` values of U from the front of the workspace, 64-byte aligned. Running out is a
+// defect in scratch_bytes (table.h), which stops the process rather than write past the end.
+template <class U>
+U* take_scratch(Workspace& ws, ptrdiff_t count) {
+  const auto base = reinterpret_cast<std::uintptr_t>(ws.next);
+  unsigned char* p = ws.next + (64 - base % 64) % 64;
+  const auto bytes = static_cast<std::size_t>(count) * sizeof(U);
+  if (p > ws.end || bytes > static_cast<std::size_t>(ws.end - p)) std::abort();
+  ws.next = p + bytes;
+  return reinterpret_cast<U*>(p);
 }
 
 // Lanes [0, count) of p: a full load when count == N (the body of a row), padded otherwise.
@@ -401,16 +404,16 @@ RowStats<typename V::T> weighted_row_stats(const S* x, const S* b, ptrdiff_t n) 
 // once, and the same bits in place as out of place.
 // A 16-bit y cannot hold the exponentials at full precision, so they go to the scratch row.
 template <class V, class VD, class S>
-void softmax_row(const S* x, S* y, ptrdiff_t n) {
+void softmax_row(const S* x, S* y, ptrdiff_t n, Workspace ws) {
   using T = typename V::T;
   constexpr ptrdiff_t block = kStatsBlockBytes / static_cast<ptrdiff_t>(sizeof(T));
   T* exps = nullptr;
   if constexpr (std::is_same_v<S, T>) {
-    exps = x == y ? row_scratch<T, 0>(n) : y;
+    exps = x == y ? take_scratch<T>(ws, n) : y;
   } else {
-    exps = row_scratch<T, 0>(n);
+    exps = take_scratch<T>(ws, n);
   }
-  T* block_max = row_scratch<T, 1>(n / block + 1);
+  T* block_max = take_scratch<T>(ws, n / block + 1);
   const RowStats<T> s = row_stats_store<V, VD, false>(x, exps, n, block_max);
   if (!std::isfinite(s.max)) return softmax_special_row(x, y, n, false);
   scale_blocks<V>(exps, y, n, block_max, s.max, 1.0 / (s.at_max + s.rest), false);

@@ -29,6 +29,24 @@ struct LseResult {
 // stats_store size its block_max by them.
 constexpr std::ptrdiff_t kStatsBlockBytes = 2048;
 
+// Scratch memory for one kernel call, owned by the caller: the driver keeps a block per
+// thread and hands it to the kernels that need one, so that no kernel allocates. A kernel
+// carves its arrays from the front (take_scratch, in kernels/rows.h); a nested call gets what is left.
+struct Workspace {
+  unsigned char* next;
+  unsigned char* end;
+};
+
+// A bound on the scratch one call of any kernel takes, for rows of n entries or blocks of
+// `width` columns of n entries: two rows and their block maxima for the row kernels, twice
+// that for a special column's row in the column kernels, and the column kernels' per-column
+// arrays (16 arrays of 8-byte slots, padded to 16 columns), with room to align each piece.
+constexpr std::size_t scratch_bytes(std::ptrdiff_t n, std::ptrdiff_t width) {
+  const auto rows = static_cast<std::size_t>(4 * n + 16) * sizeof(double);
+  const auto columns = static_cast<std::size_t>((width + 15) / 16 * 16) * 8 * 16;
+  return rows + columns + 16 * 64;
+}
+
 // Options of the fused cross-entropy that are the same for every row.
 template <class T>
 struct CrossEntropyParams {
@@ -69,7 +87,7 @@ struct KernelSet {
   // Whole-row operations for rows short enough to stay in cache; y may alias x. Kernels
   // with a `stream` flag write their output with non-temporal stores when it is set (for
   // outputs larger than the cache, which the next reader would not find there anyway).
-  void (*softmax_row)(const S* x, S* y, std::ptrdiff_t n);
+  void (*softmax_row)(const S* x, S* y, std::ptrdiff_t n, Workspace ws);
   void (*log_softmax_row)(const S* x, S* y, std::ptrdiff_t n, bool stream);
   LseResult (*logsumexp_row)(const S* x, const S* b, std::ptrdiff_t n);  // b may be null
   // softmax or log_softmax over the entries whose mask is non-zero; the others get 0 / -inf.
@@ -90,11 +108,11 @@ struct KernelSet {
   // are x_stride apart, and each column is one row of the operation (see columns.h). These
   // and the transposes are in the compute type.
   void (*softmax_columns)(const T* x, std::ptrdiff_t x_stride, T* y, std::ptrdiff_t y_stride,
-                          std::ptrdiff_t n, std::ptrdiff_t width, bool log);
+                          std::ptrdiff_t n, std::ptrdiff_t width, bool log, Workspace ws);
   void (*logsumexp_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
-                            std::ptrdiff_t width);
+                            std::ptrdiff_t width, Workspace ws);
   void (*entropy_columns)(const T* x, std::ptrdiff_t x_stride, T* out, std::ptrdiff_t n,
-                          std::ptrdiff_t width);
+                          std::ptrdiff_t width, Workspace ws);
   // The cross-entropy of plain rows (index targets; no smoothing, soft targets, softcap or
   // argmax) along columns: column j has target[j], counted[j] and grad_scale[j], and gets
   // loss[j] and lse[j]; grad (null: none) is laid out like z, and may be z.
@@ -102,7 +120,8 @@ struct KernelSet {
                                 std::ptrdiff_t width, const long long* target,
                                 const unsigned char* counted, const double* grad_scale,
                                 const CrossEntropyParams<T>& params, T* grad,
-                                std::ptrdiff_t grad_stride, double* loss, double* lse);
+                                std::ptrdiff_t grad_stride, double* loss, double* lse,
+                                Workspace ws);
   // Between `count` rows of n entries, `step` elements apart, and the columns of `block`
   // (entry c of row r at block[c * count + r]): the short-row paths run the column kernels on
   // such blocks. Rows must hold at least transpose_min_n entries.
@@ -156,7 +175,7 @@ struct KernelSet {
   CrossEntropyRow (*cross_entropy_row)(const S* z, std::ptrdiff_t n, long long target,
                                        const T* soft, bool counted,
                                        const CrossEntropyParams<T>& params, double grad_scale,
-                                       S* grad);
+                                       S* grad, Workspace ws);
 };
 
 // The memory yardstick, with the kernels' own loads and stores: a read-only sum, and a copy

@@ -18,6 +18,11 @@ namespace logitkit::parallel::detail {
 // Outputs of at least this many bytes are written with non-temporal stores (see driver.h).
 extern std::atomic<ptrdiff_t> g_stream_min_bytes;
 
+// The calling thread's scratch for one kernel call on rows of n entries or blocks of `width`
+// columns (scratch_bytes in kernels/table.h): a block per thread, grown as needed and kept
+// between calls, so that the kernels never allocate.
+Workspace scratch(ptrdiff_t n, ptrdiff_t width);
+
 template <class T>
 bool streams(ptrdiff_t elements) {
   return elements * static_cast<ptrdiff_t>(sizeof(T)) >= g_stream_min_bytes.load();

@@ -226,6 +226,14 @@ std::vector<ptrdiff_t> test_sizes() {
   return s;
 }
 
+// The driver's part in these direct kernel calls: the scratch of one call.
+logitkit::Workspace scratch(ptrdiff_t n, ptrdiff_t width = 0) {
+  static std::vector<unsigned char> block;
+  const size_t bytes = logitkit::scratch_bytes(n, width);
+  if (block.size() < bytes) block.resize(bytes);
+  return {block.data(), block.data() + block.size()};
+}
+
 // Each (dtype, function group, size, pattern, repetition) gets its own stream, so every
 // ISA sees the same inputs and a failing case can be regenerated on its own.
 class Rng {
@@ -590,11 +598,11 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
 
         {
           Check& c = checks.get<T>("softmax_row");
-          ref.softmax_row(x.data(), y_ref.data(), n);
-          k.softmax_row(x.data(), y.data(), n);
+          ref.softmax_row(x.data(), y_ref.data(), n, scratch(n));
+          k.softmax_row(x.data(), y.data(), n, scratch(n));
           compare_rows(c, y, y_ref, pi.exact, cs);
           y_in = x;
-          k.softmax_row(y_in.data(), y_in.data(), n);
+          k.softmax_row(y_in.data(), y_in.data(), n, scratch(n));
           compare_in_place(c, y_in, y, cs);
         }
         {
@@ -645,13 +653,13 @@ void run_row_functions(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
           }
           for (bool log : {false, true}) {
             Check& c = checks.get<T>(log ? "softmax_columns+log" : "softmax_columns");
-            ref.softmax_columns(cols.data(), W, c_ref.data(), W, n, W, log);
-            k.softmax_columns(cols.data(), W, c_got.data(), W, n, W, log);
+            ref.softmax_columns(cols.data(), W, c_ref.data(), W, n, W, log, scratch(n, W));
+            k.softmax_columns(cols.data(), W, c_got.data(), W, n, W, log, scratch(n, W));
             compare_rows(c, c_got, c_ref, pi.exact, Case{cs.what + (log ? " columns log" : " columns")}, &cols);
           }
           std::vector<T> l_ref(W), l_got(W);
-          ref.logsumexp_columns(cols.data(), W, l_ref.data(), n, W);
-          k.logsumexp_columns(cols.data(), W, l_got.data(), n, W);
+          ref.logsumexp_columns(cols.data(), W, l_ref.data(), n, W, scratch(n, W));
+          k.logsumexp_columns(cols.data(), W, l_got.data(), n, W, scratch(n, W));
           compare_rows(checks.get<T>("logsumexp_columns"), l_got, l_ref, pi.exact, Case{cs.what + " columns"});
         }
 
@@ -791,8 +799,8 @@ void check_loss_columns(const KernelSet<T>& ref, const KernelSet<T>& k, const st
   };
 
   std::vector<T> e_ref(W), e_got(W);
-  ref.entropy_columns(cols.data(), W, e_ref.data(), n, W);
-  k.entropy_columns(cols.data(), W, e_got.data(), n, W);
+  ref.entropy_columns(cols.data(), W, e_ref.data(), n, W, scratch(n, W));
+  k.entropy_columns(cols.data(), W, e_got.data(), n, W, scratch(n, W));
   for (ptrdiff_t j = 0; j < W; ++j) {
     compare_value<T>(checks.get<T>("entropy_columns"), e_got[size_t(j)], e_ref[size_t(j)], 0.0,
                      decided[size_t(j)], describe("entropy", j, e_got[size_t(j)], e_ref[size_t(j)]));
@@ -811,9 +819,9 @@ void check_loss_columns(const KernelSet<T>& ref, const KernelSet<T>& k, const st
   params.z_loss = 1e-3;
   std::vector<T> g_ref(cols.size(), T(-7.25)), g_got(cols.size(), T(-7.25));
   ref.cross_entropy_columns(cols.data(), W, n, W, target.data(), counted.data(), scale.data(), params,
-                            g_ref.data(), W, loss_ref.data(), lse_ref.data());
+                            g_ref.data(), W, loss_ref.data(), lse_ref.data(), scratch(n, W));
   k.cross_entropy_columns(cols.data(), W, n, W, target.data(), counted.data(), scale.data(), params,
-                          g_got.data(), W, loss_got.data(), lse_got.data());
+                          g_got.data(), W, loss_got.data(), lse_got.data(), scratch(n, W));
   for (ptrdiff_t j = 0; j < W; ++j) {
     const size_t i = size_t(j);
     compare_value<T>(checks.get<T>("cross_entropy_columns:lse"), lse_got[i], lse_ref[i], mag[i], decided[i],
@@ -920,7 +928,7 @@ void run_backward_and_hardmax(const KernelSet<T>& ref, const KernelSet<T>& k, st
           if (log) {
             ref.log_softmax_row(x.data(), fwd.data(), n, false);
           } else {
-            ref.softmax_row(x.data(), fwd.data(), n);
+            ref.softmax_row(x.data(), fwd.data(), n, scratch(n));
           }
           for (bool constant : {false, true}) {
             const double g0 = rng.normal();
@@ -1073,9 +1081,9 @@ void run_cross_entropy(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
           std::fill(grad_ref.begin(), grad_ref.end(), T(-7.25));
           std::fill(grad.begin(), grad.end(), T(-7.25));
           const logitkit::CrossEntropyRow want = ref.cross_entropy_row(
-              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad_ref.data() : nullptr);
+              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad_ref.data() : nullptr, scratch(n));
           const logitkit::CrossEntropyRow got = k.cross_entropy_row(
-              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad.data() : nullptr);
+              z.data(), n, target, soft_p, o.counted, params, gs, o.grad ? grad.data() : nullptr, scratch(n));
           const Case cs{row + describe(o, target)};
           auto describe_row = [&] {
             return cs.what + " got=(loss " + fmt(got.loss) + ", lse " + fmt(got.lse) + ", argmax " +
@@ -1137,7 +1145,7 @@ void run_cross_entropy(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
             Check& c = checks.get<T>("cross_entropy_row:grad");
             z_in = z;
             const logitkit::CrossEntropyRow in_place =
-                k.cross_entropy_row(z_in.data(), n, target, soft_p, o.counted, params, gs, z_in.data());
+                k.cross_entropy_row(z_in.data(), n, target, soft_p, o.counted, params, gs, z_in.data(), scratch(n));
             if (!same_row(in_place, got)) c.fail(describe_row() + "  differs with grad over z");
             compare_in_place(c, z_in, grad, Case{cs.what});
           }
@@ -1146,7 +1154,7 @@ void run_cross_entropy(const KernelSet<T>& ref, const KernelSet<T>& k, std::uint
             streamed.stream_grad = true;
             compare_streamed(checks.get<T>("cross_entropy_row:grad"), grad, cs, [&](T* out) {
               const logitkit::CrossEntropyRow r =
-                  k.cross_entropy_row(z.data(), n, target, soft_p, o.counted, streamed, gs, out);
+                  k.cross_entropy_row(z.data(), n, target, soft_p, o.counted, streamed, gs, out, scratch(n));
               if (!same_row(r, got)) {
                 checks.get<T>("cross_entropy_row:grad").fail(describe_row() + "  differs when streamed");
               }
@@ -1598,8 +1606,8 @@ int check_storage_rows(const char* isa, const char* type, const IsaTable& t, std
         k.log_softmax_row(x.data(), y.data(), n, false);
         t.f32.log_softmax_row(xf.data(), yf.data(), n, false);
       } else {
-        k.softmax_row(x.data(), y.data(), n);
-        t.f32.softmax_row(xf.data(), yf.data(), n);
+        k.softmax_row(x.data(), y.data(), n, scratch(n));
+        t.f32.softmax_row(xf.data(), yf.data(), n, scratch(n));
       }
       k.narrow_row(yf.data(), yr.data(), n);
       for (ptrdiff_t i = 0; i < n; ++i) {
