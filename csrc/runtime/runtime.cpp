@@ -18,12 +18,13 @@ namespace logitkit::runtime {
 
 namespace {
 
-#if defined(LOGITKIT_X86)
 struct X86Features {
+  bool sse2 = false;    // part of x86-64
   bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
   bool avx512 = false;  // F + BW + DQ + VL, with the OS saving ZMM and mask state
 };
 
+#if defined(LOGITKIT_X86)
 // The OS must enable the register state in XCR0, or the instructions fault even when CPUID
 // advertises them (e.g. AVX-512 disabled by a hypervisor).
 unsigned long long read_xcr0() {
@@ -34,6 +35,7 @@ unsigned long long read_xcr0() {
 
 X86Features detect_x86() {
   X86Features f;
+  f.sse2 = true;
   unsigned int a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = c & (1u << 27);
@@ -52,28 +54,35 @@ X86Features detect_x86() {
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
   return f;
 }
+#else
+X86Features detect_x86() { return {}; }
+#endif
 
 const X86Features& x86_features() {
   static const X86Features f = detect_x86();
   return f;
 }
+
+#if defined(__aarch64__)
+constexpr bool kAarch64 = true;
+#else
+constexpr bool kAarch64 = false;
 #endif
+
+// Whether this CPU, and the OS, can run a target's instructions: one check per target of
+// csrc/isa/isas.cmake, named supports_<name>, whether or not this build compiles the target.
+bool supports_scalar() { return true; }
+bool supports_sse2() { return x86_features().sse2; }
+bool supports_neon() { return kAarch64; }  // part of AArch64
+bool supports_avx2() { return x86_features().avx2; }
+bool supports_avx512() { return x86_features().avx512; }
 
 const IsaTable* compiled_table(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return isa_table_scalar();
-#if defined(LOGITKIT_HAVE_SSE2)
-    case Isa::sse2: return isa_table_sse2();
-#endif
-#if defined(LOGITKIT_HAVE_AVX2)
-    case Isa::avx2: return isa_table_avx2();
-#endif
-#if defined(LOGITKIT_HAVE_AVX512)
-    case Isa::avx512: return isa_table_avx512();
-#endif
-#if defined(LOGITKIT_HAVE_NEON)
-    case Isa::neon: return isa_table_neon();
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return isa_table_##name();
+    LOGITKIT_COMPILED_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return nullptr;
   }
 }
@@ -82,55 +91,44 @@ const IsaTable* compiled_table(Isa isa) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::sse2: return "sse2";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::neon: return "neon";
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return #name;
+    LOGITKIT_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return "unknown";
   }
 }
 
 std::vector<Isa> all_isas() {
-  return {Isa::scalar, Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon};
+#define LOGITKIT_ISA_VALUE(name, requirement) Isa::name,
+  return {LOGITKIT_ISAS(LOGITKIT_ISA_VALUE)};
+#undef LOGITKIT_ISA_VALUE
 }
 
 bool is_compiled(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return true;
-#if defined(LOGITKIT_HAVE_SSE2)
-    case Isa::sse2: return true;
-#endif
-#if defined(LOGITKIT_HAVE_AVX2)
-    case Isa::avx2: return true;
-#endif
-#if defined(LOGITKIT_HAVE_AVX512)
-    case Isa::avx512: return true;
-#endif
-#if defined(LOGITKIT_HAVE_NEON)
-    case Isa::neon: return true;
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return true;
+    LOGITKIT_COMPILED_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return false;
   }
 }
 
 bool cpu_supports(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return true;
-#if defined(LOGITKIT_X86)
-    case Isa::sse2: return true;  // part of x86-64
-    case Isa::avx2: return x86_features().avx2;
-    case Isa::avx512: return x86_features().avx512;
-#endif
-#if defined(__aarch64__)
-    case Isa::neon: return true;  // part of AArch64
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return supports_##name();
+    LOGITKIT_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return false;
   }
 }
 
+// The list is slowest first: the last target that runs here is the best.
 Isa best_isa() {
-  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon, Isa::sse2}) {
+  for (int i = static_cast<int>(Isa::count) - 1; i > 0; --i) {
+    const auto isa = static_cast<Isa>(i);
     if (is_compiled(isa) && cpu_supports(isa)) return isa;
   }
   return Isa::scalar;
