@@ -16,8 +16,8 @@
 #
 # To add a target:
 #   1. Write its vector types in a simd/ header, in a namespace of their own even when they
-#      reuse another target's code: code inlined from a header must never be shared between
-#      translation units compiled with different flags.
+#      reuse another target's code (as simd/avx512bf16.h does): code inlined from a header
+#      must never be shared between translation units compiled with different flags.
 #   2. Add its entry below, at its place in the order.
 #   3. Write its CPU check, `bool supports_<name>()`, next to the others in
 #      runtime/runtime.cpp (CPUID and XGETBV on x86): the build stops until it exists.
@@ -53,3 +53,9 @@ logitkit_isa(avx512
   HEADER simd/avx512.h NAMESPACE avx512
   FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
   REQUIRES "AVX-512 F, BW, DQ and VL")
+
+logitkit_isa(avx512bf16
+  ARCH x86_64
+  HEADER simd/avx512bf16.h NAMESPACE avx512bf16
+  FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16 -mavx2 -mfma -mf16c
+  REQUIRES "AVX-512 F, BW, DQ, VL and BF16")

@@ -19,9 +19,10 @@ namespace logitkit::runtime {
 namespace {
 
 struct X86Features {
-  bool sse2 = false;    // part of x86-64
-  bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
-  bool avx512 = false;  // F + BW + DQ + VL, with the OS saving ZMM and mask state
+  bool sse2 = false;        // part of x86-64
+  bool avx2 = false;        // AVX2 + FMA + F16C, with the OS saving YMM state
+  bool avx512 = false;      // F + BW + DQ + VL, with the OS saving ZMM and mask state
+  bool avx512bf16 = false;  // avx512 + AVX512_BF16 (no state of its own)
 };
 
 #if defined(LOGITKIT_X86)
@@ -47,11 +48,15 @@ X86Features detect_x86() {
   const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const unsigned int leaf7_subleaves = a;  // the highest subleaf of leaf 7
   const bool avx2 = b & (1u << 5);
   f.avx2 = ymm_state && avx2 && fma && f16c;
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
   const bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  if (leaf7_subleaves < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return f;
+  const bool avx512bf16 = a & (1u << 5);
+  f.avx512bf16 = f.avx512 && avx512bf16;
   return f;
 }
 #else
@@ -76,6 +81,7 @@ bool supports_sse2() { return x86_features().sse2; }
 bool supports_neon() { return kAarch64; }  // part of AArch64
 bool supports_avx2() { return x86_features().avx2; }
 bool supports_avx512() { return x86_features().avx512; }
+bool supports_avx512bf16() { return x86_features().avx512bf16; }
 
 const IsaTable* compiled_table(Isa isa) {
   switch (isa) {

@@ -4,7 +4,7 @@
 # (-DLOGITKIT_BUILD_ISA_HARNESS=ON -DLOGITKIT_BUILD_MODULE=OFF), from the translation units
 # and with the flags that csrc/isa/isas.cmake gives the architecture.
 #
-#   1. native build (on x86-64: scalar, sse2, avx2, avx512) and run; every table
+#   1. native build (on x86-64: scalar, sse2, avx2, avx512, avx512bf16) and run; every table
 #      of the architecture is compiled, and run only where the CPU has its instructions.
 #   2. aarch64 cross build (scalar, neon) with tests/native/aarch64-linux-gnu.cmake, static so
 #      that user-mode qemu needs no sysroot, run under qemu-aarch64 when it is installed.

@@ -1564,6 +1564,25 @@ int check_conversions(const char* isa, const char* type, const KernelSet<S>& ref
       }
     }
   }
+  // Subnormal floats, which a hardware conversion may read as zero (VCVTNEPS2BF16 does), of
+  // both signs across their range and each next to a normal value, so that vectors mix the
+  // two; and the NaNs of every kind, the infinities and the zeros.
+  for (std::uint32_t m = 1; m < 0x800000u; m += 0x3fd) {
+    for (std::uint32_t sign : {0u, 0x80000000u}) {
+      for (std::uint32_t v : {sign | m, sign | (0x3f800000u + m)}) {
+        float g;
+        std::memcpy(&g, &v, sizeof g);
+        wide.push_back(g);
+      }
+    }
+  }
+  for (std::uint32_t v : {0x7f800001u, 0xff800001u, 0x7fbfffffu, 0x7fc00000u, 0xffc00001u,
+                          0x7fffffffu, 0x7f800000u, 0xff800000u, 0x00000000u, 0x80000000u,
+                          0x007fffffu, 0x807fffffu, 0x00008000u, 0x00018000u}) {
+    float g;
+    std::memcpy(&g, &v, sizeof g);
+    wide.push_back(g);
+  }
   std::vector<S> narrow_want(wide.size()), narrow_got(wide.size());
   for (ptrdiff_t offset : {ptrdiff_t(0), ptrdiff_t(3)}) {
     const ptrdiff_t n = static_cast<ptrdiff_t>(wide.size()) - offset;
