@@ -18,12 +18,14 @@ namespace logitkit::runtime {
 
 namespace {
 
-#if defined(LOGITKIT_X86)
 struct X86Features {
-  bool avx2 = false;    // AVX2 + FMA + F16C, with the OS saving YMM state
-  bool avx512 = false;  // F + BW + DQ + VL, with the OS saving ZMM and mask state
+  bool sse2 = false;        // part of x86-64
+  bool avx2 = false;        // AVX2 + FMA + F16C, with the OS saving YMM state
+  bool avx512 = false;      // F + BW + DQ + VL, with the OS saving ZMM and mask state
+  bool avx512bf16 = false;  // avx512 + AVX512_BF16 (no state of its own)
 };
 
+#if defined(LOGITKIT_X86)
 // The OS must enable the register state in XCR0, or the instructions fault even when CPUID
 // advertises them (e.g. AVX-512 disabled by a hypervisor).
 unsigned long long read_xcr0() {
@@ -34,6 +36,7 @@ unsigned long long read_xcr0() {
 
 X86Features detect_x86() {
   X86Features f;
+  f.sse2 = true;
   unsigned int a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = c & (1u << 27);
@@ -45,35 +48,47 @@ X86Features detect_x86() {
   const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  const unsigned int leaf7_subleaves = a;  // the highest subleaf of leaf 7
   const bool avx2 = b & (1u << 5);
   f.avx2 = ymm_state && avx2 && fma && f16c;
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
   const bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  if (leaf7_subleaves < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return f;
+  const bool avx512bf16 = a & (1u << 5);
+  f.avx512bf16 = f.avx512 && avx512bf16;
   return f;
 }
+#else
+X86Features detect_x86() { return {}; }
+#endif
 
 const X86Features& x86_features() {
   static const X86Features f = detect_x86();
   return f;
 }
+
+#if defined(__aarch64__)
+constexpr bool kAarch64 = true;
+#else
+constexpr bool kAarch64 = false;
 #endif
+
+// Whether this CPU, and the OS, can run a target's instructions: one check per target of
+// csrc/isa/isas.cmake, named supports_<name>, whether or not this build compiles the target.
+bool supports_scalar() { return true; }
+bool supports_sse2() { return x86_features().sse2; }
+bool supports_neon() { return kAarch64; }  // part of AArch64
+bool supports_avx2() { return x86_features().avx2; }
+bool supports_avx512() { return x86_features().avx512; }
+bool supports_avx512bf16() { return x86_features().avx512bf16; }
 
 const IsaTable* compiled_table(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return isa_table_scalar();
-#if defined(LOGITKIT_HAVE_SSE2)
-    case Isa::sse2: return isa_table_sse2();
-#endif
-#if defined(LOGITKIT_HAVE_AVX2)
-    case Isa::avx2: return isa_table_avx2();
-#endif
-#if defined(LOGITKIT_HAVE_AVX512)
-    case Isa::avx512: return isa_table_avx512();
-#endif
-#if defined(LOGITKIT_HAVE_NEON)
-    case Isa::neon: return isa_table_neon();
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return isa_table_##name();
+    LOGITKIT_COMPILED_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return nullptr;
   }
 }
@@ -82,55 +97,44 @@ const IsaTable* compiled_table(Isa isa) {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::sse2: return "sse2";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-    case Isa::neon: return "neon";
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return #name;
+    LOGITKIT_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return "unknown";
   }
 }
 
 std::vector<Isa> all_isas() {
-  return {Isa::scalar, Isa::sse2, Isa::avx2, Isa::avx512, Isa::neon};
+#define LOGITKIT_ISA_VALUE(name, requirement) Isa::name,
+  return {LOGITKIT_ISAS(LOGITKIT_ISA_VALUE)};
+#undef LOGITKIT_ISA_VALUE
 }
 
 bool is_compiled(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return true;
-#if defined(LOGITKIT_HAVE_SSE2)
-    case Isa::sse2: return true;
-#endif
-#if defined(LOGITKIT_HAVE_AVX2)
-    case Isa::avx2: return true;
-#endif
-#if defined(LOGITKIT_HAVE_AVX512)
-    case Isa::avx512: return true;
-#endif
-#if defined(LOGITKIT_HAVE_NEON)
-    case Isa::neon: return true;
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return true;
+    LOGITKIT_COMPILED_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return false;
   }
 }
 
 bool cpu_supports(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return true;
-#if defined(LOGITKIT_X86)
-    case Isa::sse2: return true;  // part of x86-64
-    case Isa::avx2: return x86_features().avx2;
-    case Isa::avx512: return x86_features().avx512;
-#endif
-#if defined(__aarch64__)
-    case Isa::neon: return true;  // part of AArch64
-#endif
+#define LOGITKIT_ISA_CASE(name, requirement) \
+  case Isa::name: return supports_##name();
+    LOGITKIT_ISAS(LOGITKIT_ISA_CASE)
+#undef LOGITKIT_ISA_CASE
     default: return false;
   }
 }
 
+// The list is slowest first: the last target that runs here is the best.
 Isa best_isa() {
-  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon, Isa::sse2}) {
+  for (int i = static_cast<int>(Isa::count) - 1; i > 0; --i) {
+    const auto isa = static_cast<Isa>(i);
     if (is_compiled(isa) && cpu_supports(isa)) return isa;
   }
   return Isa::scalar;

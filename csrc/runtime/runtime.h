@@ -3,11 +3,15 @@
 #include <string>
 #include <vector>
 
+#include "isa_list.h"
 #include "kernels/table.h"
 
 namespace logitkit::runtime {
 
-enum class Isa : int { scalar = 0, sse2, avx2, avx512, neon, count };
+// Every target of csrc/isa/isas.cmake, in its order: isa_names()'s indices.
+#define LOGITKIT_ISA_ENUMERATOR(name, requirement) name,
+enum class Isa : int { LOGITKIT_ISAS(LOGITKIT_ISA_ENUMERATOR) count };
+#undef LOGITKIT_ISA_ENUMERATOR
 
 const char* isa_name(Isa isa);
 std::vector<Isa> all_isas();

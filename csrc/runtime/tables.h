@@ -1,14 +1,13 @@
-// One accessor per compiled ISA; each is defined in its own isa/ translation unit and only
-// called after the CPU has been checked for that ISA.
+// One accessor per compiled ISA; each is defined in its own generated isa_<name>.cpp (see
+// csrc/isa/isas.cmake) and only called after the CPU has been checked for that ISA.
 #pragma once
+#include "isa_list.h"
 #include "kernels/table.h"
 
 namespace logitkit {
 
-const IsaTable* isa_table_scalar();
-const IsaTable* isa_table_sse2();
-const IsaTable* isa_table_avx2();
-const IsaTable* isa_table_avx512();
-const IsaTable* isa_table_neon();
+#define LOGITKIT_ISA_TABLE_ACCESSOR(name, requirement) const IsaTable* isa_table_##name();
+LOGITKIT_COMPILED_ISAS(LOGITKIT_ISA_TABLE_ACCESSOR)
+#undef LOGITKIT_ISA_TABLE_ACCESSOR
 
 }  // namespace logitkit

@@ -1,4 +1,9 @@
 // AVX-512 (F, BW, DQ, VL): 16 floats or 8 doubles per vector, with mask registers.
+//
+// The avx512bf16 target compiles these same types once more, in the namespace
+// simd::avx512bf16 (see simd/avx512bf16.h, which defines LOGITKIT_SIMD_AVX512_BF16): its
+// translation unit has other flags, so not one inline function may be shared with avx512's.
+// Only its float to bfloat16 narrowing differs.
 #pragma once
 #include <immintrin.h>
 
@@ -6,7 +11,14 @@
 
 #include "simd/storage.h"
 
+#if defined(LOGITKIT_SIMD_AVX512_BF16)
+#if !defined(__AVX512BF16__)
+#error "simd/avx512bf16.h needs -mavx512bf16 (the avx512bf16 entry of csrc/isa/isas.cmake)"
+#endif
+namespace logitkit::simd::avx512bf16 {
+#else
 namespace logitkit::simd::avx512 {
+#endif
 
 struct VF32 {
   using T = float;
@@ -35,16 +47,36 @@ struct VF32 {
     return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
   }
   __m256i half_bits() const { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // The float's bits rounded to the bfloat16 in their high half, to nearest even, in 32-bit
+  // lanes; right for every float but NaN.
+  static __m512i bf16_rounded(__m512i u) {
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  }
+#if defined(LOGITKIT_SIMD_AVX512_BF16)
+  // VCVTNEPS2BF16 rounds to nearest even and makes NaN quiet as (u >> 16) | 0x40, as
+  // storage.h does, but reads a subnormal input as zero, whatever MXCSR says (so 0x007fffff
+  // gives 0x0000, not 0x0080). Lanes with a subnormal input take the integer rounding
+  // instead, and only vectors that have one pay for it.
+  __m256i bf16_bits() const {
+    const __m256i converted = (__m256i)_mm512_cvtneps_pbh(v);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i magnitude = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    // 1 <= magnitude <= 0x007fffff: exponent field 0, mantissa not 0
+    const __mmask16 subnormal = _mm512_cmplt_epu32_mask(
+        _mm512_sub_epi32(magnitude, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x007fffff));
+    if (subnormal == 0) return converted;
+    return _mm512_mask_cvtepi32_epi16(converted, subnormal, bf16_rounded(u));
+  }
+#else
   __m256i bf16_bits() const {
     const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i rounded =
-        _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
     const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
                                                   _mm512_set1_epi32(0x7f800000));
     const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, bf16_rounded(u), quiet));
   }
+#endif
   void store(half_t* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), half_bits()); }
   void store(bf16_t* p) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_bits()); }
   void stream(half_t* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), half_bits()); }
@@ -175,4 +207,4 @@ inline void transpose_in_memory(V (&r)[V::N]) {
 inline void transpose(VF32 (&r)[16]) { transpose_in_memory(r); }
 inline void transpose(VF64 (&r)[8]) { transpose_in_memory(r); }
 
-}  // namespace logitkit::simd::avx512
+}  // namespace logitkit::simd::avx512 (or avx512bf16)

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Compares every ISA's kernel table with the scalar one (tests/native/isa_equivalence.cpp),
-# without Python: the isa/ translation units are compiled directly, each with the flags
-# CMakeLists.txt gives it.
+# without Python: CMake builds the harness target, isa_equivalence, in a temporary folder
+# (-DLOGITKIT_BUILD_ISA_HARNESS=ON -DLOGITKIT_BUILD_MODULE=OFF), from the translation units
+# and with the flags that csrc/isa/isas.cmake gives the architecture.
 #
-#   1. native x86-64 build (scalar, sse2, avx2, avx512) and run; the avx512 table is always
-#      compiled, and run only where the CPU has AVX-512.
-#   2. aarch64 cross build (scalar, neon), static so that user-mode qemu needs no sysroot,
-#      run under qemu-aarch64 when it is installed.
+#   1. native build (on x86-64: scalar, sse2, avx2, avx512, avx512bf16) and run; every table
+#      of the architecture is compiled, and run only where the CPU has its instructions.
+#   2. aarch64 cross build (scalar, neon) with tests/native/aarch64-linux-gnu.cmake, static so
+#      that user-mode qemu needs no sysroot, run under qemu-aarch64 when it is installed.
 #
-# Needs g++ (or $CXX); for step 2 aarch64-linux-gnu-g++ (or $AARCH64_CXX) and qemu-aarch64
-# or qemu-aarch64-static (Debian: g++-aarch64-linux-gnu, qemu-user). Without the cross
-# compiler step 2 is skipped, unless LOGITKIT_REQUIRE_CROSS=1. Arguments go to the harness
-# ([-v] [seed]). The last line totals both runs; the exit status is non-zero on any failure.
+# Needs cmake (and ninja, when found) and a C++17 compiler (CMake's choice, or $CXX); for
+# step 2 aarch64-linux-gnu-g++ (or $AARCH64_CXX) and qemu-aarch64 or qemu-aarch64-static
+# (Debian: g++-aarch64-linux-gnu, qemu-user). Without the cross compiler step 2 is skipped,
+# unless LOGITKIT_REQUIRE_CROSS=1.
+# Arguments go to the harness ([-v] [seed]). The last line totals both runs; the exit status
+# is non-zero on any failure.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,44 +23,31 @@ cd "$repo"
 build=$(mktemp -d "${TMPDIR:-/tmp}/logitkit-isa.XXXXXX")
 trap 'rm -rf "$build"' EXIT
 
-# As in CMakeLists.txt (C++17 without GNU extensions, no -ffast-math: the kernels rely on
-# IEEE NaN and infinity), at -O2.
-common=(-std=c++17 -O2 -Wall -Wextra -fno-math-errno -ffp-contract=off -Icsrc)
-harness=tests/native/isa_equivalence.cpp
 status=0 passed=0 failed=0
+generator=()
+if command -v ninja > /dev/null; then generator=(-G Ninja); fi
+jobs=$(nproc 2> /dev/null || echo 2)
 
-compile() {
-  local cxx=$1 out=$2 src=$3
-  shift 3
-  "$cxx" "${common[@]}" "$@" -c "$src" -o "$out"
-}
-
-# build_and_link CXX DIR LINKFLAGS -- NAME:FLAGS...  (one entry per csrc/isa/ unit). The
-# units compile in parallel: the avx512 one alone takes most of the build time.
-build_and_link() {
-  local cxx=$1 dir=$2 link=$3
-  shift 4
-  mkdir -p "$dir"
-  local pids=() objs=() defines=() entry name flags
-  for entry in "$@"; do
-    name=${entry%%:*}
-    flags=${entry#*:}
-    # shellcheck disable=SC2086  # flags is a space-separated list by construction
-    compile "$cxx" "$dir/isa_$name.o" "csrc/isa/isa_$name.cpp" $flags &
-    pids+=($!)
-    objs+=("$dir/isa_$name.o")
-    if [[ $name != scalar ]]; then defines+=("-DHAVE_${name^^}"); fi
-  done
-  compile "$cxx" "$dir/harness.o" "$harness" ${defines[@]+"${defines[@]}"} &
-  pids+=($!)
-  local failed_jobs=0 pid
-  for pid in "${pids[@]}"; do wait "$pid" || failed_jobs=1; done
-  if ((failed_jobs)); then
-    echo "error: build failed ($cxx)" >&2
+# build_harness DIR [CMAKE ARGS...]: configures and builds the harness target in DIR; the
+# compiler's output goes to DIR.build.log, shown only when the build fails (GCC 12's
+# avx512fintrin.h floods the avx512 units with -W(maybe-)uninitialized false positives).
+build_harness() {
+  local dir=$1
+  shift
+  if ! cmake -S "$repo" -B "$dir" "${generator[@]+"${generator[@]}"}" \
+    -DCMAKE_BUILD_TYPE=Release -DLOGITKIT_BUILD_MODULE=OFF -DLOGITKIT_BUILD_ISA_HARNESS=ON "$@" \
+    > "$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log" >&2
+    echo "error: cmake configure failed" >&2
     return 1
   fi
-  # shellcheck disable=SC2086
-  "$cxx" $link "$dir/harness.o" "${objs[@]}" -o "$dir/isa_equivalence" -lm
+  grep -E 'logitkit kernel tables' "$dir.configure.log" || true
+  if ! cmake --build "$dir" --target isa_equivalence --parallel "$jobs" \
+    > "$dir.build.log" 2>&1; then
+    cat "$dir.build.log" >&2
+    echo "error: build failed" >&2
+    return 1
+  fi
 }
 
 # run_harness NAME COMMAND...: runs it and adds its closing "N passed, M failed" to the
@@ -90,19 +80,7 @@ arch=$(uname -m)
 
 echo "== native build ($arch)"
 t0=$SECONDS
-native=()
-# GCC 12's avx512fintrin.h initialises _mm512_undefined_* from itself, which floods the
-# avx512 build with -W(maybe-)uninitialized false positives; warnings only, code unchanged.
-avx512_quiet="-Wno-uninitialized -Wno-maybe-uninitialized"
-case $arch in
-  x86_64 | amd64)
-    native=("scalar:" "sse2:" "avx2:-mavx2 -mfma -mf16c"
-      "avx512:-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c $avx512_quiet")
-    ;;
-  aarch64 | arm64) native=("scalar:" "neon:") ;;
-  *) native=("scalar:") ;;
-esac
-build_and_link "${CXX:-g++}" "$build/native" "" -- "${native[@]}"
+build_harness "$build/native"
 echo "built in $(elapsed "$t0")"
 t0=$SECONDS
 run_harness native "$build/native/isa_equivalence" "$@"
@@ -127,7 +105,8 @@ if ! command -v "$cross" > /dev/null; then
   finish
 fi
 t0=$SECONDS
-build_and_link "$cross" "$build/aarch64" "-static" -- "scalar:" "neon:"
+AARCH64_CXX=$cross build_harness "$build/aarch64" \
+  -DCMAKE_TOOLCHAIN_FILE="$repo/tests/native/aarch64-linux-gnu.cmake"
 echo "built in $(elapsed "$t0")"
 
 qemu=""

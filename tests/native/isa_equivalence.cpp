@@ -6,8 +6,9 @@
 // place of the element type; anything decided by the special-value rules (NaN, infinities,
 // rows that are all -inf, huge finite values) must come out exactly as in the scalar table.
 //
-// Build: see check_isas.sh. Only the ISA tables named by HAVE_SSE2, HAVE_AVX2, HAVE_AVX512
-// and HAVE_NEON are linked, and each is only run when the CPU can execute it.
+// Build: the CMake target isa_equivalence (option LOGITKIT_BUILD_ISA_HARNESS), as
+// check_isas.sh does. It links the tables of every ISA that csrc/isa/isas.cmake compiles for
+// the target architecture, and runs each one the runtime finds this CPU able to execute.
 // Usage: isa_equivalence [-v] [seed]; -v shows the worst case of each line. Exit status 1
 // when any check fails.
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "runtime/runtime.h"
 #include "runtime/tables.h"
 
 namespace {
@@ -1508,7 +1510,7 @@ void run_dtype(const char* isa, const IsaTable& scalar, const IsaTable& table, s
   run_transposes(Dtype<T>::of(scalar), Dtype<T>::of(table), seed, checks);
   for (Check& c : checks.all()) {
     const bool ok = c.failed == 0;
-    std::printf("%-7s %s  %-24s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
+    std::printf("%-10s %s  %-24s max %9.3f ulp  tol %3g  %8ld values  %s", isa, Dtype<T>::name,
                 c.func.c_str(), c.max_ulp, c.tol, c.compared, ok ? "ok" : "FAIL");
     if (c.nan_rows) {
       std::printf("  [NaN rows: max differs from scalar in %ld of %ld]", c.nan_row_max_differs, c.nan_rows);
@@ -1570,6 +1572,25 @@ int check_conversions(const char* isa, const char* type, const KernelSet<S>& ref
       }
     }
   }
+  // Subnormal floats, which a hardware conversion may read as zero (VCVTNEPS2BF16 does), of
+  // both signs across their range and each next to a normal value, so that vectors mix the
+  // two; and the NaNs of every kind, the infinities and the zeros.
+  for (std::uint32_t m = 1; m < 0x800000u; m += 0x3fd) {
+    for (std::uint32_t sign : {0u, 0x80000000u}) {
+      for (std::uint32_t v : {sign | m, sign | (0x3f800000u + m)}) {
+        float g;
+        std::memcpy(&g, &v, sizeof g);
+        wide.push_back(g);
+      }
+    }
+  }
+  for (std::uint32_t v : {0x7f800001u, 0xff800001u, 0x7fbfffffu, 0x7fc00000u, 0xffc00001u,
+                          0x7fffffffu, 0x7f800000u, 0xff800000u, 0x00000000u, 0x80000000u,
+                          0x007fffffu, 0x807fffffu, 0x00008000u, 0x00018000u}) {
+    float g;
+    std::memcpy(&g, &v, sizeof g);
+    wide.push_back(g);
+  }
   std::vector<S> narrow_want(wide.size()), narrow_got(wide.size());
   for (ptrdiff_t offset : {ptrdiff_t(0), ptrdiff_t(3)}) {
     const ptrdiff_t n = static_cast<ptrdiff_t>(wide.size()) - offset;
@@ -1583,7 +1604,7 @@ int check_conversions(const char* isa, const char* type, const KernelSet<S>& ref
       }
     }
   }
-  std::printf("%-7s %-8s conversions (all 2^16 values, %zu float32 values)  %s\n", isa, type,
+  std::printf("%-10s %-8s conversions (all 2^16 values, %zu float32 values)  %s\n", isa, type,
               wide.size(), failed ? "FAIL" : "ok");
   return failed;
 }
@@ -1618,7 +1639,7 @@ int check_storage_rows(const char* isa, const char* type, const IsaTable& t, std
       }
     }
   }
-  std::printf("%-7s %-8s softmax rows = float32 rows rounded once  %s\n", isa, type,
+  std::printf("%-10s %-8s softmax rows = float32 rows rounded once  %s\n", isa, type,
               failed ? "FAIL" : "ok");
   return failed;
 }
@@ -1640,29 +1661,18 @@ struct Isa {
   const char* requirement;
 };
 
-#if defined(__x86_64__) || defined(__i386__)
-#define CPU_HAS(feature) __builtin_cpu_supports(feature)
-#endif
-
+// Every vector ISA of csrc/isa/isas.cmake that this build compiles, with the runtime's
+// verdict on this CPU; the scalar table is the reference, not a candidate.
 std::vector<Isa> compiled_isas() {
+  namespace rt = logitkit::runtime;
   std::vector<Isa> isas;
-#if defined(HAVE_SSE2)
-  isas.push_back({"sse2", &logitkit::isa_table_sse2, bool(CPU_HAS("sse2")), "sse2"});
-#endif
-#if defined(HAVE_AVX2)
-  isas.push_back({"avx2", &logitkit::isa_table_avx2, CPU_HAS("avx2") && CPU_HAS("fma"), "avx2, fma"});
-#endif
-#if defined(HAVE_AVX512)
-  isas.push_back({"avx512", &logitkit::isa_table_avx512,
-                  CPU_HAS("avx512f") && CPU_HAS("avx512bw") && CPU_HAS("avx512dq") && CPU_HAS("avx512vl"),
-                  "avx512f, avx512bw, avx512dq, avx512vl"});
-#endif
-#if defined(HAVE_NEON)
-#if !defined(__aarch64__)
-#error "HAVE_NEON needs an aarch64 target"
-#endif
-  isas.push_back({"neon", &logitkit::isa_table_neon, true, "aarch64"});
-#endif
+#define LOGITKIT_HARNESS_ISA(name, requirement)                                         \
+  if (rt::Isa::name != rt::Isa::scalar) {                                                \
+    isas.push_back(                                                                      \
+        {#name, &logitkit::isa_table_##name, rt::cpu_supports(rt::Isa::name), requirement}); \
+  }
+  LOGITKIT_COMPILED_ISAS(LOGITKIT_HARNESS_ISA)
+#undef LOGITKIT_HARNESS_ISA
   return isas;
 }
 
@@ -1689,7 +1699,8 @@ int main(int argc, char** argv) {
   if (isas.empty()) std::printf("no vector ISA compiled in: nothing to compare\n");
   for (const Isa& isa : isas) {
     if (!isa.supported) {
-      std::printf("%-7s compiled but skipped: this CPU lacks %s\n", isa.name, isa.requirement);
+      std::printf("%-10s compiled but skipped: it needs %s, which this CPU (or OS) lacks\n", isa.name,
+                  isa.requirement);
       continue;
     }
     const IsaTable& table = *isa.table();

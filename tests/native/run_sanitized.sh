@@ -53,32 +53,31 @@ case $kind in
   thread)
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     echo "== building tests/native/thread_safety.cpp with -fsanitize=thread in $build"
-    common=(-std=c++17 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -fno-math-errno
-      -ffp-contract=off -Icsrc -DLOGITKIT_VERSION="\"$version\"")
+    tsan=(-fsanitize=thread -fno-omit-frame-pointer)
+    # The ISA tables, each with the flags csrc/isa/isas.cmake gives it, come from CMake's static
+    # library logitkit_isa_tables (no Python module, no OpenMP); the rest of the library and
+    # the test are compiled here, with the same options.
+    cmake -S . -B "$build/cmake" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+      -DCMAKE_CXX_FLAGS="${tsan[*]}" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+      -DLOGITKIT_BUILD_MODULE=OFF -DLOGITKIT_BUILD_ISA_HARNESS=ON > "$build/configure.log" ||
+      { cat "$build/configure.log"; exit 1; }
+    cmake --build "$build/cmake" --target logitkit_isa_tables > "$build/build.log" ||
+      { cat "$build/build.log"; exit 1; }
+    common=(-std=c++17 -O1 -g "${tsan[@]}" -fno-math-errno -ffp-contract=off -Icsrc
+      -I"$build/cmake/generated" -DLOGITKIT_VERSION="\"$version\"")
     units=(csrc/parallel/*.cpp csrc/runtime/runtime.cpp csrc/runtime/buffer_pool.cpp
-      csrc/isa/isa_scalar.cpp tests/native/thread_safety.cpp)
-    case $(uname -m) in
-      x86_64)
-        common+=(-DLOGITKIT_HAVE_SSE2 -DLOGITKIT_HAVE_AVX2 -DLOGITKIT_HAVE_AVX512)
-        units+=(csrc/isa/isa_sse2.cpp csrc/isa/isa_avx2.cpp csrc/isa/isa_avx512.cpp) ;;
-      aarch64)
-        common+=(-DLOGITKIT_HAVE_NEON)
-        units+=(csrc/isa/isa_neon.cpp) ;;
-    esac
-    # each ISA's unit with the flags CMakeLists.txt gives it
-    declare -A isa_flags=([isa_avx2]="-mavx2 -mfma -mf16c"
-      [isa_avx512]="-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c")
+      tests/native/thread_safety.cpp)
     objects=()
     pids=()
     for unit in "${units[@]}"; do
       name=$(basename "$unit" .cpp)
-      # shellcheck disable=SC2086  # a space-separated flag list by construction
-      g++ "${common[@]}" ${isa_flags[$name]:-} -c "$unit" -o "$build/$name.o" &
+      g++ "${common[@]}" -c "$unit" -o "$build/$name.o" &
       pids+=($!)
       objects+=("$build/$name.o")
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
-    g++ -fsanitize=thread "${objects[@]}" -o "$build/thread_safety" -lpthread
+    g++ -fsanitize=thread "${objects[@]}" "$build/cmake/liblogitkit_isa_tables.a" \
+      -o "$build/thread_safety" -lpthread
     echo "== tests/native/thread_safety under ThreadSanitizer"
     "$build/thread_safety"
     exit 0

@@ -1,0 +1,84 @@
+# Generates the per-ISA code from the list in isas.cmake, into LOGITKIT_ISA_GENERATED_DIR:
+#   isa_<name>.cpp  one translation unit per target of this architecture (from isa.cpp.in),
+#                   with the target's FLAGS as its compile options
+#   isa_list.h      the X-macro lists LOGITKIT_ISAS and LOGITKIT_COMPILED_ISAS (from
+#                   isa_list.h.in), which runtime/, the tables and the harness expand
+# and sets LOGITKIT_ISA_SOURCES to those translation units. Included from the top-level
+# CMakeLists.txt, so that the source properties hold for its targets.
+
+set(LOGITKIT_ISA_GENERATED_DIR "${CMAKE_BINARY_DIR}/generated")
+
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(LOGITKIT_ARCH x86_64)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(LOGITKIT_ARCH aarch64)
+else()
+  set(LOGITKIT_ARCH "")  # the portable scalar table only
+endif()
+
+set(LOGITKIT_ISAS "")
+
+function(logitkit_isa name)
+  cmake_parse_arguments(PARSE_ARGV 1 ISA "" "ARCH;HEADER;NAMESPACE;REQUIRES" "FLAGS")
+  set(where "csrc/isa/isas.cmake, logitkit_isa(${name})")
+  if(ISA_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "${where}: unexpected arguments ${ISA_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT name MATCHES "^[a-z][a-z0-9_]*$")
+    message(FATAL_ERROR "${where}: the name must be a lower-case C++ identifier")
+  endif()
+  if(name IN_LIST LOGITKIT_ISAS)
+    message(FATAL_ERROR "${where}: listed twice")
+  endif()
+  foreach(field ARCH HEADER NAMESPACE REQUIRES)
+    if(NOT DEFINED ISA_${field} OR ISA_${field} STREQUAL "")
+      message(FATAL_ERROR "${where}: ${field} is missing")
+    endif()
+  endforeach()
+  if(NOT ISA_ARCH MATCHES "^(any|x86_64|aarch64)$")
+    message(FATAL_ERROR "${where}: ARCH must be any, x86_64 or aarch64, not ${ISA_ARCH}")
+  endif()
+  if(ISA_REQUIRES MATCHES "[\"\\\\]")
+    message(FATAL_ERROR "${where}: REQUIRES becomes a C++ string: no quotes or backslashes")
+  endif()
+  list(APPEND LOGITKIT_ISAS ${name})
+  set(LOGITKIT_ISAS "${LOGITKIT_ISAS}" PARENT_SCOPE)
+  foreach(field ARCH HEADER NAMESPACE REQUIRES FLAGS)
+    set(LOGITKIT_ISA_${name}_${field} "${ISA_${field}}" PARENT_SCOPE)
+  endforeach()
+endfunction()
+
+include("${CMAKE_CURRENT_LIST_DIR}/isas.cmake")
+
+list(GET LOGITKIT_ISAS 0 _logitkit_first)
+if(NOT _logitkit_first STREQUAL "scalar" OR NOT LOGITKIT_ISA_scalar_ARCH STREQUAL "any")
+  # the runtime falls back to it, and the harness compares every other table with it
+  message(FATAL_ERROR "csrc/isa/isas.cmake: the first target must be scalar, for any ARCH")
+endif()
+
+set(LOGITKIT_ISA_SOURCES "")
+set(LOGITKIT_ISAS_X "")
+set(LOGITKIT_COMPILED_ISAS_X "")
+foreach(ISA_NAME IN LISTS LOGITKIT_ISAS)
+  set(entry " \\\n  X(${ISA_NAME}, \"${LOGITKIT_ISA_${ISA_NAME}_REQUIRES}\")")
+  string(APPEND LOGITKIT_ISAS_X "${entry}")
+  set(arch "${LOGITKIT_ISA_${ISA_NAME}_ARCH}")
+  if(NOT (arch STREQUAL "any" OR arch STREQUAL LOGITKIT_ARCH))
+    continue()
+  endif()
+  string(APPEND LOGITKIT_COMPILED_ISAS_X "${entry}")
+  set(ISA_HEADER "${LOGITKIT_ISA_${ISA_NAME}_HEADER}")
+  set(ISA_NAMESPACE "${LOGITKIT_ISA_${ISA_NAME}_NAMESPACE}")
+  set(source "${LOGITKIT_ISA_GENERATED_DIR}/isa_${ISA_NAME}.cpp")
+  configure_file("${CMAKE_CURRENT_LIST_DIR}/isa.cpp.in" "${source}" @ONLY)
+  set_source_files_properties("${source}" PROPERTIES
+    COMPILE_OPTIONS "${LOGITKIT_ISA_${ISA_NAME}_FLAGS}")
+  list(APPEND LOGITKIT_ISA_SOURCES "${source}")
+endforeach()
+configure_file("${CMAKE_CURRENT_LIST_DIR}/isa_list.h.in" "${LOGITKIT_ISA_GENERATED_DIR}/isa_list.h"
+  @ONLY)
+
+list(TRANSFORM LOGITKIT_ISA_SOURCES REPLACE ".*/isa_(.*)\\.cpp$" "\\1"
+  OUTPUT_VARIABLE _logitkit_compiled)
+string(REPLACE ";" ", " _logitkit_compiled "${_logitkit_compiled}")
+message(STATUS "logitkit kernel tables (${CMAKE_SYSTEM_PROCESSOR}): ${_logitkit_compiled}")
