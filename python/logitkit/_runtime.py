@@ -90,7 +90,8 @@ def active_isa() -> str:
 def use_isa(name: str) -> Iterator[str]:
     """Run the enclosed calls with the kernels of one instruction set.
 
-    ``name`` is one of ``"scalar"``, ``"sse2"``, ``"avx2"``, ``"avx512"``, ``"neon"``.
+    ``name`` is one of ``"scalar"``, ``"sse2"``, ``"avx2"``, ``"avx512"``, ``"avx512bf16"``,
+    ``"neon"``.
     Asking for one this build or this CPU lacks raises ValueError. The choice is local to
     the current thread (a :mod:`contextvars` variable) and undone when the block exits.
 
