@@ -53,7 +53,7 @@ def run(func: Any, *args: Any, **kwargs: Any) -> tuple[Any, BaseException | None
 def tolerances(dtype: np.dtype, name: str) -> tuple[float, float]:
     """(rtol, atol) between logitkit and SciPy. SciPy computes float32 and float16 in that
     precision (exp of float32 arguments up to ~100 carries ~1e-6 relative error, float16
-    sums round each step); logitkit computes them in float32 blocks and rounds once."""
+    sums round each step); logitkit computes them in float32 and rounds once."""
     if dtype == np.float16:
         return 4e-3, 1e-7
     if dtype == np.float32:

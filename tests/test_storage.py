@@ -1,6 +1,8 @@
-"""float16 and bfloat16 are converted to and from float32 natively (F16C on x86, bit-level
-code elsewhere). The conversions are exact operations: they must match NumPy's (float16) and
-ml_dtypes' (bfloat16) bit for bit on every ISA, subnormals, ties, overflow and NaN included."""
+"""float16 and bfloat16 are storage types, converted to and from float32 in the kernels' own
+loads and stores (F16C, AVX-512 and AVX512_BF16 on x86, bit-level code elsewhere). The
+conversions are exact operations: they must match NumPy's (float16) and ml_dtypes' (bfloat16)
+bit for bit on every ISA, subnormals, ties, overflow and NaN included; and a 16-bit result is
+the float32 result rounded once."""
 
 from __future__ import annotations
 
@@ -99,9 +101,9 @@ def test_small_probabilities_round_trip_through_the_functions(isa):
 
 
 @pytest.mark.parametrize("func", ["softmax", "log_softmax", "sigmoid"])
-def test_staged_calls_equal_float32_rounded_once(isa, storage, func):
-    # Arrays larger than one stage (2 MB of float32) run a stage at a time; each result must
-    # be the float32 computation rounded once, whatever stage its row fell in.
+def test_native_calls_equal_float32_rounded_once(isa, storage, func):
+    # The kernels read and write the 16-bit rows themselves, computing in float32: each result
+    # must be the float32 computation rounded once, in every row of a multi-megabyte array.
     x = (np.random.default_rng(2).standard_normal((300, 5000)) * 4).astype(storage)
     want = narrowed(getattr(lk, func)(x.astype(np.float32)), storage)
     bits = np.uint16
@@ -123,7 +125,7 @@ def test_staged_calls_equal_float32_rounded_once(isa, storage, func):
 
 @pytest.mark.parametrize("func", ["logsumexp", "entropy_from_logits"])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_staged_reductions_equal_float32_rounded_once(isa, storage, func, keepdims):
+def test_native_reductions_equal_float32_rounded_once(isa, storage, func, keepdims):
     x = (np.random.default_rng(3).standard_normal((3, 150, 5000)) * 4).astype(storage)
     want = narrowed(getattr(lk, func)(x.astype(np.float32), keepdims=keepdims), storage)
     got = getattr(lk, func)(x, keepdims=keepdims)
@@ -132,7 +134,7 @@ def test_staged_reductions_equal_float32_rounded_once(isa, storage, func, keepdi
 
 
 @pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "reduction": "sum"}])
-def test_staged_cross_entropy_equals_float32(isa, storage, options):
+def test_native_cross_entropy_equals_float32(isa, storage, options):
     rng = np.random.default_rng(4)
     z = (rng.standard_normal((300, 5000)) * 4).astype(storage)
     target = rng.integers(0, z.shape[1], z.shape[0])
