@@ -100,3 +100,21 @@ def test_threads_do_not_change_bits():
     for t in (2, 3):
         for x, y in zip(lk.jensen_shannon_from_logits_with_grad(a, b, threads=t), one, strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_total_beyond_float64_range_is_inf_without_a_warning(reduction):
+    # each row's divergence is finite (8e307) but their sum is not: the reduced value is inf,
+    # as the reference gives it, and NumPy's overflow warning does not reach the caller
+    # (warnings are errors in this suite)
+    q = np.array([[0.0, -1.6e308]] * 4)
+    p = np.zeros((4, 2))
+    rows = lk.kl_divergence_from_logits(p, q, reduction="none")
+    assert np.all(np.isfinite(rows))
+    total = lk.kl_divergence_from_logits(p, q, reduction=reduction)
+    if reduction == "sum":
+        assert total == np.inf
+    else:  # the mean of finite rows is finite, summed in float64 first
+        assert total == np.inf or np.isclose(total, rows.mean())
+    # F.kl_div style: target * (log(target) - input), 1.7e308 per element
+    assert lk.kl_div(np.full(4, -1.7e308), np.ones(4), reduction="sum") == np.inf

@@ -93,7 +93,9 @@ def _divergence(
     if reduction == "none":
         res: Any = finish(value.reshape(rows_shape), result)
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # A total beyond the result dtype's range is inf, as the kernels' own results are,
+        # without NumPy's overflow warning; so are inf - inf sums (NaN).
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             res = result.type(value.sum() / denominator)
     if not want_grad:
         return res, None, None
@@ -271,7 +273,8 @@ def kl_div(
     if reduction == "none":
         return pointwise
     values = np.asarray(pointwise)
-    total = float(np.sum(values, dtype=np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):  # an overflowing total is inf
+        total = float(np.sum(values, dtype=np.float64))
     if reduction == "mean":
         total = total / values.size if values.size else float("nan")
     elif reduction == "batchmean":

@@ -476,7 +476,8 @@ def _run(
     if reduction == "none":
         loss: Any = cast(loss_rows.astype(st.compute).reshape(st.rows_shape), st.result)
     else:
-        total = np.float64(loss_rows.sum())
+        with np.errstate(invalid="ignore", over="ignore"):  # an overflowing total is inf
+            total = np.float64(loss_rows.sum())
         if reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
                 total = total / np.float64(st.denominator)

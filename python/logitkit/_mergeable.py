@@ -313,11 +313,12 @@ class CrossEntropyPartial:
         )
         if reduction == "none":
             return cast(loss, self.dtype)
-        total = loss.sum()
-        if reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
+        # A total beyond the result dtype's range is inf, without NumPy's overflow warning.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            total = loss.sum()
+            if reduction == "mean":
                 total = np.float64(total) / np.float64(weight.sum())
-        return self.dtype.type(total)
+            return self.dtype.type(total)
 
     def correct(self) -> NDArray[np.bool_]:
         """Rows that count whose first largest logit is at the target class."""

@@ -594,7 +594,9 @@ def cross_entropy(
     loss = pairs[:, 0]
     if reduction == "none":
         return _array(loss.astype(result))
-    total = loss.sum()
-    if reduction == "sum":
-        return _array(total.astype(result))
-    return _array((total / pairs[:, 1].sum()).astype(result))
+    # A total beyond the result dtype's range is inf, without NumPy's overflow warning.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        total = loss.sum()
+        if reduction == "sum":
+            return _array(total.astype(result))
+        return _array((total / pairs[:, 1].sum()).astype(result))
