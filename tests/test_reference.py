@@ -944,3 +944,11 @@ def test_float32_is_float64_rounded_once(x: NDArray[np.float32]) -> None:
         got = func(x)
         assert np.asarray(got).dtype == np.float32
         _same(got, np.asarray(func(x.astype(np.float64))).astype(np.float32))
+
+
+@pytest.mark.parametrize("y", [1e300, 1e308, np.finfo(np.float64).max])
+def test_kl_div_and_rel_entr_of_infinite_x_near_the_largest_double(y):
+    # the test x <= 2y of the series' range overflowed to inf for y above half the largest
+    # double, which sent x = inf into the series and gave NaN instead of the formula's +inf
+    assert ref.kl_div_elementwise(np.inf, y) == np.inf
+    assert ref.rel_entr(np.inf, y) == np.inf

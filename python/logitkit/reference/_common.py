@@ -304,7 +304,7 @@ def log_ratio(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.floa
     ``log x - log y`` (of magnitude above 700) takes over.
     """
     with np.errstate(all="ignore"):
-        near = (x >= 0.5 * y) & (x <= 2.0 * y)
+        near = (x >= 0.5 * y) & (0.5 * x <= y)  # 2 * y would overflow for y above max / 2
         ratio = x / y
         normal = np.isfinite(ratio) & (ratio >= np.finfo(np.float64).tiny)
         far = np.where(normal, np.log(ratio), np.log(x) - np.log(y))

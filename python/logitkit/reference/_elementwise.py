@@ -126,7 +126,9 @@ def _t_minus_log1p_t(t: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _kl_div64(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     with np.errstate(all="ignore"):
-        near = (x >= 0.5 * y) & (x <= 2.0 * y)
+        # 0.5 * x <= y rather than x <= 2 * y, which overflows to inf for y above half the
+        # largest double and so took x = inf for near
+        near = (x >= 0.5 * y) & (0.5 * x <= y)
         # x log(x/y) - x + y = x (t - log1p(t)) with t = y/x - 1, exact-ish near x = y.
         close = x * _t_minus_log1p_t(np.where(near, (y - x) / x, 0.0))
         far = x * (log_ratio(x, y) - 1.0) + y
