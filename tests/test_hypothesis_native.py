@@ -32,10 +32,15 @@ from hypothesis.extra.numpy import arrays
 import logitkit as lk
 from logitkit import reference as ref
 
-# LOGITKIT_HYPOTHESIS_EXAMPLES raises the budget for a longer search than CI's
+# LOGITKIT_HYPOTHESIS_EXAMPLES raises the budget for a longer, random search than CI's. The
+# default search is derandomized, so that a run's verdict depends on the code alone: an edge
+# case a random search happens on is reproduced with the budget above and then fixed, or
+# kept as a strict xfail, rather than failing one CI run in some.
+_EXAMPLES = os.environ.get("LOGITKIT_HYPOTHESIS_EXAMPLES")
 settings.register_profile(
     "native-vs-reference",
-    max_examples=int(os.environ.get("LOGITKIT_HYPOTHESIS_EXAMPLES", "80")),
+    max_examples=int(_EXAMPLES or "80"),
+    derandomize=_EXAMPLES is None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -281,7 +281,8 @@ def kl_div(
         # PyTorch divides by the input's first dimension, not the broadcast result's
         batch = np.shape(input)[0] if np.ndim(input) else 1
         total = total / batch if batch else float("nan")
-    return values.dtype.type(total)
+    with np.errstate(over="ignore"):  # a total beyond the result dtype's range is inf
+        return values.dtype.type(total)
 
 
 def entropy(

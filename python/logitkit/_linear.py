@@ -481,7 +481,8 @@ def _run(
         if reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
                 total = total / np.float64(st.denominator)
-        loss = st.result.type(total)
+        with np.errstate(over="ignore"):  # a total beyond the result dtype's range is inf
+            loss = st.result.type(total)
     if not want_grad:
         return loss, None, None, None
     assert gx is not None

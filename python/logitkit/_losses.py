@@ -591,7 +591,8 @@ def _bce(
         return finish(loss.reshape(x.shape), result), grad_res
     if reduction == "mean":
         total = total / x.size if x.size else float("nan")
-    return result.type(total), grad_res
+    with np.errstate(over="ignore"):  # a total beyond the result dtype's range is inf
+        return result.type(total), grad_res
 
 
 def binary_cross_entropy_with_logits(
