@@ -37,14 +37,22 @@ struct Workspace {
   unsigned char* end;
 };
 
-// A bound on the scratch one call of any kernel takes, for rows of n entries or blocks of
-// `width` columns of n entries: two rows and their block maxima for the row kernels, twice
-// that for a special column's row in the column kernels, and the column kernels' per-column
-// arrays (16 arrays of 8-byte slots, padded to 16 columns), with room to align each piece.
+// The scratch one call of any kernel computing in T takes, for a row of n entries (width 0)
+// or a block of `width` columns of n entries, each piece with room for its 64-byte alignment.
+// A row kernel takes a row of exponentials and its blocks' maxima (softmax_row,
+// cross_entropy_row). A column kernel takes its per-column arrays (16 arrays of 8-byte slots,
+// padded to 16 columns), two rows for a special column, and a row kernel's share for that
+// column's cross-entropy.
+template <class T>
 constexpr std::size_t scratch_bytes(std::ptrdiff_t n, std::ptrdiff_t width) {
-  const auto rows = static_cast<std::size_t>(4 * n + 16) * sizeof(double);
-  const auto columns = static_cast<std::size_t>((width + 15) / 16 * 16) * 8 * 16;
-  return rows + columns + 16 * 64;
+  const auto items = [](std::ptrdiff_t count) {
+    return static_cast<std::size_t>(count) * sizeof(T) + 64;
+  };
+  const std::ptrdiff_t block = kStatsBlockBytes / static_cast<std::ptrdiff_t>(sizeof(T));
+  const std::size_t row = items(n) + items(n / block + 1);
+  if (width == 0) return row;
+  const auto columns = static_cast<std::size_t>((width + 15) / 16 * 16) * 8 * 16 + 64;
+  return columns + items(2 * n) + row;
 }
 
 // Options of the fused cross-entropy that are the same for every row.

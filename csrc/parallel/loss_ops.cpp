@@ -51,7 +51,7 @@ void cross_entropy(const KernelSet<S>& k, const RowShape& shape, const StridedAr
           k.cross_entropy_columns(zc + zo + first, z.axis_stride, n, cols, rows.target + row,
                                   rows.counted + row, has_grad ? rows.grad_scale + row : nullptr,
                                   params, has_grad ? gc + go + first : nullptr, grad.axis_stride,
-                                  rows.loss + row, rows.lse + row, scratch(n, cols));
+                                  rows.loss + row, rows.lse + row, scratch<T>(n, cols));
           no_argmax(row, cols);
         });
     return;
@@ -63,7 +63,7 @@ void cross_entropy(const KernelSet<S>& k, const RowShape& shape, const StridedAr
       k.cross_entropy_columns(in, count, n, count, rows.target + first, rows.counted + first,
                               has_grad ? rows.grad_scale + first : nullptr, params,
                               has_grad ? out : nullptr, count, rows.loss + first,
-                              rows.lse + first, scratch(n, count));
+                              rows.lse + first, scratch<T>(n, count));
       no_argmax(first, count);
       if (!has_grad) return;
       columns_to_rows(k, out, gd, offsets, 2, first, count, n, staging);
@@ -90,7 +90,7 @@ void cross_entropy(const KernelSet<S>& k, const RowShape& shape, const StridedAr
     const double scale = has_grad ? rows.grad_scale[r] : 0.0;
     const CrossEntropyRow res =
         k.cross_entropy_row(zr, n, target, sr, counted, row_params, scale, g_target,
-                            scratch(n, 0));
+                            scratch<T>(n, 0));
     if (has_grad && !contiguous) scatter(g_target, n, gr, grad.axis_stride);
     rows.loss[r] = res.loss;
     rows.lse[r] = res.lse;

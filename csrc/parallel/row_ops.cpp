@@ -45,7 +45,7 @@ void softmax_contiguous_row(const KernelSet<S>& k, const S* x, S* y, ptrdiff_t n
     if (log) {
       k.log_softmax_row(x, y, n, stream);
     } else {
-      k.softmax_row(x, y, n, scratch(n, 0));
+      k.softmax_row(x, y, n, scratch<T>(n, 0));
     }
     return;
   }
@@ -156,7 +156,7 @@ void row_map(const KernelSet<S>& k, RowOp op, const RowShape& shape, const Strid
                          [&](ptrdiff_t xo, ptrdiff_t yo, ptrdiff_t first, ptrdiff_t cols, T*,
                              ptrdiff_t) {
                            k.softmax_columns(xc + xo + first, x.axis_stride, yc + yo + first,
-                                             y.axis_stride, n, cols, log, scratch(n, cols));
+                                             y.axis_stride, n, cols, log, scratch<T>(n, cols));
                          });
     return;
   }
@@ -165,7 +165,7 @@ void row_map(const KernelSet<S>& k, RowOp op, const RowShape& shape, const Strid
                             [&](ptrdiff_t first, ptrdiff_t count, T* in, T* out, T* staging) {
                               rows_to_columns(k, xd, offsets, 0, first, count, n, in, staging);
                               k.softmax_columns(in, count, out, count, n, count, log,
-                                                scratch(n, count));
+                                                scratch<T>(n, count));
                               columns_to_rows(k, out, yd, offsets, 1, first, count, n, staging);
                             });
     return;
@@ -249,7 +249,7 @@ void reduce_rows(const KernelSet<S>& k, RowReduction op, const RowShape& shape,
         [&](ptrdiff_t xo, ptrdiff_t oo, ptrdiff_t first, ptrdiff_t cols, T* buf, ptrdiff_t) {
           T* o = od + oo + first * out_stride;
           T* values = out_stride == 1 ? o : buf;
-          columns(xc + xo + first, x.axis_stride, values, n, cols, scratch(n, cols));
+          columns(xc + xo + first, x.axis_stride, values, n, cols, scratch<T>(n, cols));
           if (out_stride != 1) scatter(values, cols, o, out_stride);
         });
     return;
@@ -258,7 +258,7 @@ void reduce_rows(const KernelSet<S>& k, RowReduction op, const RowShape& shape,
     for_short_row_blocks<T>(rows, n, threads, [&](ptrdiff_t first, ptrdiff_t count, T* in, T* res,
                                                   T* staging) {
       rows_to_columns(k, xd, offsets, 0, first, count, n, in, staging);
-      columns(in, count, res, n, count, scratch(n, count));
+      columns(in, count, res, n, count, scratch<T>(n, count));
       for (ptrdiff_t r = 0; r < count; ++r) od[offsets.offset(2, first + r)] = res[r];
     });
     return;

@@ -9,9 +9,8 @@ namespace detail {
 // 16 MiB: half of this machine class's last-level cache, which the input shares.
 std::atomic<ptrdiff_t> g_stream_min_bytes{ptrdiff_t(16) << 20};
 
-Workspace scratch(ptrdiff_t n, ptrdiff_t width) {
+Workspace scratch_block(std::size_t bytes) {
   thread_local std::vector<unsigned char> block;
-  const std::size_t bytes = scratch_bytes(n, width);
   if (block.size() < bytes) block.resize(bytes);
   return Workspace{block.data(), block.data() + block.size()};
 }

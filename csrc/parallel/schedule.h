@@ -18,10 +18,16 @@ namespace logitkit::parallel::detail {
 // Outputs of at least this many bytes are written with non-temporal stores (see driver.h).
 extern std::atomic<ptrdiff_t> g_stream_min_bytes;
 
-// The calling thread's scratch for one kernel call on rows of n entries or blocks of `width`
-// columns (scratch_bytes in kernels/table.h): a block per thread, grown as needed and kept
-// between calls, so that the kernels never allocate.
-Workspace scratch(ptrdiff_t n, ptrdiff_t width);
+// The calling thread's scratch block of at least `bytes`: one per thread, grown as needed and
+// kept between calls, so that the kernels never allocate.
+Workspace scratch_block(std::size_t bytes);
+
+// The scratch for one call of a kernel computing in T on a row of n entries (width 0) or a
+// block of `width` columns (scratch_bytes in kernels/table.h).
+template <class T>
+Workspace scratch(ptrdiff_t n, ptrdiff_t width) {
+  return scratch_block(scratch_bytes<T>(n, width));
+}
 
 template <class T>
 bool streams(ptrdiff_t elements) {

@@ -228,10 +228,11 @@ std::vector<ptrdiff_t> test_sizes() {
   return s;
 }
 
-// The driver's part in these direct kernel calls: the scratch of one call.
+// The driver's part in these direct kernel calls: the scratch of one call, sized for double
+// (the larger bound) so that one helper serves both types.
 logitkit::Workspace scratch(ptrdiff_t n, ptrdiff_t width = 0) {
   static std::vector<unsigned char> block;
-  const size_t bytes = logitkit::scratch_bytes(n, width);
+  const size_t bytes = logitkit::scratch_bytes<double>(n, width);
   if (block.size() < bytes) block.resize(bytes);
   return {block.data(), block.data() + block.size()};
 }
