@@ -52,12 +52,60 @@ __all__ = [
 REDUCTIONS = ("none", "sum", "mean")
 
 
+def _torch_bfloat16(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return type(value).__module__.startswith("torch") and str(dtype) == "torch.bfloat16"
+
+
+def _from_dlpack(func: str, arg: str, value: Any) -> np.ndarray:
+    """An array sharing the memory of an object with ``__dlpack__`` (PyTorch and JAX CPU
+    arrays, CuPy on the host, ...), without a copy.
+
+    DLPack's bfloat16 has no NumPy dtype: a PyTorch bfloat16 tensor crosses as its int16 bits
+    and is viewed as ml_dtypes' bfloat16, the type logitkit computes bfloat16 arrays in; other
+    producers of bfloat16 (JAX) are read through ``__array__``, which gives that type itself.
+    """
+    try:
+        if _torch_bfloat16(value):
+            import ml_dtypes
+            import torch
+
+            return np.from_dlpack(value.view(torch.int16)).view(ml_dtypes.bfloat16)
+        return np.from_dlpack(value)
+    except ImportError:
+        raise TypeError(
+            f"{func}(): {arg} is a bfloat16 tensor, which needs the ml_dtypes package "
+            "(pip install ml_dtypes)"
+        ) from None
+    except BufferError as exc:
+        # The producer refuses to share: memory on another device, or a tensor that
+        # requires grad. Copying behind the caller's back would hide both.
+        raise TypeError(
+            f"{func}(): {arg} ({type(value).__name__}) cannot be shared with NumPy: {exc}"
+        ) from exc
+    except (TypeError, ValueError, RuntimeError) as exc:
+        # a dtype DLPack or NumPy has no code for: __array__ may still know it
+        reason: Exception = exc
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        reason = exc
+    else:
+        if arr.dtype != object:
+            return arr
+    raise TypeError(
+        f"{func}(): {arg} ({type(value).__name__}) cannot be read as a NumPy array: {reason}"
+    ) from reason
+
+
 def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
     """``np.asarray`` with a message naming the function when the conversion fails.
 
-    Subclasses become plain arrays (``np.matrix`` included), except masked arrays: dropping
-    their mask would count the masked entries, so they are refused. Arrays in non-native
-    byte order are converted to native order (a copy), as the kernels read native numbers.
+    Objects with ``__dlpack__`` (PyTorch CPU tensors, JAX CPU arrays) are read through
+    DLPack, sharing their memory. Subclasses become plain arrays (``np.matrix`` included),
+    except masked arrays: dropping their mask would count the masked entries, so they are
+    refused. Arrays in non-native byte order are converted to native order (a copy), as the
+    kernels read native numbers.
     """
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(
@@ -65,10 +113,15 @@ def as_input_array(func: str, arg: str, value: Any) -> np.ndarray:
             f"{arg}.filled(value), or the mask's complement as where= where the function "
             "takes one"
         )
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{func}(): {arg} must be array-like, got {type(value).__name__}") from exc
+    if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
+        arr = _from_dlpack(func, arg, value)
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{func}(): {arg} must be array-like, got {type(value).__name__}"
+            ) from exc
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
