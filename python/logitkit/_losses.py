@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._rows import contiguous, finish, native_ready
+from ._rows import axis_back, axis_last, contiguous, finish, native_ready
 from ._runtime import current_isa_index
 from ._storage import cast, copy_cast, empty_like, kernel_dtype
 from ._validation import (
@@ -193,9 +194,9 @@ def _prepare(
                 f"{func}(): probability target must have the shape of logits {z.shape}, "
                 f"got {t.shape}"
             )
-        if np.isnan(np.moveaxis(t, ax, -1)[counted]).any():
+        if np.isnan(axis_last(t, ax)[counted]).any():
             raise ValueError(f"{func}(): probability target contains NaN")
-        soft_target = native_ready(np.moveaxis(t, ax, -1), compute)
+        soft_target = native_ready(axis_last(t, ax), compute)
     else:
         raise TypeError(
             f"{func}(): target must be integer class indices or floating probabilities, "
@@ -209,7 +210,7 @@ def _prepare(
         weight_sum = float(w.sum(dtype=np.float64))
     denominator = mean_denominator(index_target, counted, w)
 
-    zv = np.moveaxis(z, ax, -1)
+    zv = axis_last(z, ax)
     if keep16 and compute == np.float32:  # not when a huge softcap asks for float64
         compute = kernel_dtype(compute, result)
     if zv.dtype != compute:
@@ -243,7 +244,7 @@ def _run(
     grad_output: Any,
     want_argmax: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_rows = int(np.prod(prep.rows_shape, dtype=np.int64))
+    n_rows = math.prod(prep.rows_shape)
     # bool and uint8 share their layout: a contiguous mask goes to the kernels as it is
     counted = contiguous(prep.counted.reshape(-1)).view(np.uint8)
     grad_scale = None
@@ -490,7 +491,7 @@ def cross_entropy_with_grad(
     direct = grad_out is not None and grad_out.dtype == prep.compute and grad_out.flags.aligned
     if direct:
         assert grad_out is not None
-        view = np.moveaxis(grad_out, prep.axis, -1)
+        view = axis_last(grad_out, prep.axis)
         if partially_overlaps(view, prep.logits):
             direct = False
     if direct:
@@ -500,13 +501,13 @@ def cross_entropy_with_grad(
     else:
         # The gradient takes the logits' memory layout (as PyTorch's does), so that it is
         # written along the same axes as the logits are read.
-        moved = empty_like(np.moveaxis(prep.logits, -1, prep.axis), prep.compute)
+        moved = empty_like(axis_back(prep.logits, prep.axis), prep.compute)
         loss, lse, argmax = _run(
             func,
             prep,
             reduction,
             threads,
-            np.moveaxis(moved, prep.axis, -1),
+            axis_last(moved, prep.axis),
             grad_output,
             return_stats,
         )

@@ -38,7 +38,8 @@ def empty_like(a: np.ndarray, dtype: Any = None) -> NDArray[Any]:
 
 def is_storage16(dtype: np.dtype) -> bool:
     """float16 or bfloat16 (ml_dtypes'): a storage type the kernels convert in registers."""
-    return bool(dtype == np.float16 or (dtype.name == "bfloat16" and dtype.itemsize == 2))
+    # itemsize first: dtype.name is slow to build, and float32/float64 never need it
+    return dtype.itemsize == 2 and (dtype.char == "e" or dtype.name == "bfloat16")
 
 
 def kernel_dtype(compute: np.dtype, result: np.dtype) -> np.dtype:

@@ -7,6 +7,7 @@ docstring explains.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections.abc import Callable, Sequence
@@ -147,6 +148,10 @@ def check_real(
 ) -> float:
     """A real-number option: TypeError unless it is a real number (bools are not), and
     ValueError unless ``valid(value)``; both messages say ``expected``."""
+    if type(value) is float or type(value) is int:  # the usual case, without the ABC check
+        if not valid(float(value)):
+            raise ValueError(f"{func}(): {name} must be {expected}, got {value!r}")
+        return float(value)
     value = _plain_scalar(value)
     if isinstance(value, np.generic) and value.dtype.name == "bfloat16":
         value = float(value)  # ml_dtypes' scalars are not registered as numbers.Real
@@ -169,13 +174,16 @@ def check_index(func: str, name: str, value: Any) -> int:
         raise TypeError(f"{func}(): {name} must be an int, got {value!r}") from None
 
 
+_NATIVE_FLOATS = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+
+
 def compute_dtypes(func: str, arg: str, dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
     """Return ``(compute dtype, result dtype)`` for an input dtype.
 
     float32 and float64 are computed natively; float16 and bfloat16 are storage types
     computed in float32; integers and bools are computed in float64, as SciPy does.
     """
-    if dtype == np.float32 or dtype == np.float64:
+    if dtype in _NATIVE_FLOATS:  # a set lookup: comparing dtypes one by one costs more
         return dtype, dtype
     if dtype == np.float16 or dtype.name == "bfloat16":
         return np.dtype(np.float32), dtype
@@ -189,6 +197,9 @@ def compute_dtypes(func: str, arg: str, dtype: np.dtype) -> tuple[np.dtype, np.d
 
 def normalize_axes(func: str, axis: Any, ndim: int) -> tuple[int, ...]:
     """Axes as a tuple of non-negative ints; numpy's AxisError for an out-of-range axis."""
+    if type(axis) is int and -ndim <= axis < ndim:
+        # the usual call, answered before the general checks (a tenth of a small call's time)
+        return (axis % ndim,)
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, bool):
@@ -371,7 +382,7 @@ def upstream_scale(
     row for reduction "none", ``grad_output / denominator`` for the means and
     ``grad_output`` for "sum". NaN and infinite upstream gradients propagate, as in
     autograd; a mean over a zero denominator is NaN."""
-    n_rows = int(np.prod(rows_shape, dtype=np.int64))
+    n_rows = math.prod(rows_shape)
     if reduction == "none":
         if grad_output is None:
             return np.ones(n_rows)

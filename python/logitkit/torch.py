@@ -66,15 +66,16 @@ def _bfloat16_dtype() -> np.dtype:
 
 
 def _np(t: Tensor) -> np.ndarray:
-    """The tensor's memory as a NumPy array (same strides, no copy), through DLPack.
+    """The tensor's memory as a NumPy array (same strides, no copy).
 
-    DLPack has a bfloat16 code that NumPy does not take, so bfloat16 crosses as int16 bits and
-    is viewed as ml_dtypes.bfloat16, the type logitkit computes bfloat16 arrays as.
+    NumPy has no bfloat16, so bfloat16 crosses as int16 bits and is viewed as
+    ml_dtypes.bfloat16, the type logitkit computes bfloat16 arrays as. ``Tensor.numpy`` shares
+    the memory as DLPack would, at a fifth of the cost, which counts on small tensors.
     """
     t = t.detach()
     if t.dtype == torch.bfloat16:
-        return np.from_dlpack(t.view(torch.int16)).view(_bfloat16_dtype())
-    return np.from_dlpack(t)
+        return t.view(torch.int16).numpy().view(_bfloat16_dtype())
+    return t.numpy()
 
 
 _NP_DTYPES: dict[torch.dtype, np.dtype[Any]] = {
