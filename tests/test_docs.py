@@ -3,7 +3,7 @@
 - the docstring examples of every module of the package that holds any (found by reading
   the sources, so a new module's examples run without being listed here);
 - every public callable has a docstring with an ``Examples`` section and a ``>>>`` example;
-- the ``>>>`` sessions of README.md and docs/*.md, each file as one session;
+- the ``>>>`` examples of README.md and docs/*.md, each file as one doctest;
 - the ```` ```python ```` blocks of those files that hold no ``>>>``, executed in order in
   one namespace per file. A block preceded by ``<!-- not run: reason -->`` is not executed
   (it needs a cluster, files on disk or names the text leaves open); it is listed as a
@@ -178,7 +178,7 @@ def _blocks(path: Path) -> list[Block]:
 
 
 BLOCKS = [block for path in DOC_FILES for block in _blocks(path)]
-SESSION_FILES = [path for path in DOC_FILES if any(">>>" in b.code for b in _blocks(path))]
+DOCTEST_FILES = [path for path in DOC_FILES if any(">>>" in b.code for b in _blocks(path))]
 SCRIPT_FILES = [
     path
     for path in DOC_FILES
@@ -204,9 +204,9 @@ def test_not_run_markers_precede_python_blocks():
         )
 
 
-@pytest.mark.parametrize("path", SESSION_FILES, ids=lambda p: p.name)
-def test_markdown_sessions(path):
-    """The file's ``>>>`` examples, in order, as one session (doctest.testfile's reading),
+@pytest.mark.parametrize("path", DOCTEST_FILES, ids=lambda p: p.name)
+def test_markdown_doctests(path):
+    """The file's ``>>>`` examples, in order, as one doctest (doctest.testfile's reading),
     except that a closing fence ends an example's expected output as a blank line does."""
     text = path.read_text(encoding="utf-8")
     _skip_missing_imports(text)
