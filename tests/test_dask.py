@@ -255,13 +255,6 @@ def test_bad_arguments():
         lkd.logsumexp(unknown.T, axis=-1)
 
 
-def test_docstring_examples(client):
-    import doctest
-
-    result = doctest.testmod(lkd, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_perplexity_example_reads_npy_and_zarr(client, tmp_path):
     """examples/dask_perplexity.py: logits read block by block on the workers, from a
     memory-mapped .npy and from Zarr, give the in-memory mean cross-entropy."""

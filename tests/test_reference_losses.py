@@ -8,7 +8,6 @@ identities that tie the functions together.
 
 from __future__ import annotations
 
-import doctest
 import math
 from collections.abc import Callable
 from typing import Any
@@ -141,17 +140,6 @@ def test_public_with_docstring_and_threads(name: str) -> None:
 def test_stats_type_is_public() -> None:
     assert "CrossEntropyStats" in ref.__all__
     assert ref.CrossEntropyStats._fields == ("lse", "argmax", "correct", "accuracy")
-
-
-@pytest.mark.parametrize("name", NEW_FUNCTIONS)
-def test_docstring_examples_run(name: str) -> None:
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    tests = finder.find(getattr(ref, name), name, globs={"np": np, **vars(ref)})
-    assert tests and tests[0].examples
-    for test in tests:
-        runner.run(test)
-    assert runner.failures == 0
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ the rest must raise a clear TypeError).
 
 from __future__ import annotations
 
-import doctest
 import inspect
 import itertools
 import subprocess
@@ -645,25 +644,6 @@ def test_random_arrays_match_scipy():
 
     assert hypothesis is not None
     check()
-
-
-def test_docstring_examples():
-    result = doctest.testmod(lks, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 10
-    assert result.failed == 0
-
-
-def test_docs_page_examples():
-    from pathlib import Path
-
-    page = Path(__file__).resolve().parent.parent / "docs" / "scipy.md"
-    result = doctest.testfile(
-        str(page),
-        module_relative=False,
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-    )
-    assert result.attempted >= 8
-    assert result.failed == 0
 
 
 def test_layouts_big_python_ints_and_axis_types(scipy_mode):

@@ -594,33 +594,3 @@ def test_modules_keep_weights_as_buffers_and_honour_legacy_arguments():
     with pytest.warns(UserWarning, match="reduction='none'"):
         ours, theirs = lkt.BCEWithLogitsLoss(reduce=False), torch.nn.BCEWithLogitsLoss(reduce=False)
     torch.testing.assert_close(ours(x, y), theirs(x, y), rtol=1e-13, atol=1e-15)
-
-
-# --------------------------------------------------------------------------------------------
-# Documentation examples
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    import logitkit.torch as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_docs_torch_md_examples_run():
-    import doctest
-    import re
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "docs" / "torch.md"
-    # the ```pycon blocks, in order, as one session: a closing fence ends each block's output
-    blocks = re.findall(r"```pycon\n(.*?)```", path.read_text(), flags=re.DOTALL)
-    assert blocks
-    torch._dynamo.reset()
-    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "torch.md", str(path), 0)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    runner.run(test, clear_globs=False)  # dynamo keeps guards on the globals it compiled in
-    result = runner.summarize(verbose=False)
-    assert result.attempted > 0 and result.failed == 0

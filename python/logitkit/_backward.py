@@ -53,14 +53,41 @@ def softmax_backward(
 ) -> Any:
     r"""Gradient through ``y = softmax(x, axis)``: ``y * (g - sum(g * y, axis))``.
 
-    ``grad`` is the upstream gradient with respect to ``y``; both have the same shape. One
-    read of each, one write; a row of ``y`` that is all 0 (a fully masked row) gives 0.
+    .. math:: \frac{\partial y_i}{\partial x_j} = y_i (\delta_{ij} - y_j), \qquad
+              \Big(J^\top g\Big)_j = y_j \Big(g_j - \sum_i g_i y_i\Big)
 
+    the product of the upstream gradient with the Jacobian ``diag(y) - y y^T``, without
+    forming the Jacobian. One read of each input, one write; a row of ``y`` that is all 0
+    (a fully masked row) gives 0.
+
+    Parameters
+    ----------
+    grad : array_like
+        The upstream gradient with respect to ``y``.
+    y : array_like
+        The forward result, of ``grad``'s shape.
+    axis : int, tuple of ints or None
+        The axis (or axes) of the forward call. Default -1.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to ``x``, of ``y``'s shape.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> y = lk.softmax(np.array([1.0, 2.0, 3.0]))
     >>> lk.softmax_backward(np.array([1.0, 0.0, 0.0]), y)
     array([ 0.08192507, -0.02203304, -0.05989202])
+    >>> jacobian = np.diag(y) - np.outer(y, y)
+    >>> bool(np.allclose(lk.softmax_backward(np.array([1.0, 0.0, 0.0]), y), jacobian[0]))
+    True
     """
     return _vjp("softmax_backward", grad, y, axis, out, threads, log=False)
 
@@ -75,6 +102,29 @@ def log_softmax_backward(
 ) -> Any:
     r"""Gradient through ``y = log_softmax(x, axis)``: ``g - exp(y) * sum(g, axis)``.
 
+    .. math:: \frac{\partial y_i}{\partial x_j} = \delta_{ij} - p_j, \qquad
+              \Big(J^\top g\Big)_j = g_j - p_j \sum_i g_i, \quad p = e^{y}
+
+    Parameters
+    ----------
+    grad : array_like
+        The upstream gradient with respect to ``y``.
+    y : array_like
+        The forward result (log-probabilities), of ``grad``'s shape.
+    axis : int, tuple of ints or None
+        The axis (or axes) of the forward call. Default -1.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to ``x``, of ``y``'s shape.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> y = lk.log_softmax(np.array([1.0, 2.0, 3.0]))
@@ -96,10 +146,38 @@ def logsumexp_backward(
 ) -> Any:
     r"""Gradient through ``logsumexp(x, axis, keepdims=keepdims)``: ``g * softmax(x)``.
 
-    ``grad`` has the shape of that logsumexp's result and is broadcast back along ``axis``.
-    ``lse`` (the forward result) is accepted for API symmetry; the softmax is recomputed from
-    ``x`` in one pass, which is as cheap as reading ``exp(x - lse)`` and exact for every row.
+    .. math:: \frac{\partial}{\partial x_j} \log \sum_k e^{x_k} = \mathrm{softmax}(x)_j
 
+    The softmax is recomputed from ``x`` in one pass, which is as cheap as reading
+    ``exp(x - lse)`` and exact for every row.
+
+    Parameters
+    ----------
+    grad : array_like
+        The upstream gradient, of the shape of the forward result; broadcast back along
+        ``axis``.
+    x : array_like
+        The forward input.
+    lse : array_like, optional
+        The forward result; accepted for symmetry with the other backward functions and not
+        read.
+    axis : int, tuple of ints or None
+        The axis (or axes) of the forward call. Default -1.
+    keepdims : bool
+        The ``keepdims`` of the forward call.
+    out : ndarray, optional
+        Array of ``x``'s shape and the result dtype to write into.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to ``x``, of ``x``'s shape, in the promotion of the
+        dtypes of ``x`` and ``grad``.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> lk.logsumexp_backward(np.array(2.0), np.array([0.0, 0.0]))
@@ -136,6 +214,28 @@ def sigmoid_backward(
 ) -> Any:
     r"""Gradient through ``y = sigmoid(x)``: ``g * y * (1 - y)``.
 
+    .. math:: \frac{d\sigma}{dx} = \sigma(x)\,(1 - \sigma(x))
+
+    the derivative written in terms of the forward result alone.
+
+    Parameters
+    ----------
+    grad : array_like
+        The upstream gradient with respect to ``y``.
+    y : array_like
+        The forward result, of ``grad``'s shape.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into.
+    threads : int, optional
+        Accepted and checked; one NumPy expression does the work.
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to ``x``.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> lk.sigmoid_backward(np.array([1.0]), lk.sigmoid(np.array([0.0])))
@@ -167,11 +267,36 @@ def hardmax(
 ) -> Any:
     r"""One-hot of the first maximum along ``axis``, in ``x``'s dtype: softmax at zero temperature.
 
-    The seed's contrast with softmax: hardmax gives no gradient to the classes it does not
-    pick. A row containing NaN gives NaN everywhere.
+    .. math:: \mathrm{hardmax}(x)_j = [\, j = \min \arg\max_k x_k \,]
+              = \lim_{T \to 0^+} \mathrm{softmax}(x / T)_j \text{ (for a unique maximum)}
 
+    Unlike softmax, hardmax is flat almost everywhere: it gives no gradient to any class,
+    in particular none to the classes it does not pick. A row containing NaN gives NaN
+    everywhere.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits; dtypes as in :func:`logitkit.softmax`.
+    axis : int, tuple of ints or None
+        The axis (or axes) to pick the maximum along. Default -1.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray of ``x``'s shape.
+
+    Examples
+    --------
+    >>> import numpy as np
     >>> import logitkit as lk
     >>> lk.hardmax([1.0, 3.0, 3.0, 0.0])
+    array([0., 1., 0., 0.])
+    >>> x = np.array([1.0, 3.0, 2.9, 0.0])
+    >>> np.round(lk.softmax(x / 0.01), 3)  # temperature 0.01
     array([0., 1., 0., 0.])
     """
 

@@ -126,14 +126,40 @@ def kl_divergence_from_logits(
     from the logits in one read of each: the log-probabilities are formed as
     ``(z - max) - log(sum)`` with the subtraction compensated, and a class with ``P_c = 0``
     adds 0. A row with NaN, ``+inf`` or only ``-inf`` logits on either side gives NaN.
-    ``where`` (bool, broadcast to the rows) selects the rows that count. Reductions over rows:
-    "none" (0 where not counted), "sum", "mean" (over counted rows, NaN if none) and
-    "batchmean" (the sum over the first axis of the rows, as PyTorch's ``kl_div``).
 
+    Parameters
+    ----------
+    p_logits, q_logits : array_like
+        Logits of ``P`` and ``Q``, of one shape; dtypes as in :func:`logitkit.softmax`.
+    axis : int
+        The class axis. Default -1.
+    reduction : {"none", "sum", "mean", "batchmean"}
+        Over the rows: "none" (0 where not counted), "sum", "mean" (over the counted rows,
+        NaN if none), or "batchmean" (the sum over the first axis of the rows, as PyTorch's
+        ``kl_div``).
+    where : array_like of bool, optional
+        The rows that count, broadcast to the rows' shape.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        The rows' shape for "none", else a scalar.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> round(float(lk.kl_divergence_from_logits([0.0, 0.0], [0.0, np.log(3.0)])), 12)
     0.143841036226
+
+    It is the cross-entropy of ``Q`` against the probabilities ``P``, less ``P``'s entropy:
+
+    >>> p, q = np.array([1.0, 0.0, -1.0]), np.array([0.0, 0.5, 0.5])
+    >>> ce = lk.cross_entropy(q, lk.softmax(p))
+    >>> bool(np.isclose(lk.kl_divergence_from_logits(p, q), ce - lk.entropy_from_logits(p)))
+    True
     """
     value, _, _ = _divergence(
         "kl_divergence_from_logits",
@@ -162,9 +188,40 @@ def kl_divergence_from_logits_with_grad(
 ) -> tuple[Any, NDArray[Any], NDArray[Any]]:
     r""":func:`kl_divergence_from_logits` and its gradients ``(value, grad_p, grad_q)``.
 
-    ``d/dq_logits = s (Q - P)`` and ``d/dp_logits = s P ((log P - log Q) - KL)`` per row,
-    with ``s`` the upstream gradient (``grad_output``: a scalar, or shaped like the rows for
-    "none") over the reduction's denominator. Rows that do not count get zero gradients.
+    .. math:: \frac{\partial\,\mathrm{KL}}{\partial q} = s\,(Q - P), \qquad
+              \frac{\partial\,\mathrm{KL}}{\partial p} = s\,P \odot
+              \big((\log P - \log Q) - \mathrm{KL}\big)
+
+    per row, with ``s`` the upstream gradient over the reduction's denominator. Rows that
+    do not count get zero gradients.
+
+    Parameters
+    ----------
+    grad_output : array_like, optional
+        The upstream gradient: a scalar, or shaped like the rows for "none". Default 1.
+
+    Other parameters are those of :func:`kl_divergence_from_logits`.
+
+    Returns
+    -------
+    value : ndarray or NumPy scalar
+        As :func:`kl_divergence_from_logits` returns it.
+    grad_p, grad_q : ndarray
+        Gradients with respect to ``p_logits`` and ``q_logits``, in their shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> p, q = np.array([[1.0, 0.0, -1.0]]), np.array([[0.0, 0.5, 0.5]])
+    >>> value, grad_p, grad_q = lk.kl_divergence_from_logits_with_grad(p, q)
+    >>> bool(np.allclose(grad_q, lk.softmax(q) - lk.softmax(p)))
+    True
+    >>> e = 1e-6 * np.eye(3)  # central differences in p
+    >>> fd = [(lk.kl_divergence_from_logits(p + d, q) - lk.kl_divergence_from_logits(p - d, q))
+    ...       / 2e-6 for d in e]
+    >>> bool(np.allclose(grad_p, np.hstack(fd)))
+    True
     """
     return _divergence(  # type: ignore[return-value]
         "kl_divergence_from_logits_with_grad",
@@ -203,9 +260,26 @@ def jensen_shannon_from_logits(
     and by convention ``beta = 0`` is ``KL(P || Q)``, ``beta = 1`` is ``KL(Q || P)``: the
     generalized JSD of on-policy distillation as Liger-Kernel and TRL compute it (``P`` the
     teacher). ``beta = 1/2`` is the classical symmetric JSD, at most ``log 2``. ``log M`` is
-    ``logaddexp(log beta + log P, log(1 - beta) + log Q)``. Rows, ``where`` and reductions
-    are as in :func:`kl_divergence_from_logits`.
+    ``logaddexp(log beta + log P, log(1 - beta) + log Q)``.
 
+    Parameters
+    ----------
+    p_logits, q_logits : array_like
+        Logits of ``P`` and ``Q``, of one shape.
+    axis : int
+        The class axis. Default -1.
+    beta : float in [0, 1]
+        The weight of ``P`` in the mixture. Default 1/2.
+    reduction, where, threads
+        As in :func:`kl_divergence_from_logits`.
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        The rows' shape for "none", else a scalar.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> round(float(lk.jensen_shannon_from_logits([0.0, -800.0], [-800.0, 0.0])), 12)
     0.69314718056
@@ -237,7 +311,42 @@ def jensen_shannon_from_logits_with_grad(
     grad_output: ArrayLike | None = None,
     threads: int | None = None,
 ) -> tuple[Any, NDArray[Any], NDArray[Any]]:
-    r""":func:`jensen_shannon_from_logits` and its gradients ``(value, grad_p, grad_q)``."""
+    r""":func:`jensen_shannon_from_logits` and its gradients ``(value, grad_p, grad_q)``.
+
+    .. math:: \frac{\partial\,\mathrm{JSD}_\beta}{\partial q} = s\,(1-\beta)\, Q \odot
+              \big((\log Q - \log M) - \mathrm{KL}(Q\,\|\,M)\big)
+
+    and symmetrically for ``p`` with ``beta`` (``M = beta P + (1 - beta) Q``; the terms
+    through ``M`` cancel), ``s`` being the upstream gradient over the reduction's
+    denominator. At ``beta = 0`` and ``1`` they are the gradients of
+    :func:`kl_divergence_from_logits_with_grad`.
+
+    Parameters
+    ----------
+    grad_output : array_like, optional
+        The upstream gradient: a scalar, or shaped like the rows for "none". Default 1.
+
+    Other parameters are those of :func:`jensen_shannon_from_logits`.
+
+    Returns
+    -------
+    value : ndarray or NumPy scalar
+        As :func:`jensen_shannon_from_logits` returns it.
+    grad_p, grad_q : ndarray
+        Gradients with respect to ``p_logits`` and ``q_logits``, in their shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> p, q = np.array([[1.0, 0.0, -1.0]]), np.array([[0.0, 0.5, 0.5]])
+    >>> value, grad_p, grad_q = lk.jensen_shannon_from_logits_with_grad(p, q, beta=0.3)
+    >>> e = 1e-6 * np.eye(3)  # central differences in q
+    >>> fd = [(lk.jensen_shannon_from_logits(p, q + d, beta=0.3)
+    ...        - lk.jensen_shannon_from_logits(p, q - d, beta=0.3)) / 2e-6 for d in e]
+    >>> bool(np.allclose(grad_q, np.hstack(fd)))
+    True
+    """
     func = "jensen_shannon_from_logits_with_grad"
     b = _check_beta(func, beta)
     return _divergence(  # type: ignore[return-value]
@@ -255,11 +364,33 @@ def kl_div(
 ) -> Any:
     r"""PyTorch's ``F.kl_div``: ``input`` holds log-probabilities ``log q``.
 
-    Pointwise ``target * (log(target) - input)``, or ``exp(target) * (target - input)`` with
-    ``log_target``; a zero target adds 0 (PyTorch gives NaN where it meets ``input = -inf``).
-    ``reduction``: "none", "sum", "mean" (over all elements, as PyTorch does) or "batchmean"
-    (the sum over ``input.shape[0]``: the KL divergence per sample).
+    .. math:: \ell = y\,(\log y - \log q), \quad \text{or } e^{y}\,(y - \log q)
+              \text{ with } y \text{ given as a log (``log_target``)}
 
+    pointwise, ``y`` being ``target``; a zero target adds 0 (PyTorch gives NaN where it
+    meets ``input = -inf``). Summed over the classes, it is ``KL(y || q)``.
+
+    Parameters
+    ----------
+    input : array_like
+        Log-probabilities ``log q``.
+    target : array_like
+        Probabilities ``y`` (their logs with ``log_target``), broadcast against ``input``.
+    reduction : {"mean", "sum", "none", "batchmean"}
+        "mean" over all elements (as PyTorch does), "sum", the pointwise terms, or
+        "batchmean": the sum over ``input.shape[0]``, the KL divergence per sample.
+    log_target : bool
+        ``target`` holds log-probabilities.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        The broadcast shape for "none", else a scalar.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> round(float(lk.kl_div(np.log([0.5, 0.5]), np.array([0.25, 0.75]), reduction="sum")), 12)
@@ -296,14 +427,40 @@ def entropy(
 ) -> Any:
     r"""Shannon entropy, or relative entropy, as ``scipy.stats.entropy``.
 
-    ``pk`` (and ``qk``) are normalized to sum to 1 along ``axis``; then ``H = sum(entr(p))``
-    or ``KL = sum(rel_entr(p, q))``, divided by ``log(base)`` when given (bits for 2, nats by
-    default, hartleys for 10). For probabilities given as logits, see
-    :func:`entropy_from_logits` and :func:`kl_divergence_from_logits`, which skip the logs.
+    .. math:: H(p) = -\sum_j p_j \log_b p_j, \qquad
+              \mathrm{KL}(p\,\|\,q) = \sum_j p_j \log_b \frac{p_j}{q_j}
 
+    ``pk`` (and ``qk``) are normalized to sum to 1 along ``axis`` first. For probabilities
+    given as logits, see :func:`entropy_from_logits` and :func:`kl_divergence_from_logits`,
+    which skip the logs.
+
+    Parameters
+    ----------
+    pk : array_like
+        Probabilities (or unnormalized non-negative weights).
+    qk : array_like, optional
+        A second distribution, broadcast against ``pk``: the result is then ``KL(p || q)``.
+    base : float, optional
+        The logarithm's base ``b``: None (or ``e``) for nats, 2 for bits, 10 for hartleys.
+    axis : int, tuple of ints or None
+        The axis (or axes) the distribution runs along. Default 0, as in SciPy.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        The input's shape without ``axis``.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> float(lk.entropy([0.5, 0.5], base=2))
     1.0
+    >>> round(float(lk.entropy([0.25, 0.75], [0.5, 0.5])), 12)
+    0.130812035941
     """
     func = "entropy"
     p = as_input_array(func, "pk", pk)

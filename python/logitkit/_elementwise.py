@@ -72,6 +72,8 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
 def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
     r"""Logistic sigmoid ``1 / (1 + exp(-x))``, the two-class softmax of ``[x, 0]``.
 
+    .. math:: \sigma(x) = \frac{1}{1 + e^{-x}} = \frac{e^x}{e^x + e^0}
+
     Computed as ``1 / (1 + exp(-|x|))`` and, for negative ``x``, ``e / (1 + e)`` with
     ``e = exp(x)``: no overflow for any input, full relative precision in both tails.
     ``sigmoid(+inf) = 1``, ``sigmoid(-inf) = 0``, NaN stays NaN. Same as ``scipy.special.expit``.
@@ -85,11 +87,21 @@ def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | Non
     threads : int, optional
         Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
 
+    Returns
+    -------
+    ndarray
+        Of ``x``'s shape; a NumPy scalar for a 0-d input.
+
     Examples
     --------
     >>> import logitkit as lk
     >>> lk.sigmoid([-800.0, 0.0, 800.0])
     array([0. , 0.5, 1. ])
+
+    The sigmoid is the first entry of the softmax of ``[x, 0]``:
+
+    >>> bool(abs(lk.sigmoid(1.5) - lk.softmax([1.5, 0.0])[0]) < 1e-15)
+    True
     """
     return _unary("sigmoid", _core.OP_SIGMOID, x, out, threads)
 
@@ -99,9 +111,27 @@ def log_sigmoid(
 ) -> Any:
     r"""``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, finite for every finite input.
 
+    .. math:: \log\sigma(x) = \min(x, 0) - \log\left(1 + e^{-|x|}\right)
+
     ``log_sigmoid(-1000) = -1000`` (the naive formula gives ``-inf``). Same as
     ``scipy.special.log_expit`` and ``torch.nn.functional.logsigmoid``.
 
+    Parameters
+    ----------
+    x : array_like
+        Any shape; dtype policy as in :func:`logitkit.softmax`.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype; ``out=x`` works in place.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of ``x``'s shape; a NumPy scalar for a 0-d input.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> lk.log_sigmoid([-1000.0, 0.0])
     array([-1.00000000e+03, -6.93147181e-01])
@@ -112,9 +142,27 @@ def log_sigmoid(
 def softplus(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
     r"""``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``, the integral of the sigmoid.
 
+    .. math:: \mathrm{softplus}(x) = \log(1 + e^x) = \max(x, 0) + \log(1 + e^{-|x|})
+
     Exact for any input (``softplus(1000) = 1000``); ``softplus(x) - softplus(-x) = x``.
     Matches ``torch.nn.functional.softplus`` with ``beta=1`` without its linear cut-off.
 
+    Parameters
+    ----------
+    x : array_like
+        Any shape; dtype policy as in :func:`logitkit.softmax`.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype; ``out=x`` works in place.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of ``x``'s shape; a NumPy scalar for a 0-d input.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> lk.softplus([-1000.0, 0.0, 1000.0])
     array([0.00000000e+00, 6.93147181e-01, 1.00000000e+03])
@@ -125,10 +173,28 @@ def softplus(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | No
 def logit(p: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
     r"""Inverse of the sigmoid: ``log(p / (1 - p))``.
 
+    .. math:: \mathrm{logit}(p) = \log\frac{p}{1 - p}, \quad \sigma(\mathrm{logit}(p)) = p
+
     Near ``p = 1/2`` it is ``log1p((2p - 1) / (1 - p))`` to keep relative precision.
     ``logit(0) = -inf``, ``logit(1) = +inf``, ``p`` outside ``[0, 1]`` or NaN gives NaN.
     Same as ``scipy.special.logit``.
 
+    Parameters
+    ----------
+    p : array_like
+        Any shape; dtype policy as in :func:`logitkit.softmax`.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype; ``out=p`` works in place.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of ``p``'s shape; a NumPy scalar for a 0-d input.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> lk.logit([0.0, 0.5, 0.75, 1.0])
     array([      -inf, 0.        , 1.09861229,        inf])
@@ -172,9 +238,29 @@ def binary_op(
 
 
 def entr(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None) -> Any:
-    r"""``-x log x`` elementwise (``scipy.special.entr``): 0 at 0, ``-inf`` for ``x < 0`` and
-    ``x = +inf``. The entropy of a probability vector ``p`` is ``entr(p).sum()``.
+    r"""``-x log x`` elementwise (``scipy.special.entr``), the terms of an entropy.
 
+    .. math:: \operatorname{entr}(x) = -x \log x, \quad H(p) = \sum_j \operatorname{entr}(p_j)
+
+    0 at 0, ``-inf`` for ``x < 0`` and ``x = +inf``, NaN for NaN. The entropy of a
+    probability vector ``p`` is ``entr(p).sum()``.
+
+    Parameters
+    ----------
+    x : array_like
+        Any shape; dtype policy as in :func:`logitkit.softmax`.
+    out : ndarray, optional
+        Array of the input's shape and the result dtype; ``out=x`` works in place.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of ``x``'s shape; a NumPy scalar for a 0-d input.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> lk.entr([0.0, 0.5, 1.0, -1.0])
     array([0.        , 0.34657359, 0.        ,       -inf])
@@ -185,13 +271,33 @@ def entr(x: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None =
 def rel_entr(
     x: ArrayLike, y: ArrayLike, *, out: NDArray[Any] | None = None, threads: int | None = None
 ) -> Any:
-    r"""``x log(x / y)`` elementwise (``scipy.special.rel_entr``).
+    r"""``x log(x / y)`` elementwise (``scipy.special.rel_entr``), the terms of a KL divergence.
+
+    .. math:: \operatorname{rel\_entr}(x, y) = x \log\frac{x}{y}, \quad
+              \mathrm{KL}(p \,\|\, q) = \sum_j \operatorname{rel\_entr}(p_j, q_j)
 
     For ``x, y > 0``; 0 for ``x = 0 <= y``; ``+inf`` otherwise (``-inf`` for ``y = +inf``);
     NaN gives NaN. Near ``x = y`` the log of the ratio comes from ``log1p`` of the relative
     difference, and far from it from the two logs apart, so it is accurate where ``x / y``
     is close to 1 and finite where ``x / y`` would overflow. ``x`` and ``y`` broadcast.
 
+    Parameters
+    ----------
+    x, y : array_like
+        Broadcast together; dtype policy as in :func:`logitkit.softmax`, applied to
+        ``np.result_type(x, y)``.
+    out : ndarray, optional
+        Array of the broadcast shape and the result dtype.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of the broadcast shape; a NumPy scalar when both inputs are 0-d.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> float(lk.rel_entr(0.5, 0.25))
     0.34657359027997264
@@ -204,11 +310,30 @@ def kl_div_elementwise(
 ) -> Any:
     r"""``x log(x / y) - x + y`` elementwise (``scipy.special.kl_div``), always ``>= 0``.
 
+    .. math:: \operatorname{kl\_div}(x, y) = x \log\frac{x}{y} - x + y
+
     ``y`` for ``x = 0 <= y``, ``+inf`` outside the domain, NaN for ``y = +inf > x`` and NaN
     inputs. Near ``x = y``, where the textbook formula cancels to nothing, it is
     ``y ((1 + u) log1p(u) - u)`` with ``u = (x - y) / y`` evaluated from the ``atanh``
     series without cancellation: full relative precision for tiny divergences.
 
+    Parameters
+    ----------
+    x, y : array_like
+        Broadcast together; dtype policy as in :func:`logitkit.softmax`, applied to
+        ``np.result_type(x, y)``.
+    out : ndarray, optional
+        Array of the broadcast shape and the result dtype.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray
+        Of the broadcast shape; a NumPy scalar when both inputs are 0-d.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> float(lk.kl_div_elementwise(1.0, 1.0 + 1e-9)) > 0
     True

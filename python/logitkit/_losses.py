@@ -45,12 +45,36 @@ _SMOOTHING = ("pytorch", "megatron")
 
 
 class CrossEntropyStats(NamedTuple):
-    """Per-row by-products of the cross-entropy, computed in the same pass.
+    r"""Per-row by-products of the cross-entropy, computed in the same pass.
 
-    ``lse``: logsumexp of each row's (capped) logits; ``argmax``: index of each row's first
-    largest logit (int64); ``correct``: ``argmax == target`` (for probability targets, the
-    target's argmax), False for rows that do not count; ``accuracy``: the mean of ``correct``
-    over the rows that count (NaN when none do).
+    .. math:: \mathrm{lse} = \log \sum_c e^{z_c}, \quad \mathrm{argmax} = \arg\max_c z_c,
+              \quad \mathrm{accuracy} = \frac{\#\{\text{correct}\}}{\#\{\text{counted}\}}
+
+    Returned by :func:`cross_entropy` and :func:`cross_entropy_with_grad` with
+    ``return_stats=True``.
+
+    Attributes
+    ----------
+    lse : ndarray
+        Logsumexp of each row's (capped) logits, in the loss's dtype.
+    argmax : ndarray of int64
+        Index of each row's first largest logit.
+    correct : ndarray of bool
+        ``argmax == target`` (for probability targets, the target's argmax); False for rows
+        that do not count.
+    accuracy : float
+        The mean of ``correct`` over the rows that count (NaN when none do).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> loss, stats = lk.cross_entropy(z, np.array([0, 1]), return_stats=True)
+    >>> stats.argmax, stats.correct, float(stats.accuracy)
+    (array([0, 2]), array([ True, False]), 0.5)
+    >>> bool(np.allclose(stats.lse, lk.logsumexp(z)))
+    True
     """
 
     lse: NDArray[Any]
@@ -365,6 +389,13 @@ def cross_entropy(
         Also return :class:`CrossEntropyStats` (per-row lse, argmax, correctness, accuracy),
         computed in the same pass.
 
+    Returns
+    -------
+    loss : ndarray or NumPy scalar
+        A scalar for "mean" and "sum"; the rows' shape for "none".
+    stats : CrossEntropyStats
+        With ``return_stats`` only.
+
     Notes
     -----
     A row whose logits contain NaN, ``+inf`` (without ``softcap``) or only ``-inf`` has a NaN
@@ -377,6 +408,12 @@ def cross_entropy(
     >>> import logitkit as lk
     >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
     >>> round(float(lk.cross_entropy(z, np.array([0, 2]))), 12)
+    0.175456380589
+
+    Probability targets give the same loss for one-hot rows:
+
+    >>> y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> round(float(lk.cross_entropy(z, y)), 12)
     0.175456380589
     """
     func = "cross_entropy"
@@ -442,6 +479,16 @@ def cross_entropy_with_grad(
         beyond the logits themselves.
 
     Other parameters are those of :func:`cross_entropy`.
+
+    Returns
+    -------
+    loss : ndarray or NumPy scalar
+        As :func:`cross_entropy` returns it.
+    grad : ndarray
+        The logits' shape and dtype (``grad_out``, or the logits themselves with
+        ``inplace``).
+    stats : CrossEntropyStats
+        With ``return_stats`` only.
 
     Examples
     --------
@@ -616,10 +663,34 @@ def binary_cross_entropy_with_logits(
     the same value as PyTorch's ``F.binary_cross_entropy_with_logits`` (which writes it as
     ``(1 - y') x + (1 + (pw - 1) y') softplus(-x)``), but as a sum of two non-negative terms
     it keeps full relative precision for any logit and never overflows. A term with a zero
-    coefficient adds 0 even at ``x = +-inf``. ``weight`` and ``pos_weight`` broadcast against
-    the logits (a vector ``pos_weight`` runs along the last axis: one entry per class).
-    ``reduction``: "mean" (over all elements; NaN if none), "sum" or "none".
+    coefficient adds 0 even at ``x = +-inf``.
 
+    Parameters
+    ----------
+    logits : array_like
+        One logit per binary decision, any shape.
+    target : array_like
+        Probabilities of the positive class (0 or 1 for hard labels), broadcast against the
+        logits.
+    weight : array_like, optional
+        Per-element weight ``w``, broadcast against the logits.
+    pos_weight : array_like, optional
+        Weight ``pw`` of the positive term; a vector runs along the last axis (one entry per
+        class).
+    label_smoothing : float in [0, 1]
+        ``alpha``: the targets become ``(1 - alpha) y + alpha / 2``.
+    reduction : {"mean", "sum", "none"}
+        "mean" over all elements (NaN if none), "sum", or the elementwise losses.
+    threads : int, optional
+        Threads to use (default ``LOGITKIT_NUM_THREADS`` or all cores).
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        A scalar for "mean" and "sum"; the broadcast shape for "none".
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> lk.binary_cross_entropy_with_logits(np.array([800.0, -800.0]), np.array([1.0, 1.0]),
@@ -654,15 +725,36 @@ def binary_cross_entropy_with_logits_with_grad(
 ) -> tuple[Any, NDArray[Any]]:
     r""":func:`binary_cross_entropy_with_logits` and its gradient, in one pass.
 
-    ``d loss / dx = w [(1 - y') sigmoid(x) - pw y' sigmoid(-x)]`` times ``grad_output`` (a
-    scalar for "mean" and "sum", an array shaped like the loss for "none"), divided by the
-    number of elements for "mean".
+    .. math:: \frac{\partial \ell}{\partial x} = w\,[\,(1 - y')\,\sigma(x) - pw\, y'\, \sigma(-x)\,]
 
+    times ``grad_output``, and divided by the number of elements for "mean". Without
+    weights and smoothing this is ``sigmoid(x) - y``.
+
+    Parameters
+    ----------
+    grad_output : float or array_like, optional
+        The upstream gradient: a scalar for "mean" and "sum", an array shaped like the loss
+        for "none". Default 1.
+
+    Other parameters are those of :func:`binary_cross_entropy_with_logits`.
+
+    Returns
+    -------
+    loss : ndarray or NumPy scalar
+        As :func:`binary_cross_entropy_with_logits` returns it.
+    grad : ndarray
+        The gradient with respect to the logits, in their broadcast shape.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
-    >>> loss, grad = lk.binary_cross_entropy_with_logits_with_grad(np.array([0.0]), np.array([1.0]))
+    >>> x, y = np.array([0.0, 2.0]), np.array([1.0, 0.0])
+    >>> loss, grad = lk.binary_cross_entropy_with_logits_with_grad(x, y, reduction="none")
     >>> grad
-    array([-0.5])
+    array([-0.5       ,  0.88079708])
+    >>> bool(np.allclose(grad, lk.sigmoid(x) - y))
+    True
     """
     loss, grad = _bce(
         "binary_cross_entropy_with_logits_with_grad",
@@ -693,16 +785,37 @@ def nll_loss(
 ) -> Any:
     r"""Negative log-likelihood of log-probabilities, as PyTorch's ``F.nll_loss``.
 
-    Per row ``-w_t log_probs[t]`` for class indices, or ``-sum_c w_c y_c log_probs_c`` for
-    probability targets (a zero target adds 0 even against ``-inf``). Layout, targets,
-    ``weight``, ``ignore_index``, ``where`` and the reductions are those of
-    :func:`cross_entropy` (which takes logits and is the fused, faster path:
-    ``nll_loss(log_softmax(z), t) == cross_entropy(z, t)``).
+    .. math:: L = -w_t \log q_t \quad \text{(class index } t\text{)}, \qquad
+              L = -\sum_c w_c\, y_c \log q_c \quad \text{(probabilities } y\text{)}
 
+    per row, ``log q`` being ``log_probs``; a zero target adds 0 even against ``-inf``.
+    :func:`cross_entropy` takes logits and is the fused, faster path:
+    ``nll_loss(log_softmax(z), t) == cross_entropy(z, t)``.
+
+    Parameters
+    ----------
+    log_probs : array_like
+        Log-probabilities; the class axis is ``axis``, as the logits of :func:`cross_entropy`.
+    target : array_like
+        Class indices or probabilities, as in :func:`cross_entropy`.
+    axis, weight, ignore_index, reduction, where, threads
+        As in :func:`cross_entropy`.
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        A scalar for "mean" and "sum"; the rows' shape for "none".
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> float(lk.nll_loss(np.log([[0.25, 0.75]]), np.array([1])))
     0.2876820724517809
+    >>> z = np.array([[2.0, 0.5, -1.0]])
+    >>> bool(np.isclose(lk.nll_loss(lk.log_softmax(z), np.array([0])),
+    ...                 lk.cross_entropy(z, np.array([0]))))
+    True
     """
     func = "nll_loss"
     check_threads(func, threads)

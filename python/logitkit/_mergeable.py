@@ -87,19 +87,40 @@ def cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LogSumExpPartial:
-    """Partial log-sum-exp of rows over one shard (or several merged shards).
+    r"""Partial log-sum-exp of rows over one shard (or several merged shards).
 
     ``lse``: float64 log-sum-exp of each row's entries seen so far (``-inf`` for none);
     ``dtype``: the dtype the unsharded :func:`logitkit.logsumexp` would return.
 
+    .. math:: \mathrm{lse}(A \cup B) = \log\big(e^{\mathrm{lse}(A)} + e^{\mathrm{lse}(B)}\big)
+
     Merge: ``logaddexp`` of the two, the pair ``(max, sum exp(x - max))`` of each side folded
     into one number, so a merge costs one ``exp`` and one ``log1p`` per row.
+
+    Attributes
+    ----------
+    lse : ndarray of float64
+        Log-sum-exp of each row's entries seen so far (``-inf`` for none).
+    dtype : numpy.dtype
+        The dtype the unsharded :func:`logitkit.logsumexp` would return.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> left, right = lk.partial_logsumexp(x[:, :2]), lk.partial_logsumexp(x[:, 2:])
+    >>> left
+    LogSumExpPartial(lse=array([2.31326169, 0.69314718]), dtype=dtype('float64'))
+    >>> bool(np.allclose(left.merge(right).finalize(), lk.logsumexp(x), rtol=1e-15))
+    True
     """
 
     lse: F64
     dtype: np.dtype
 
     def merge(self, other: LogSumExpPartial) -> LogSumExpPartial:
+        """The partial of the union of both sides' shards (the same rows)."""
         _same_rows("LogSumExpPartial.merge", self, other)
         with np.errstate(invalid="ignore"):
             lse = np.logaddexp(self.lse, other.lse)
@@ -113,15 +134,35 @@ class LogSumExpPartial:
 
 @dataclass(frozen=True)
 class EntropyPartial:
-    """Partial entropy of ``softmax`` of rows over one shard (or several merged shards).
+    r"""Partial entropy of ``softmax`` of rows over one shard (or several merged shards).
 
-    ``lse``: float64 log-sum-exp of the shard's logits; ``entropy``: entropy (nats) of the
-    softmax *restricted to the shard*; ``dtype``: the unsharded call's result dtype.
+    .. math:: H(A \cup B) = \sum_{i \in \{A, B\}} p_i \big(H_i + (\ell - \ell_i)\big),
+              \quad \ell = \log(e^{\ell_A} + e^{\ell_B}), \quad p_i = e^{\ell_i - \ell}
 
-    Merge: with ``lse = logaddexp(l1, l2)`` and shares ``p_i = exp(l_i - lse)`` the entropy
-    of the union is ``sum_i p_i (H_i + (lse - l_i))`` (grouping entropy plus the mean of the
-    parts): every term is non-negative, so a nearly one-hot row keeps its small entropy's
-    precision. ``k`` entries at ``+inf`` across the shards give ``log k``, as unsharded.
+    the grouping rule of the entropy: the entropy of the shares ``p_i`` plus the mean of the
+    parts' entropies. Every term is non-negative, so a nearly one-hot row keeps its small
+    entropy's precision. ``k`` entries at ``+inf`` across the shards give ``log k``, as
+    unsharded.
+
+    Attributes
+    ----------
+    lse : ndarray of float64
+        Log-sum-exp of the shard's logits.
+    entropy : ndarray of float64
+        Entropy (nats) of the softmax *restricted to the shard*.
+    dtype : numpy.dtype
+        The unsharded call's result dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> merged = lk.partial_entropy(x[:, :1]).merge(lk.partial_entropy(x[:, 1:]))
+    >>> bool(np.allclose(merged.finalize(), lk.entropy_from_logits(x), rtol=1e-14))
+    True
+    >>> bool(np.allclose(merged.finalize(base=2), lk.entropy_from_logits(x, base=2)))
+    True
     """
 
     lse: F64
@@ -129,6 +170,7 @@ class EntropyPartial:
     dtype: np.dtype
 
     def merge(self, other: EntropyPartial) -> EntropyPartial:
+        """The partial of the union of both sides' shards (the same rows)."""
         _same_rows("EntropyPartial.merge", self, other)
         l1, l2, h1, h2 = self.lse, other.lse, self.entropy, other.entropy
         with np.errstate(invalid="ignore"):
@@ -158,7 +200,7 @@ class EntropyPartial:
 
 @dataclass(frozen=True)
 class CrossEntropyPartial:
-    """Partial cross-entropy statistics of rows over a shard of the classes.
+    r"""Partial cross-entropy statistics of rows over a shard of the classes.
 
     As Megatron's vocabulary-parallel cross-entropy computes them on each device, without
     the collectives: the rows' log-sum-exp of the shard's (soft-capped) logits, the target
@@ -182,6 +224,30 @@ class CrossEntropyPartial:
         The largest logit and its (global) class index, first one on ties.
     ``dtype``
         The unsharded :func:`logitkit.cross_entropy`'s result dtype.
+
+    Once every shard is merged, each counted row's loss is
+
+    .. math:: L = (1 - \alpha)\, w_t\, (\mathrm{lse} - z_t) + \frac{\alpha}{C}\,
+              \mathrm{smooth} + \zeta\, \mathrm{lse}^2
+
+    as in :func:`logitkit.cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> t = np.array([3, 1])
+    >>> parts = [lk.partial_cross_entropy(x[:, :2], t),
+    ...          lk.partial_cross_entropy(x[:, 2:], t, class_offset=2)]
+    >>> merged = lk.merge_partials(*parts)
+    >>> bool(np.isclose(merged.finalize(), lk.cross_entropy(x, t), rtol=1e-14))
+    True
+    >>> merged.correct()
+    array([ True, False])
+    >>> loss, weight = merged.row_losses()
+    >>> bool(np.isclose(loss.sum() / weight.sum(), lk.cross_entropy(x, t), rtol=1e-14))
+    True
     """
 
     lse: F64
@@ -198,6 +264,8 @@ class CrossEntropyPartial:
     dtype: np.dtype
 
     def merge(self, other: CrossEntropyPartial) -> CrossEntropyPartial:
+        """The partial of the union of both sides' shards (same rows, same targets, shards
+        that do not overlap)."""
         func = "CrossEntropyPartial.merge"
         _same_rows(func, self, other)
         if not (
@@ -332,8 +400,27 @@ P = TypeVar("P", LogSumExpPartial, EntropyPartial, CrossEntropyPartial)
 def merge_partials(*parts: P) -> P:
     """Merge partials of the same rows (a left fold of ``a.merge(b)``).
 
+    ``merge_partials(p1, p2, ..., pk) = (...((p1.merge(p2)).merge(p3))...).merge(pk)``.
     Any grouping of the same shards gives the result to the accuracy stated in the module
     documentation; ``a.merge(b)`` and ``b.merge(a)`` are bitwise identical.
+
+    Parameters
+    ----------
+    *parts : LogSumExpPartial, EntropyPartial or CrossEntropyPartial
+        At least one, all of one type and of the same rows.
+
+    Returns
+    -------
+    The merged partial, of the parts' type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.arange(12.0).reshape(2, 6)
+    >>> parts = [lk.partial_logsumexp(x[:, i:i + 2]) for i in range(0, 6, 2)]
+    >>> bool(np.allclose(lk.merge_partials(*parts).finalize(), lk.logsumexp(x), rtol=1e-15))
+    True
     """
     if not parts:
         raise TypeError("merge_partials(): needs at least one partial")

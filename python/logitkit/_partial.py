@@ -42,8 +42,25 @@ def _to_rows(func: str, x: Any, axis: Any) -> tuple[np.ndarray, int, np.dtype]:
 
 
 def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
-    """The :class:`LogSumExpPartial` of the rows of ``x`` (a shard of their classes).
+    r"""The :class:`LogSumExpPartial` of the rows of ``x`` (a shard of their classes).
 
+    .. math:: \mathrm{lse}_S = \log \sum_{c \in S} e^{x_c}
+
+    over the shard's classes ``S``, in float64, from logitkit's kernels.
+
+    Parameters
+    ----------
+    x : array_like
+        The shard: the rows' logits at some of their classes.
+    axis : int
+        The class axis. Default -1.
+
+    Returns
+    -------
+    LogSumExpPartial
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> x = np.array([[1.0, 2.0, 3.0, 4.0]])
@@ -58,7 +75,33 @@ def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
 
 
 def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
-    """The :class:`EntropyPartial` of the rows of ``x`` (a shard of their classes)."""
+    r"""The :class:`EntropyPartial` of the rows of ``x`` (a shard of their classes).
+
+    .. math:: \mathrm{lse}_S = \log \sum_{c \in S} e^{x_c}, \qquad
+              H_S = -\sum_{c \in S} p_c \log p_c, \quad p_c = e^{x_c - \mathrm{lse}_S}
+
+    the entropy of the softmax restricted to the shard's classes ``S``, in float64.
+
+    Parameters
+    ----------
+    x : array_like
+        The shard: the rows' logits at some of their classes.
+    axis : int
+        The class axis. Default -1.
+
+    Returns
+    -------
+    EntropyPartial
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> x = np.array([[0.0, 0.0, 0.0, 0.0]])
+    >>> halves = lk.partial_entropy(x[:, :2]), lk.partial_entropy(x[:, 2:])
+    >>> float(lk.merge_partials(*halves).finalize(base=2)[0])  # four equal classes: 2 bits
+    2.0
+    """
     func = "partial_entropy"
     arr, ax, result = _to_rows(func, x, axis)
     arr = _computable(arr)
@@ -81,7 +124,7 @@ def partial_cross_entropy(
     label_smoothing: bool = False,
     axis: int = -1,
 ) -> CrossEntropyPartial:
-    """The :class:`CrossEntropyPartial` of a shard of classes.
+    r"""The :class:`CrossEntropyPartial` of a shard of classes.
 
     ``logits`` holds classes ``class_offset .. class_offset + C_shard - 1`` of every row
     (class axis ``axis``); ``target`` holds the *global* class index of each row (shape: the
@@ -91,6 +134,38 @@ def partial_cross_entropy(
     is asked for. ``label_smoothing=True`` also gathers the terms smoothing needs (one more
     sum per row, computed in the same kernel pass).
 
+    .. math:: \mathrm{lse}_S = \log \sum_{c \in S} e^{z_c}, \quad
+              z_t \text{ if } t \in S, \quad
+              \mathrm{smooth}_S = \sum_{c \in S} w_c (\mathrm{lse}_S - z_c)
+
+    over the shard's classes ``S`` (with ``z`` capped first when ``softcap`` is given).
+
+    Parameters
+    ----------
+    logits : array_like
+        The shard: classes ``class_offset`` to ``class_offset + C_shard - 1`` of every row.
+    target : array_like of int
+        Global class indices, one per row, or ``ignore_index``.
+    class_offset : int
+        The global index of the shard's first class. Default 0.
+    weight : array_like, optional
+        The shard's slice of the class weights.
+    ignore_index : int
+        Rows whose target equals it do not count. Default -100.
+    softcap : float, optional
+        Logits become ``softcap * tanh(z / softcap)`` first, as in
+        :func:`logitkit.cross_entropy`.
+    label_smoothing : bool
+        Also gather the smoothing sum (needed to finalize with ``label_smoothing > 0``).
+    axis : int
+        The class axis. Default -1.
+
+    Returns
+    -------
+    CrossEntropyPartial
+
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])

@@ -123,8 +123,23 @@ def log_softmax(
     the sum is taken as ``log(c) + log1p(rest / c)``, so the largest entry keeps full
     relative precision: ``log_softmax([0, -50])[0]`` is ``-1.93e-22`` (SciPy returns 0).
 
-    Parameters and dtypes are as in :func:`softmax`; with ``where``, masked entries (and
-    rows with no counted finite logit) give ``-inf``.
+    Parameters
+    ----------
+    x : array_like
+        Logits; dtypes as in :func:`softmax`.
+    axis : int, tuple of ints or None
+        The axis (or axes, or all with None) normalized over. Default -1.
+    where : array_like of bool, optional
+        Entries that take part (broadcast against ``x``); masked entries, and rows with no
+        counted finite logit, give ``-inf``.
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into. ``out=x`` works in place.
+    threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    ndarray of the input's shape.
 
     Notes
     -----
@@ -282,21 +297,50 @@ def entropy_from_logits(
 ) -> Any:
     r"""Entropy of ``softmax(z)`` along ``axis``, from the logits in one read.
 
-    .. math:: H = -\sum_j p_j \log p_j = \operatorname{lse}(z) - \sum_j p_j z_j
+    .. math:: H = -\sum_j p_j \log p_j = \operatorname{lse}(z) - \sum_j p_j z_j,
+              \quad p = \operatorname{softmax}(z)
 
     computed as ``log(sum) + sum(e * (m - z)) / sum`` with ``e = exp(z - m)``: no per-element
     log, and every term non-negative, so a nearly one-hot distribution keeps its small
-    entropy's precision. ``base`` gives the unit: None or ``e`` for nats, 2 for bits, 10 for
-    hartleys (the result is divided by ``log(base)``). With ``where``, only the counted
-    entries form the distribution; a row with nothing counted has entropy 0.
+    entropy's precision.
 
+    Parameters
+    ----------
+    z : array_like
+        Logits, at least 1-d; dtypes as in :func:`softmax`.
+    axis : int
+        The class axis (a single axis). Default -1.
+    base : float, optional
+        The unit: None (or ``e``) for nats, 2 for bits, 10 for hartleys; the result is
+        divided by ``log(base)``.
+    keepdims : bool
+        Keep the class axis with length 1.
+    where : array_like of bool, optional
+        Entries that take part (broadcast against ``z``); only they form the distribution.
+        A row with nothing counted has entropy 0.
+    threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    ndarray
+        ``z``'s shape without the class axis; a NumPy scalar for 1-d ``z``.
+
+    Notes
+    -----
     Special rows: NaN gives NaN; ``k`` entries at ``+inf`` give ``log k`` (the entropy of the
     limit, uniform over them); a row of only ``-inf`` (no ``where``) gives NaN.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> import logitkit as lk
     >>> float(lk.entropy_from_logits(np.zeros(8), base=2))
     3.0
+    >>> z = np.array([2.0, 0.5, -1.0])
+    >>> p = lk.softmax(z)
+    >>> bool(np.isclose(lk.entropy_from_logits(z), -(p * np.log(p)).sum()))
+    True
     """
     func = "entropy_from_logits"
     nthreads = check_threads(func, threads)

@@ -40,7 +40,24 @@ _env_cache: tuple[str | None, int] = ("", -1)
 
 
 def available_isas() -> list[str]:
-    """ISAs that are both compiled into this build and supported by this CPU, slowest first."""
+    """ISAs that are both compiled into this build and supported by this CPU, slowest first.
+
+    ``available_isas() = [name in compiled_isas if name in supported_isas]``, in the order of
+    :func:`runtime_info`'s ``compiled_isas``; ``"scalar"``, which every CPU runs, is first.
+
+    Returns
+    -------
+    list of str
+        Names that :func:`use_isa` and ``LOGITKIT_ISA`` accept on this machine.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> lk.available_isas()[0]
+    'scalar'
+    >>> lk.active_isa() in lk.available_isas()
+    True
+    """
     supported = set(_core.supported_isas())
     return [name for name in _core.compiled_isas() if name in supported]
 
@@ -82,7 +99,25 @@ def current_isa_index() -> int:
 
 
 def active_isa() -> str:
-    """Name of the kernel table the next call in this thread/context will use."""
+    """Name of the kernel table the next call in this thread/context will use.
+
+    ``active_isa() = use_isa's name if inside use_isa, else LOGITKIT_ISA if set, else the
+    best of available_isas()``.
+
+    Returns
+    -------
+    str
+        One of :func:`available_isas`.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> with lk.use_isa("scalar"):
+    ...     lk.active_isa()
+    'scalar'
+    >>> lk.active_isa() in lk.available_isas()
+    True
+    """
     return ISA_NAMES[current_isa_index()]
 
 
@@ -90,11 +125,23 @@ def active_isa() -> str:
 def use_isa(name: str) -> Iterator[str]:
     """Run the enclosed calls with the kernels of one instruction set.
 
-    ``name`` is one of ``"scalar"``, ``"sse2"``, ``"avx2"``, ``"avx512"``, ``"avx512bf16"``,
-    ``"neon"``.
-    Asking for one this build or this CPU lacks raises ValueError. The choice is local to
-    the current thread (a :mod:`contextvars` variable) and undone when the block exits.
+    Inside the block ``active_isa() == name``; every kernel table computes the same
+    functions, to the accuracy the README states. The choice is local to the current thread
+    (a :mod:`contextvars` variable) and undone when the block exits.
 
+    Parameters
+    ----------
+    name : str
+        One of ``"scalar"``, ``"sse2"``, ``"avx2"``, ``"avx512"``, ``"avx512bf16"``,
+        ``"neon"``; asking for one this build or this CPU lacks raises ValueError.
+
+    Yields
+    ------
+    str
+        The name, in lower case.
+
+    Examples
+    --------
     >>> import logitkit as lk
     >>> with lk.use_isa("scalar"):
     ...     lk.softmax([1.0, 2.0])
@@ -110,11 +157,28 @@ def use_isa(name: str) -> Iterator[str]:
 def runtime_info() -> dict[str, Any]:
     """What this build carries and what runs here, as a dict.
 
-    Keys: ``version``, ``compiled_isas`` (kernel tables in this build), ``supported_isas``
-    (those this CPU can run), ``best_isa`` (picked by default), ``active_isa`` (after
-    ``LOGITKIT_ISA`` and ``use_isa``), ``openmp``, ``threads`` (the default thread count:
-    ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``, ``buffer_cache_limit``
-    and ``buffer_cache_bytes`` (see :func:`set_buffer_cache_limit`).
+    ``supported_isas = [isa in compiled_isas if this CPU runs isa]``, ``best_isa`` the one
+    picked by default among them and ``active_isa`` the one in use (:func:`active_isa`).
+
+    Returns
+    -------
+    dict
+        ``version``, ``compiled_isas`` (kernel tables in this build), ``supported_isas``
+        (those this CPU can run), ``best_isa`` (picked by default), ``active_isa`` (after
+        ``LOGITKIT_ISA`` and ``use_isa``), ``openmp``, ``threads`` (the default thread
+        count: ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``,
+        ``buffer_cache_limit`` and ``buffer_cache_bytes`` (see
+        :func:`set_buffer_cache_limit`).
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> info = lk.runtime_info()
+    >>> list(info)  # doctest: +NORMALIZE_WHITESPACE
+    ['version', 'compiled_isas', 'supported_isas', 'best_isa', 'active_isa', 'openmp',
+     'threads', 'hardware_threads', 'buffer_cache_limit', 'buffer_cache_bytes']
+    >>> info["active_isa"] in info["supported_isas"], type(info["threads"])
+    (True, <class 'int'>)
     """
     return {
         "version": _core.__version__,
@@ -140,6 +204,28 @@ def set_buffer_cache_limit(nbytes: int) -> int:
     oldest blocks first; 0 turns it off and frees what it holds. Such results do not own
     their memory in NumPy's sense (``flags.owndata`` is False, so ``ndarray.resize`` refuses
     them); otherwise they are ordinary arrays.
+
+    ``buffer_cache_bytes <= buffer_cache_limit = nbytes`` from then on (the two keys of
+    :func:`runtime_info`).
+
+    Parameters
+    ----------
+    nbytes : int
+        The new limit, in ``[0, 2**63)``.
+
+    Returns
+    -------
+    int
+        The limit it replaces.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> old = lk.set_buffer_cache_limit(0)  # off: freed results go back to the system
+    >>> lk.runtime_info()["buffer_cache_bytes"]
+    0
+    >>> lk.set_buffer_cache_limit(old)  # on again; returns the limit it replaces
+    0
     """
     limit = check_index("set_buffer_cache_limit", "nbytes", nbytes)
     if not 0 <= limit < 2**63:
@@ -150,7 +236,20 @@ def set_buffer_cache_limit(nbytes: int) -> int:
 
 
 def show_runtime() -> None:
-    """Print :func:`runtime_info` as aligned ``key: value`` lines."""
+    """Print :func:`runtime_info` as aligned ``key: value`` lines.
+
+    One line per key, ``f"{key:<width} : {value}"`` with lists joined by commas; what
+    ``logitkit info`` prints.
+
+    Examples
+    --------
+    >>> import logitkit as lk
+    >>> lk.show_runtime()  # doctest: +ELLIPSIS
+    version            : ...
+    compiled_isas      : scalar...
+    ...
+    buffer_cache_bytes : ...
+    """
     info = runtime_info()
     width = max(len(k) for k in info)
     for key, value in info.items():

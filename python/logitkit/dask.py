@@ -171,11 +171,30 @@ def _lse_block(block: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
 def logsumexp(
     x: Any, axis: int = -1, *, keepdims: bool = False, split_every: int | None = None
 ) -> da.Array:
-    """:func:`logitkit.logsumexp` of a Dask array along one axis, chunked along it or not.
+    r""":func:`logitkit.logsumexp` of a Dask array along one axis, chunked along it or not.
 
-    ``split_every`` is Dask's fan-in of the merge tree (default: Dask's). The result has the
-    dtype :func:`logitkit.logsumexp` gives for ``x``'s dtype.
+    .. math:: \mathrm{lse}(x) = \log \sum_{\text{blocks } B} e^{\mathrm{lse}(x_B)}
 
+    each block's log-sum-exp from the kernels, merged in a tree.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Logits, chunked in any way.
+    axis : int
+        The reduced axis. Default -1.
+    keepdims : bool
+        Keep the reduced axis with length 1.
+    split_every : int, optional
+        Dask's fan-in of the merge tree (default: Dask's).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, with the dtype :func:`logitkit.logsumexp` gives for ``x``'s dtype.
+
+    Examples
+    --------
     >>> import dask.array as da
     >>> import numpy as np
     >>> import logitkit as lk
@@ -320,19 +339,77 @@ def _softmax_impl(func: str, x: Any, axis: Any, split_every: int | None, log: bo
 
 
 def softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Array:
-    """:func:`logitkit.softmax` of a Dask array along one axis, chunked along it or not.
+    r""":func:`logitkit.softmax` of a Dask array along one axis, chunked along it or not.
+
+    .. math:: \mathrm{softmax}(x)_B = \mathrm{softmax}(x_B)\,
+              e^{\mathrm{lse}(x_B) - \mathrm{lse}(x)}
 
     Whole-row chunks take one kernel pass per block. A class axis in several chunks takes
-    the merged row log-sum-exp (a tree reduction), then per block the kernel's softmax of the
-    block scaled by its share of the row, ``exp(lse_block - lse)``; ``k`` entries at ``+inf``
-    get ``1/k`` as in the in-memory call.
+    the merged row log-sum-exp (a tree reduction), then per block ``B`` the kernel's softmax
+    of the block scaled by its share of the row; ``k`` entries at ``+inf`` get ``1/k`` as in
+    the in-memory call.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Logits, chunked in any way.
+    axis : int
+        The class axis. Default -1.
+    split_every : int, optional
+        Dask's fan-in of the merge tree (default: Dask's).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, of ``x``'s shape and chunks.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> import logitkit.dask as lkd
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> lazy = lkd.softmax(da.from_array(x, chunks=(1, 2)))  # each row in two blocks
+    >>> bool(np.allclose(lazy.compute(), lk.softmax(x), rtol=1e-14))
+    True
     """
     return _softmax_impl("softmax", x, axis, split_every, log=False)
 
 
 def log_softmax(x: Any, axis: int = -1, *, split_every: int | None = None) -> da.Array:
-    """:func:`logitkit.log_softmax` of a Dask array; split rows as in :func:`softmax`: the
-    kernel's log_softmax of each block shifted by ``lse_block - lse``."""
+    r""":func:`logitkit.log_softmax` of a Dask array along one axis, chunked along it or not.
+
+    .. math:: \log\mathrm{softmax}(x)_B = \log\mathrm{softmax}(x_B)
+              + (\mathrm{lse}(x_B) - \mathrm{lse}(x))
+
+    Split rows as in :func:`softmax`: the kernel's log_softmax of each block ``B``, shifted.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Logits, chunked in any way.
+    axis : int
+        The class axis. Default -1.
+    split_every : int, optional
+        Dask's fan-in of the merge tree (default: Dask's).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, of ``x``'s shape and chunks.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import logitkit as lk
+    >>> import logitkit.dask as lkd
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> lazy = lkd.log_softmax(da.from_array(x, chunks=(2, (1, 3))))
+    >>> bool(np.allclose(lazy.compute(), lk.log_softmax(x), rtol=1e-14))
+    True
+    """
     return _softmax_impl("log_softmax", x, axis, split_every, log=True)
 
 
@@ -370,7 +447,41 @@ def entropy_from_logits(
     keepdims: bool = False,
     split_every: int | None = None,
 ) -> da.Array:
-    """:func:`logitkit.entropy_from_logits` of a Dask array, chunked along ``axis`` or not."""
+    r""":func:`logitkit.entropy_from_logits` of a Dask array, chunked along ``axis`` or not.
+
+    .. math:: H = \sum_B p_B \big(H_B + (\mathrm{lse} - \mathrm{lse}_B)\big),
+              \quad p_B = e^{\mathrm{lse}_B - \mathrm{lse}}
+
+    each block's :class:`logitkit.EntropyPartial` merged in a tree (the grouping rule of
+    the entropy).
+
+    Parameters
+    ----------
+    z : dask.array.Array or array_like
+        Logits, chunked in any way.
+    axis : int
+        The class axis. Default -1.
+    base : float, optional
+        None (or ``e``) for nats, 2 for bits, 10 for hartleys.
+    keepdims : bool
+        Keep the class axis with length 1.
+    split_every : int, optional
+        Dask's fan-in of the merge tree (default: Dask's).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy, ``z``'s shape without the class axis.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> import logitkit.dask as lkd
+    >>> z = da.zeros((3, 8), chunks=(3, 3))  # uniform over 8 classes, in 3 blocks per row
+    >>> lkd.entropy_from_logits(z, base=2).compute()
+    array([3., 3., 3.])
+    """
     func = "entropy_from_logits"
     arr, ax, result = _prepared(func, "z", z, axis)
     check_base(func, base)
@@ -479,16 +590,36 @@ def cross_entropy(
     softcap: float | None = None,
     split_every: int | None = None,
 ) -> da.Array:
-    """:func:`logitkit.cross_entropy` of ``(N, C)`` Dask logits against class indices.
+    r""":func:`logitkit.cross_entropy` of ``(N, C)`` Dask logits against class indices.
 
-    ``target``: ``(N,)`` integer class indices (a Dask array, rechunked to the logits' rows
-    if needed, or an in-memory array). ``weight``: ``(C,)`` class weights (in memory; each
-    class block gets its slice). The options mean what they mean in
-    :func:`logitkit.cross_entropy`; ``reduction="mean"`` is the total loss of every row
-    block over their total target weight. Returns a lazy 0-d array, or ``(N,)`` for
-    ``reduction="none"``. A target out of range raises IndexError naming the row, when
-    computed.
+    .. math:: \text{mean} = \frac{\sum_{\text{row blocks}} \sum_n L_n}
+              {\sum_{\text{row blocks}} \sum_n w_{t_n}}
 
+    each row's loss from the merged :class:`logitkit.CrossEntropyPartial` of its class
+    blocks: the global mean, not a mean of block means.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        ``(N, C)`` logits, chunked in any way.
+    target : dask.array.Array or array_like
+        ``(N,)`` integer class indices (a Dask array is rechunked to the logits' rows if
+        needed).
+    weight : array_like, optional
+        ``(C,)`` class weights, in memory; each class block gets its slice.
+    ignore_index, reduction, label_smoothing, smoothing, z_loss, softcap
+        As in :func:`logitkit.cross_entropy`.
+    split_every : int, optional
+        Dask's fan-in of the merge tree (default: Dask's).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy: 0-d, or ``(N,)`` for ``reduction="none"``. A target out of range raises
+        IndexError naming the row, when computed.
+
+    Examples
+    --------
     >>> import dask.array as da
     >>> import numpy as np
     >>> import logitkit.dask as lkd

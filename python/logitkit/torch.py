@@ -557,13 +557,25 @@ _cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_cross_en
 
 
 class CrossEntropyStats(NamedTuple):
-    """Per-row by-products of :func:`cross_entropy` (``return_stats=True``), as tensors.
+    r"""Per-row by-products of :func:`cross_entropy` (``return_stats=True``), as tensors.
+
+    .. math:: \mathrm{lse} = \log \sum_c e^{z_c}, \quad \mathrm{argmax} = \arg\max_c z_c,
+              \quad \mathrm{accuracy} = \frac{\#\{\text{correct}\}}{\#\{\text{counted}\}}
 
     ``lse``: logsumexp of each row's (capped) logits, in the input dtype; ``argmax``: index
     of each row's first largest logit (int64); ``correct``: ``argmax == target`` (for
     probability targets, the target's argmax), False for rows that do not count;
     ``accuracy``: the mean of ``correct`` over the rows that count (a 0-d float64 tensor, NaN
     when none do). None of them is differentiable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from logitkit import torch as lkt
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> loss, stats = lkt.cross_entropy(z, torch.tensor([0, 1]), return_stats=True)
+    >>> stats.argmax, stats.correct, float(stats.accuracy)
+    (tensor([0, 2]), tensor([ True, False]), 0.5)
     """
 
     lse: Tensor
@@ -934,9 +946,13 @@ class CrossEntropyLoss(torch.nn.Module):
     """:func:`cross_entropy` as a module: the constructor arguments of
     :class:`torch.nn.CrossEntropyLoss`, plus logitkit's keyword-only options.
 
-    ``weight`` is a buffer, so ``.to()``, ``.double()`` and ``state_dict()`` treat it as
-    PyTorch's module does.
+    ``loss_fn(input, target) == cross_entropy(input, target, weight, ignore_index,
+    reduction, label_smoothing, smoothing=..., z_loss=..., softcap=...)``. ``weight`` is a
+    buffer, so ``.to()``, ``.double()`` and ``state_dict()`` treat it as PyTorch's module
+    does.
 
+    Examples
+    --------
     >>> import torch
     >>> from logitkit import torch as lkt
     >>> loss_fn = lkt.CrossEntropyLoss(label_smoothing=0.1)
@@ -995,8 +1011,12 @@ class BCEWithLogitsLoss(torch.nn.Module):
     """:func:`binary_cross_entropy_with_logits` as a module: the constructor arguments of
     :class:`torch.nn.BCEWithLogitsLoss`, plus ``label_smoothing`` (keyword-only).
 
-    ``weight`` and ``pos_weight`` are buffers, as in PyTorch's module.
+    ``loss_fn(input, target) == binary_cross_entropy_with_logits(input, target, weight,
+    reduction=..., pos_weight=..., label_smoothing=...)``. ``weight`` and ``pos_weight`` are
+    buffers, as in PyTorch's module.
 
+    Examples
+    --------
     >>> import torch
     >>> from logitkit import torch as lkt
     >>> loss_fn = lkt.BCEWithLogitsLoss(pos_weight=torch.tensor([2.0, 1.0]))

@@ -190,7 +190,17 @@ class CrossEntropyStats(NamedTuple):
     of the target row), False in rows that do not count; ``accuracy``: the
     mean of ``correct`` over the rows that count, a float64 (NaN if none).
     Every per-row field has the shape of the rows, and covers all rows,
-    counted or not.
+    counted or not::
+
+        lse = log(sum(exp(z)))    argmax = argmax(z)
+        accuracy = count(correct) / count(counted rows)
+
+    Examples
+    --------
+    >>> z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> loss, stats = cross_entropy(z, np.array([0, 1]), return_stats=True)
+    >>> print(stats.argmax, stats.correct, stats.accuracy)
+    [0 2] [ True False] 0.5
     """
 
     lse: Any

@@ -31,13 +31,34 @@ def _rows(func: str, x: ArrayLike, axis: int) -> tuple[np.ndarray, np.dtype]:
 
 
 def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
-    """Twin of :func:`logitkit.partial_logsumexp`, in float64."""
+    """Twin of :func:`logitkit.partial_logsumexp`, in float64.
+
+    ``lse_S = log(sum(exp(x_c) for c in S))`` over the shard's classes ``S``.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> merged = partial_logsumexp(x[:, :2]).merge(partial_logsumexp(x[:, 2:]))
+    >>> print(np.allclose(merged.finalize(), logsumexp(x), rtol=1e-15))
+    True
+    """
     rows, dtype = _rows("partial_logsumexp", x, axis)
     return LogSumExpPartial(np.asarray(logsumexp(rows, axis=-1), dtype=np.float64), dtype)
 
 
 def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
-    """Twin of :func:`logitkit.partial_entropy`, in float64."""
+    """Twin of :func:`logitkit.partial_entropy`, in float64.
+
+    ``lse_S`` as in :func:`partial_logsumexp` and ``H_S = -sum(p_c log p_c)`` with
+    ``p_c = exp(x_c - lse_S)``: the entropy of the softmax restricted to the shard.
+
+    Examples
+    --------
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> merged = partial_entropy(x[:, :1]).merge(partial_entropy(x[:, 1:]))
+    >>> print(np.allclose(merged.finalize(), entropy_from_logits(x), rtol=1e-14))
+    True
+    """
     rows, dtype = _rows("partial_entropy", x, axis)
     lse = np.asarray(logsumexp(rows, axis=-1), dtype=np.float64)
     h = np.asarray(entropy_from_logits(rows, axis=-1), dtype=np.float64)
@@ -56,7 +77,22 @@ def partial_cross_entropy(
     axis: int = -1,
 ) -> CrossEntropyPartial:
     """Twin of :func:`logitkit.partial_cross_entropy`: every statistic from its definition,
-    in float64."""
+    in float64.
+
+    ``lse_S`` over the shard's classes ``S``, the target logit ``z_t`` where ``t`` is in
+    ``S``, and ``smooth_S = sum(w_c (lse_S - z_c) for c in S)``.
+
+    Examples
+    --------
+    >>> from logitkit.reference import cross_entropy
+    >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, -1.0, 5.0]])
+    >>> t = np.array([3, 1])
+    >>> left = partial_cross_entropy(x[:, :2], t, label_smoothing=True)
+    >>> right = partial_cross_entropy(x[:, 2:], t, class_offset=2, label_smoothing=True)
+    >>> loss = left.merge(right).finalize(label_smoothing=0.1)
+    >>> print(np.isclose(loss, cross_entropy(x, t, label_smoothing=0.1), rtol=1e-14))
+    True
+    """
     func = "partial_cross_entropy"
     z, dtype = _rows(func, logits, axis)
     offset = operator.index(class_offset)
