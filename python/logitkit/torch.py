@@ -116,6 +116,23 @@ def _fill(shape: Sequence[int], dtype: torch.dtype, values: Any) -> Tensor:
     return out
 
 
+def _run(op: Any, impl: Any, *args: Any) -> Any:
+    """``op(*args)`` for the operator ``op`` whose CPU kernel is ``impl``; in eager mode on
+    plain tensors with nothing for autograd to record, ``impl(*args)`` itself, which gives the
+    same tensors. The operator's Python layers (its autograd wrapper, argument defaults, the
+    dynamo guard) cost about 30 us a call forward and 100 us backward, several times the work
+    on a small batch (`python benchmarks/bench_torch.py --threads 1`). Under torch.compile, on
+    tensor subclasses (fake, functional) and where autograd records the call, the operator
+    runs, so tracing, opcheck and double backward see it."""
+    if torch.compiler.is_compiling():
+        return op(*args)
+    record = torch.is_grad_enabled()
+    for a in args:
+        if isinstance(a, Tensor) and (type(a) is not Tensor or (record and a.requires_grad)):
+            return op(*args)
+    return impl(*args)
+
+
 # --------------------------------------------------------------------------------------------
 # Argument checks, in the Python wrappers: they run before the operator, also while
 # torch.compile traces, so bad input fails early with a message naming the argument.
@@ -179,32 +196,46 @@ def _reduction(func: str, size_average: Any, reduce: Any, reduction: Any) -> str
 # softmax, log_softmax
 
 
-@torch.library.custom_op("logitkit::softmax", mutates_args=())
-def _softmax_op(input: Tensor, dim: int) -> Tensor:
+def _softmax_impl(input: Tensor, dim: int) -> Tensor:
     out = _empty(input.shape, input.dtype)
     _reductions.softmax(_np(input), dim, out=_np(out))
     return out
 
 
-@torch.library.custom_op("logitkit::log_softmax", mutates_args=())
-def _log_softmax_op(input: Tensor, dim: int) -> Tensor:
+_softmax_op = torch.library.custom_op("logitkit::softmax", _softmax_impl, mutates_args=())
+
+
+def _log_softmax_impl(input: Tensor, dim: int) -> Tensor:
     out = _empty(input.shape, input.dtype)
     _reductions.log_softmax(_np(input), dim, out=_np(out))
     return out
 
 
-@torch.library.custom_op("logitkit::softmax_backward", mutates_args=())
-def _softmax_backward_op(grad: Tensor, output: Tensor, dim: int) -> Tensor:
+_log_softmax_op = torch.library.custom_op(
+    "logitkit::log_softmax", _log_softmax_impl, mutates_args=()
+)
+
+
+def _softmax_backward_impl(grad: Tensor, output: Tensor, dim: int) -> Tensor:
     out = _empty(output.shape, output.dtype)
     _np_softmax_backward(_np(grad), _np(output), dim, out=_np(out))
     return out
 
 
-@torch.library.custom_op("logitkit::log_softmax_backward", mutates_args=())
-def _log_softmax_backward_op(grad: Tensor, output: Tensor, dim: int) -> Tensor:
+_softmax_backward_op = torch.library.custom_op(
+    "logitkit::softmax_backward", _softmax_backward_impl, mutates_args=()
+)
+
+
+def _log_softmax_backward_impl(grad: Tensor, output: Tensor, dim: int) -> Tensor:
     out = _empty(output.shape, output.dtype)
     _np_log_softmax_backward(_np(grad), _np(output), dim, out=_np(out))
     return out
+
+
+_log_softmax_backward_op = torch.library.custom_op(
+    "logitkit::log_softmax_backward", _log_softmax_backward_impl, mutates_args=()
+)
 
 
 @_softmax_op.register_fake
@@ -226,27 +257,33 @@ def _save_output(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 
 def _softmax_grad(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
     (output,) = ctx.saved_tensors
-    return torch.ops.logitkit.softmax_backward(grad, output, ctx.dim), None
+    return _run(
+        torch.ops.logitkit.softmax_backward, _softmax_backward_impl, grad, output, ctx.dim
+    ), None
 
 
 def _log_softmax_grad(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
     (output,) = ctx.saved_tensors
-    return torch.ops.logitkit.log_softmax_backward(grad, output, ctx.dim), None
+    return _run(
+        torch.ops.logitkit.log_softmax_backward, _log_softmax_backward_impl, grad, output, ctx.dim
+    ), None
 
 
 _softmax_op.register_autograd(_softmax_grad, setup_context=_save_output)
 _log_softmax_op.register_autograd(_log_softmax_grad, setup_context=_save_output)
 
 
-def _softmax_like(func: str, op: Any, input: Any, dim: Any, dtype: torch.dtype | None) -> Tensor:
+def _softmax_like(
+    func: str, op: Any, impl: Any, input: Any, dim: Any, dtype: torch.dtype | None
+) -> Tensor:
     _check_tensor(func, "input", input)
     if dtype is not None:
         input = input.to(dtype)
         _check_tensor(func, "input", input)
     d = _check_dim(func, dim, input.ndim)
     if input.ndim == 0:  # a one-element row, as in PyTorch
-        return op(input.reshape(1), 0).reshape(())  # type: ignore[no-any-return]
-    return op(input, d)  # type: ignore[no-any-return]
+        return _run(op, impl, input.reshape(1), 0).reshape(())  # type: ignore[no-any-return]
+    return _run(op, impl, input, d)  # type: ignore[no-any-return]
 
 
 def softmax(input: Tensor, dim: int, *, dtype: torch.dtype | None = None) -> Tensor:
@@ -265,7 +302,7 @@ def softmax(input: Tensor, dim: int, *, dtype: torch.dtype | None = None) -> Ten
     >>> lkt.softmax(torch.tensor([1.0, 2.0, 3.0]), dim=0)
     tensor([0.0900, 0.2447, 0.6652])
     """
-    return _softmax_like("softmax", torch.ops.logitkit.softmax, input, dim, dtype)
+    return _softmax_like("softmax", torch.ops.logitkit.softmax, _softmax_impl, input, dim, dtype)
 
 
 def log_softmax(input: Tensor, dim: int, *, dtype: torch.dtype | None = None) -> Tensor:
@@ -284,7 +321,9 @@ def log_softmax(input: Tensor, dim: int, *, dtype: torch.dtype | None = None) ->
     >>> lkt.log_softmax(torch.tensor([0.0, -50.0], dtype=torch.float64), dim=0)
     tensor([-1.9287e-22, -5.0000e+01], dtype=torch.float64)
     """
-    return _softmax_like("log_softmax", torch.ops.logitkit.log_softmax, input, dim, dtype)
+    return _softmax_like(
+        "log_softmax", torch.ops.logitkit.log_softmax, _log_softmax_impl, input, dim, dtype
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,11 +334,13 @@ def _reduced_shape(shape: Sequence[int], dim: Sequence[int], keepdim: bool) -> l
     return list(reduced_shape(tuple(shape), tuple(dim), keepdim))
 
 
-@torch.library.custom_op("logitkit::logsumexp", mutates_args=())
-def _logsumexp_op(input: Tensor, dim: list[int], keepdim: bool) -> Tensor:
+def _logsumexp_impl(input: Tensor, dim: list[int], keepdim: bool) -> Tensor:
     out = _empty(_reduced_shape(input.shape, dim, keepdim), input.dtype)
     _reductions.logsumexp(_np(input), tuple(dim), keepdims=keepdim, out=_np(out))
     return out
+
+
+_logsumexp_op = torch.library.custom_op("logitkit::logsumexp", _logsumexp_impl, mutates_args=())
 
 
 @_logsumexp_op.register_fake
@@ -307,12 +348,16 @@ def _logsumexp_fake(input: Tensor, dim: list[int], keepdim: bool) -> Tensor:
     return input.new_empty(_reduced_shape(input.shape, dim, keepdim))
 
 
-@torch.library.custom_op("logitkit::logsumexp_backward", mutates_args=())
-def _logsumexp_backward_op(grad: Tensor, input: Tensor, dim: list[int], keepdim: bool) -> Tensor:
+def _logsumexp_backward_impl(grad: Tensor, input: Tensor, dim: list[int], keepdim: bool) -> Tensor:
     out = _empty(input.shape, input.dtype)
     g = _np(grad).astype(_np(out).dtype, copy=False)
     _np_logsumexp_backward(g, _np(input), None, tuple(dim), keepdim, out=_np(out))
     return out
+
+
+_logsumexp_backward_op = torch.library.custom_op(
+    "logitkit::logsumexp_backward", _logsumexp_backward_impl, mutates_args=()
+)
 
 
 @_logsumexp_backward_op.register_fake
@@ -327,7 +372,15 @@ def _logsumexp_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 
 def _logsumexp_grad(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
     (input,) = ctx.saved_tensors
-    return torch.ops.logitkit.logsumexp_backward(grad, input, ctx.dim, ctx.keepdim), None, None
+    grad_input = _run(
+        torch.ops.logitkit.logsumexp_backward,
+        _logsumexp_backward_impl,
+        grad,
+        input,
+        ctx.dim,
+        ctx.keepdim,
+    )
+    return grad_input, None, None
 
 
 _logsumexp_op.register_autograd(_logsumexp_grad, setup_context=_logsumexp_setup)
@@ -357,10 +410,10 @@ def logsumexp(input: Tensor, dim: int | Sequence[int], keepdim: bool = False) ->
     if len(norm) != len(dims):
         raise ValueError(f"logitkit.torch.{func}(): dim {tuple(dims)} repeats a dimension")
     if input.ndim == 0:
-        return torch.ops.logitkit.logsumexp(  # type: ignore[no-any-return]
-            input.reshape(1), [0], False
+        return _run(  # type: ignore[no-any-return]
+            torch.ops.logitkit.logsumexp, _logsumexp_impl, input.reshape(1), [0], False
         ).reshape(())
-    return torch.ops.logitkit.logsumexp(input, norm, bool(keepdim))  # type: ignore[no-any-return]
+    return _run(torch.ops.logitkit.logsumexp, _logsumexp_impl, input, norm, bool(keepdim))  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,8 +449,7 @@ def _ce_kwargs(
     }
 
 
-@torch.library.custom_op("logitkit::cross_entropy", mutates_args=())
-def _cross_entropy_op(
+def _cross_entropy_impl(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None,
@@ -426,6 +478,11 @@ def _cross_entropy_op(
     return _scalar_tensor(loss, input.dtype)
 
 
+_cross_entropy_op = torch.library.custom_op(
+    "logitkit::cross_entropy", _cross_entropy_impl, mutates_args=()
+)
+
+
 def _rows_shape(input: Tensor) -> list[int]:
     shape = list(input.shape)
     del shape[_class_axis(input.ndim)]
@@ -448,8 +505,7 @@ def _cross_entropy_fake(
     return input.new_empty(_rows_shape(input) if reduction == "none" else [])
 
 
-@torch.library.custom_op("logitkit::cross_entropy_backward", mutates_args=())
-def _cross_entropy_backward_op(
+def _cross_entropy_backward_impl(
     grad: Tensor,
     input: Tensor,
     target: Tensor,
@@ -487,6 +543,11 @@ def _cross_entropy_backward_op(
     if not target_grad:
         return grad_input, input.new_empty([0])
     return grad_input, _fill(target.shape, target.dtype, _soft_target_grad(z, g, kw))
+
+
+_cross_entropy_backward_op = torch.library.custom_op(
+    "logitkit::cross_entropy_backward", _cross_entropy_backward_impl, mutates_args=()
+)
 
 
 def _soft_target_grad(z: np.ndarray, g: np.ndarray, kw: dict[str, Any]) -> np.ndarray:
@@ -547,8 +608,16 @@ def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> N
 def _cross_entropy_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     input, target, weight, where = ctx.saved_tensors
     target_grad = bool(ctx.needs_input_grad[1])
-    grad_input, grad_target = torch.ops.logitkit.cross_entropy_backward(
-        grad, input, target, weight, *ctx.options, where, target_grad
+    grad_input, grad_target = _run(
+        torch.ops.logitkit.cross_entropy_backward,
+        _cross_entropy_backward_impl,
+        grad,
+        input,
+        target,
+        weight,
+        *ctx.options,
+        where,
+        target_grad,
     )
     return (grad_input, grad_target if target_grad else None) + (None,) * 8
 
@@ -584,8 +653,7 @@ class CrossEntropyStats(NamedTuple):
     accuracy: Tensor
 
 
-@torch.library.custom_op("logitkit::cross_entropy_stats", mutates_args=())
-def _cross_entropy_stats_op(
+def _cross_entropy_stats_impl(
     input: Tensor,
     target: Tensor,
     ignore_index: int,
@@ -601,6 +669,11 @@ def _cross_entropy_stats_op(
         _fill(rows, torch.bool, stats.correct),
         torch.tensor(stats.accuracy, dtype=torch.float64),
     )
+
+
+_cross_entropy_stats_op = torch.library.custom_op(
+    "logitkit::cross_entropy_stats", _cross_entropy_stats_impl, mutates_args=()
+)
 
 
 @_cross_entropy_stats_op.register_fake
@@ -743,7 +816,9 @@ def cross_entropy(
             f"logitkit.torch.{func}(): softcap must be a positive number or None, got {softcap}"
         )
     cap = None if softcap is None else float(softcap)
-    loss = torch.ops.logitkit.cross_entropy(
+    loss = _run(
+        torch.ops.logitkit.cross_entropy,
+        _cross_entropy_impl,
         input,
         target,
         weight,
@@ -757,8 +832,14 @@ def cross_entropy(
     )
     if not return_stats:
         return loss
-    stats = torch.ops.logitkit.cross_entropy_stats(
-        input.detach(), target.detach(), int(ignore_index), cap, where
+    stats = _run(
+        torch.ops.logitkit.cross_entropy_stats,
+        _cross_entropy_stats_impl,
+        input.detach(),
+        target.detach(),
+        int(ignore_index),
+        cap,
+        where,
     )
     return loss, CrossEntropyStats(*stats)
 
@@ -767,8 +848,7 @@ def cross_entropy(
 # binary_cross_entropy_with_logits
 
 
-@torch.library.custom_op("logitkit::binary_cross_entropy_with_logits", mutates_args=())
-def _bce_op(
+def _bce_impl(
     input: Tensor,
     target: Tensor,
     weight: Tensor | None,
@@ -789,6 +869,11 @@ def _bce_op(
     return _scalar_tensor(loss, input.dtype)
 
 
+_bce_op = torch.library.custom_op(
+    "logitkit::binary_cross_entropy_with_logits", _bce_impl, mutates_args=()
+)
+
+
 @_bce_op.register_fake
 def _bce_fake(
     input: Tensor,
@@ -801,8 +886,7 @@ def _bce_fake(
     return input.new_empty(input.shape if reduction == "none" else [])
 
 
-@torch.library.custom_op("logitkit::binary_cross_entropy_with_logits_backward", mutates_args=())
-def _bce_backward_op(
+def _bce_backward_impl(
     grad: Tensor,
     input: Tensor,
     target: Tensor,
@@ -843,6 +927,11 @@ def _bce_backward_op(
     return grad_input, _fill(target.shape, target.dtype, np.broadcast_to(d, x.shape))
 
 
+_bce_backward_op = torch.library.custom_op(
+    "logitkit::binary_cross_entropy_with_logits_backward", _bce_backward_impl, mutates_args=()
+)
+
+
 @_bce_backward_op.register_fake
 def _bce_backward_fake(
     grad: Tensor,
@@ -867,8 +956,16 @@ def _bce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 def _bce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     input, target, weight, pos_weight = ctx.saved_tensors
     target_grad = bool(ctx.needs_input_grad[1])
-    grad_input, grad_target = torch.ops.logitkit.binary_cross_entropy_with_logits_backward(
-        grad, input, target, weight, pos_weight, *ctx.options, target_grad
+    grad_input, grad_target = _run(
+        torch.ops.logitkit.binary_cross_entropy_with_logits_backward,
+        _bce_backward_impl,
+        grad,
+        input,
+        target,
+        weight,
+        pos_weight,
+        *ctx.options,
+        target_grad,
     )
     return grad_input, (grad_target if target_grad else None), None, None, None, None
 
@@ -933,8 +1030,15 @@ def binary_cross_entropy_with_logits(
         raise ValueError(
             f"logitkit.torch.{func}(): label_smoothing must be in [0, 1], got {label_smoothing}"
         )
-    return torch.ops.logitkit.binary_cross_entropy_with_logits(  # type: ignore[no-any-return]
-        input, target, weight, pos_weight, reduction, float(label_smoothing)
+    return _run(  # type: ignore[no-any-return]
+        torch.ops.logitkit.binary_cross_entropy_with_logits,
+        _bce_impl,
+        input,
+        target,
+        weight,
+        pos_weight,
+        reduction,
+        float(label_smoothing),
     )
 
 
