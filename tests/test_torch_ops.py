@@ -170,6 +170,34 @@ def test_changing_saved_logits_in_place_is_caught_by_autograd():
         loss.backward()
 
 
+def test_eager_calls_and_operator_calls_give_the_same_tensors():
+    # eager calls autograd does not record skip the dispatcher (lkt._run); the operator itself
+    # must give the same bits, values and gradients
+    x = randn(6, 9, seed=36)
+    t = torch.tensor([0, 8, 3, 3, 1, 2])
+    args = (None, -100, "mean", 0.1, "pytorch", 0.0, None, None)
+    assert torch.equal(
+        lkt.cross_entropy(x, t, label_smoothing=0.1),
+        torch.ops.logitkit.cross_entropy(x, t, *args),
+    )
+    assert torch.equal(lkt.softmax(x, 1), torch.ops.logitkit.softmax(x, 1))
+    g = torch.tensor(0.5)
+    via_op = torch.ops.logitkit.cross_entropy_backward(g, x, t, *args, False)[0]
+    xg = x.clone().requires_grad_()
+    (lkt.cross_entropy(xg, t, label_smoothing=0.1) * 0.5).backward()
+    assert torch.equal(xg.grad, via_op)
+
+
+def test_vmap_and_modes_see_the_operator():
+    x = randn(4, 5, seed=37)
+    torch.testing.assert_close(torch.vmap(lambda z: lkt.softmax(z, 0))(x), torch.softmax(x, 1))
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = lkt.log_softmax(torch.empty(3, 4), 1)
+    assert type(fake).__name__ == "FakeTensor" and fake.shape == (3, 4)
+
+
 # --------------------------------------------------------------------------------------------
 # cross_entropy: values against PyTorch (or its formula), gradients by gradcheck
 

@@ -116,15 +116,34 @@ def _fill(shape: Sequence[int], dtype: torch.dtype, values: Any) -> Tensor:
     return out
 
 
+def _probe(name: str, unknown: Any) -> Any:
+    # torch's own Python code asks these of torch._C; a build without one is taken to be in
+    # the state that keeps the operator
+    return getattr(torch._C, name, lambda: unknown)
+
+
+_functorch_active = _probe("_are_functorch_transforms_active", True)
+_dispatch_modes = _probe("_len_torch_dispatch_stack", 1)
+_function_modes = _probe("_is_torch_function_mode_enabled", True)
+
+
+def _transformed() -> bool:
+    """Whether something between the caller and the kernels must see the operator: vmap or
+    torch.func transforms (their tensors have no storage to read), a dispatch mode (fake
+    tensors, FlopCounterMode) or a torch-function mode."""
+    return bool(_functorch_active() or _dispatch_modes() or _function_modes())
+
+
 def _run(op: Any, impl: Any, *args: Any) -> Any:
     """``op(*args)`` for the operator ``op`` whose CPU kernel is ``impl``; in eager mode on
     plain tensors with nothing for autograd to record, ``impl(*args)`` itself, which gives the
     same tensors. The operator's Python layers (its autograd wrapper, argument defaults, the
     dynamo guard) cost about 30 us a call forward and 100 us backward, several times the work
-    on a small batch (`python benchmarks/bench_torch.py --threads 1`). Under torch.compile, on
+    on a small batch (`python benchmarks/bench_torch.py --threads 1`). Under torch.compile,
+    under vmap and the torch.func transforms, under dispatch and torch-function modes, on
     tensor subclasses (fake, functional) and where autograd records the call, the operator
-    runs, so tracing, opcheck and double backward see it."""
-    if torch.compiler.is_compiling():
+    runs, so tracing, batching, opcheck and double backward see it."""
+    if torch.compiler.is_compiling() or _transformed():
         return op(*args)
     record = torch.is_grad_enabled()
     for a in args:
