@@ -1,6 +1,6 @@
 # Generates the per-ISA code from the list in isas.cmake, into LOGITKIT_ISA_GENERATED_DIR:
 #   isa_<name>.cpp  one translation unit per target of this architecture (from isa.cpp.in),
-#                   with the target's FLAGS as its compile options
+#                   with the target's FLAGS (MSVC_FLAGS under MSVC) as its compile options
 #   isa_list.h      the X-macro lists LOGITKIT_ISAS and LOGITKIT_COMPILED_ISAS (from
 #                   isa_list.h.in), which runtime/, the tables and the harness expand
 # and sets LOGITKIT_ISA_SOURCES to those translation units. Included from the top-level
@@ -19,7 +19,7 @@ endif()
 set(LOGITKIT_ISAS "")
 
 function(logitkit_isa name)
-  cmake_parse_arguments(PARSE_ARGV 1 ISA "" "ARCH;HEADER;NAMESPACE;REQUIRES" "FLAGS")
+  cmake_parse_arguments(PARSE_ARGV 1 ISA "" "ARCH;HEADER;NAMESPACE;REQUIRES" "FLAGS;MSVC_FLAGS")
   set(where "csrc/isa/isas.cmake, logitkit_isa(${name})")
   if(ISA_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "${where}: unexpected arguments ${ISA_UNPARSED_ARGUMENTS}")
@@ -43,7 +43,7 @@ function(logitkit_isa name)
   endif()
   list(APPEND LOGITKIT_ISAS ${name})
   set(LOGITKIT_ISAS "${LOGITKIT_ISAS}" PARENT_SCOPE)
-  foreach(field ARCH HEADER NAMESPACE REQUIRES FLAGS)
+  foreach(field ARCH HEADER NAMESPACE REQUIRES FLAGS MSVC_FLAGS)
     set(LOGITKIT_ISA_${name}_${field} "${ISA_${field}}" PARENT_SCOPE)
   endforeach()
 endfunction()
@@ -66,13 +66,21 @@ foreach(ISA_NAME IN LISTS LOGITKIT_ISAS)
   if(NOT (arch STREQUAL "any" OR arch STREQUAL LOGITKIT_ARCH))
     continue()
   endif()
+  set(flags "${LOGITKIT_ISA_${ISA_NAME}_FLAGS}")
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "MSVC")
+    if(flags AND NOT LOGITKIT_ISA_${ISA_NAME}_MSVC_FLAGS)
+      message(STATUS "logitkit: ${ISA_NAME} has no MSVC_FLAGS in csrc/isa/isas.cmake: not compiled")
+      continue()
+    endif()
+    set(flags "${LOGITKIT_ISA_${ISA_NAME}_MSVC_FLAGS}")
+  endif()
   string(APPEND LOGITKIT_COMPILED_ISAS_X "${entry}")
   set(ISA_HEADER "${LOGITKIT_ISA_${ISA_NAME}_HEADER}")
   set(ISA_NAMESPACE "${LOGITKIT_ISA_${ISA_NAME}_NAMESPACE}")
   set(source "${LOGITKIT_ISA_GENERATED_DIR}/isa_${ISA_NAME}.cpp")
   configure_file("${CMAKE_CURRENT_LIST_DIR}/isa.cpp.in" "${source}" @ONLY)
   set_source_files_properties("${source}" PROPERTIES
-    COMPILE_OPTIONS "${LOGITKIT_ISA_${ISA_NAME}_FLAGS}")
+    COMPILE_OPTIONS "${flags}")
   list(APPEND LOGITKIT_ISA_SOURCES "${source}")
 endforeach()
 configure_file("${CMAKE_CURRENT_LIST_DIR}/isa_list.h.in" "${LOGITKIT_ISA_GENERATED_DIR}/isa_list.h"

@@ -8,6 +8,9 @@
 #   NAMESPACE  ... in logitkit::simd::<NAMESPACE>
 #   FLAGS      compile options of its translation unit, and of nothing else: the rest of the
 #              library is built for the architecture's baseline, never -march=native
+#   MSVC_FLAGS the same for MSVC, whose /arch switches stand for GCC's and Clang's -m flags.
+#              A target with FLAGS but no MSVC_FLAGS is left out of MSVC builds (the runtime
+#              then knows it by name only, as it knows other architectures' targets)
 #   REQUIRES   what the CPU must have, in words (the harness prints it when it skips one)
 #
 # The list is in order of preference, slowest first. runtime::Isa numbers the targets in this
@@ -46,16 +49,19 @@ logitkit_isa(avx2
   ARCH x86_64
   HEADER simd/avx2.h NAMESPACE avx2
   FLAGS -mavx2 -mfma -mf16c
+  MSVC_FLAGS /arch:AVX2
   REQUIRES "AVX2, FMA and F16C")
 
 logitkit_isa(avx512
   ARCH x86_64
   HEADER simd/avx512.h NAMESPACE avx512
   FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+  MSVC_FLAGS /arch:AVX512
   REQUIRES "AVX-512 F, BW, DQ and VL")
 
 logitkit_isa(avx512bf16
   ARCH x86_64
   HEADER simd/avx512bf16.h NAMESPACE avx512bf16
   FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16 -mavx2 -mfma -mf16c
+  # no MSVC_FLAGS: /arch:AVX512 does not define __AVX512BF16__, which simd/avx512bf16.h needs
   REQUIRES "AVX-512 F, BW, DQ, VL and BF16")
