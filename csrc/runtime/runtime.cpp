@@ -11,7 +11,11 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define LOGITKIT_X86 1
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#else
 #include <cpuid.h>
+#endif
 #endif
 
 namespace logitkit::runtime {
@@ -26,35 +30,55 @@ struct X86Features {
 };
 
 #if defined(LOGITKIT_X86)
-// The OS must enable the register state in XCR0, or the instructions fault even when CPUID
-// advertises them (e.g. AVX-512 disabled by a hypervisor).
-unsigned long long read_xcr0() {
+#if defined(_MSC_VER) && !defined(__clang__)
+// CPUID leaf/subleaf into a, b, c, d; false when the CPU has no such leaf.
+bool cpuid(unsigned int leaf, unsigned int subleaf, unsigned int& a, unsigned int& b,
+           unsigned int& c, unsigned int& d) {
+  int regs[4];
+  __cpuid(regs, 0);
+  if (static_cast<unsigned int>(regs[0]) < leaf) return false;
+  __cpuidex(regs, static_cast<int>(leaf), static_cast<int>(subleaf));
+  a = regs[0], b = regs[1], c = regs[2], d = regs[3];
+  return true;
+}
+
+unsigned long long xgetbv0() { return _xgetbv(0); }
+#else
+bool cpuid(unsigned int leaf, unsigned int subleaf, unsigned int& a, unsigned int& b,
+           unsigned int& c, unsigned int& d) {
+  return __get_cpuid_count(leaf, subleaf, &a, &b, &c, &d) != 0;
+}
+
+unsigned long long xgetbv0() {
   unsigned int lo = 0, hi = 0;
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (static_cast<unsigned long long>(hi) << 32) | lo;
 }
+#endif
 
 X86Features detect_x86() {
   X86Features f;
   f.sse2 = true;
   unsigned int a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  if (!cpuid(1, 0, a, b, c, d)) return f;
   const bool osxsave = c & (1u << 27);
   const bool avx = c & (1u << 28);
   const bool fma = c & (1u << 12);
   const bool f16c = c & (1u << 29);
   if (!osxsave || !avx) return f;
-  const unsigned long long xcr0 = read_xcr0();
+  // The OS must enable the register state in XCR0, or the instructions fault even when CPUID
+  // advertises them (e.g. AVX-512 disabled by a hypervisor).
+  const unsigned long long xcr0 = xgetbv0();
   const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
   const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  if (!cpuid(7, 0, a, b, c, d)) return f;
   const unsigned int leaf7_subleaves = a;  // the highest subleaf of leaf 7
   const bool avx2 = b & (1u << 5);
   f.avx2 = ymm_state && avx2 && fma && f16c;
   const bool avx512f = b & (1u << 16), avx512dq = b & (1u << 17);
   const bool avx512bw = b & (1u << 30), avx512vl = b & (1u << 31);
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
-  if (leaf7_subleaves < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return f;
+  if (leaf7_subleaves < 1 || !cpuid(7, 1, a, b, c, d)) return f;
   const bool avx512bf16 = a & (1u << 5);
   f.avx512bf16 = f.avx512 && avx512bf16;
   return f;
