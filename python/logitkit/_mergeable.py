@@ -280,15 +280,14 @@ def _merge_levels(parts: Sequence[Any], *names: str) -> tuple[F64, F64, F64, lis
             for j in range(_LEVELS):
                 for g in range(_LEVELS - j):
                     by_level[j + g].append(np.where((gap == g)[..., None], sums[..., j, :], 0.0))
-        width = max(sum(x.shape[-1] for x in comps) for comps in by_level)
-        stacked = [
-            np.concatenate(
-                comps + [np.zeros(level.shape + (width - sum(x.shape[-1] for x in comps),))],
-                axis=-1,
-            )
-            for comps in by_level
+        # level by level: the levels below the top are usually empty, and cost nothing then
+        sums_by_level = [_canonical(np.concatenate(comps, axis=-1)) for comps in by_level]
+        width = max(x.shape[-1] for x in sums_by_level)
+        padded = [
+            np.concatenate([x, np.zeros(level.shape + (width - x.shape[-1],))], axis=-1)
+            for x in sums_by_level
         ]
-        merged.append(_canonical(np.stack(stacked, axis=-2)))
+        merged.append(np.stack(padded, axis=-2))
     return level, np.where(finite, top, 0.0), np.where(finite, top_mass, 0.0), merged
 
 
