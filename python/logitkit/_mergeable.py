@@ -354,10 +354,11 @@ class LogSumExpPartial:
 
     Per row (see the module documentation): ``level`` (the top level, integer-valued; the
     row's log-sum-exp itself where it is ``-inf`` for no entries, ``+inf`` or NaN), ``top``
-    and ``top_mass`` (the offset of the largest shard in its level and its mass ``exp(top)``),
-    ``mass`` (rows, 2, m: canonical expansions of the shards' masses at the top level and
-    the level below). ``dtype``: the dtype the unsharded :func:`logitkit.logsumexp` would
-    return. Build one from log-sum-exp values with :meth:`from_lse`.
+    and ``top_mass`` (the offset of the largest shard in its level and its mass,
+    ``exp(top) e^256``), ``mass`` (rows, 3, m: canonical expansions of the shards' masses at
+    the top level and the two levels below). ``dtype``: the dtype the unsharded
+    :func:`logitkit.logsumexp` would return. Build one from log-sum-exp values with
+    :meth:`from_lse`.
     """
 
     level: F64
@@ -395,10 +396,11 @@ class EntropyPartial:
     """Partial entropy of ``softmax`` of rows over one shard (or several merged shards).
 
     The fields of :class:`LogSumExpPartial`, and per row ``moment`` (laid out like ``mass``:
-    the exact sums of ``exp(d) * (H - d)`` of the shards at each level, ``H`` a shard's
-    entropy), ``n_inf`` (the number of ``+inf`` entries: ``k`` of them hold all the mass and
-    give entropy ``log k``) and ``undefined`` (a shard without mass had an undefined entropy:
-    a row without mass then has entropy NaN, as unsharded). Build one with :meth:`from_rows`.
+    the exact sums of ``s (H - d)`` of the shards at each level, ``s`` a shard's mass, ``d``
+    its offset, ``H`` its entropy), ``n_inf`` (the number of ``+inf`` entries: ``k`` of them
+    hold all the mass and give entropy ``log k``) and ``undefined`` (a shard without mass had
+    an undefined entropy: a row without mass then has entropy NaN, as unsharded). Build one
+    with :meth:`from_rows`.
     """
 
     level: F64
