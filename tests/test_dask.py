@@ -1,6 +1,7 @@
 """logitkit.dask on a real dask.distributed cluster (two worker processes), against the
 in-memory calls: whole-row chunks, class-chunked rows, uneven class chunks with a chunk of
-one class, and row-chunked global means."""
+one class, row-chunked global means, and 3-D logits with the class axis last or in the
+middle."""
 
 from __future__ import annotations
 
@@ -158,6 +159,65 @@ def test_cross_entropy(client, layout, opts):
         assert_matches(g, e, dtype, scale)
 
 
+# 3-D logits (batch, positions, classes), the class axis last or in the middle (PyTorch's
+# (N, C, d1) layout, axis=1), chunked along rows and classes, evenly or not.
+K_DIM = {
+    "classes-last-whole": (-1, (6, 20, 37), ((2, 4), (7, 13), 37)),
+    "classes-last-split": (-1, (6, 20, 37), (4, (1, 19), (10, 1, 26))),
+    "classes-middle-whole": (1, (6, 37, 20), (3, 37, (5, 15))),
+    "classes-middle-split": (1, (6, 37, 20), ((5, 1), (18, 19), 7)),
+}
+
+
+@pytest.mark.parametrize("case", K_DIM)
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"weight": True, "ignore": True, "label_smoothing": 0.1, "z_loss": 1e-3}],
+    ids=["plain", "weight-ignore-smoothing-zloss"],
+)
+def test_cross_entropy_k_dim(client, case, opts):
+    """Logits of any rank with a class axis, as lk.cross_entropy takes them: the losses keep
+    the rows' shape, the means are global."""
+    axis, shape, chunks = K_DIM[case]
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 4).astype(np.float64)
+    n_classes = shape[axis]
+    rows_shape = tuple(n for d, n in enumerate(shape) if d != axis % len(shape))
+    t = rng.integers(0, n_classes, rows_shape)
+    t[0, 0] = n_classes - 1
+    w = None
+    if opts.get("ignore"):
+        t[rng.random(rows_shape) < 0.3] = -100
+        t[:, :2] = -100  # whole row blocks mostly ignored: the mean is not a mean of means
+    if opts.get("weight"):
+        w = rng.random(n_classes) * 2 + 0.1
+    kw = {k: v for k, v in opts.items() if k not in ("weight", "ignore")}
+    d = da.from_array(x, chunks=chunks)
+    td = da.from_array(t, chunks=(5, 3))  # rechunked to the logits' rows inside
+    reductions = ["none", "sum", "mean"]
+    lazy = [lkd.cross_entropy(d, td, axis=axis, weight=w, reduction=r, **kw) for r in reductions]
+    assert lazy[0].shape == rows_shape and lazy[1].shape == ()
+    got = on_cluster(client, lazy)
+    lse = lk.logsumexp(x, axis=axis)
+    for r, g in zip(reductions, got, strict=True):
+        e = lk.cross_entropy(x, t, axis=axis, weight=w, reduction=r, **kw)
+        assert np.shape(g) == np.shape(e) and g.dtype == np.asarray(e).dtype
+        scale = lse if r == "none" else np.abs(lse).sum()
+        assert_matches(g, e, np.float64, scale)
+
+
+def test_cross_entropy_k_dim_target_out_of_range(client):
+    x = make_logits(np.float32, specials=False)[:90].reshape(6, 15, C)
+    t = np.zeros((6, 15), dtype=np.int64)
+    t[4, 11] = -1
+    for chunks in [(4, 8, C), (4, 8, 50)]:
+        lazy = lkd.cross_entropy(da.from_array(x, chunks=chunks), t, reduction="none")
+        with pytest.raises(
+            IndexError, match=r"target\[\(4, 11\)\] = -1 is out of range for 203 classes"
+        ):
+            client.compute(lazy).result()
+
+
 @pytest.mark.parametrize("layout", ["rows", "uneven"])
 def test_row_chunked_mean_is_the_global_mean(client, layout):
     """Total loss over total weight, not a mean of block means."""
@@ -217,15 +277,19 @@ def test_bad_arguments():
     t = np.zeros(4, dtype=np.int64)
     with pytest.raises(
         ValueError,
-        match=r"cross_entropy\(\): logits must be 2-d \(rows, classes\), got shape \(4, 6, 1\)",
+        match=r"cross_entropy\(\): target must have shape \(4, 6\) \(logits without the class "
+        r"axis\), got \(4,\)",
     ):
         lkd.cross_entropy(d[..., None], t)
+    with pytest.raises(ValueError, match=r"cross_entropy\(\): .*axis 2 is out of bounds"):
+        lkd.cross_entropy(d, t, axis=2)
     with pytest.raises(
         TypeError, match=r"cross_entropy\(\): target must be integer class indices, got float64"
     ):
         lkd.cross_entropy(d, t.astype(float))
     with pytest.raises(
-        ValueError, match=r"target must have shape \(4,\) \(one class index per row\), got \(3,\)"
+        ValueError,
+        match=r"target must have shape \(4,\) \(logits without the class axis\), got \(3,\)",
     ):
         lkd.cross_entropy(d, t[:3])
     with pytest.raises(

@@ -71,7 +71,7 @@ def partial_logsumexp(x: ArrayLike, axis: int = -1) -> LogSumExpPartial:
     func = "partial_logsumexp"
     arr, ax, result = _to_rows(func, x, axis)
     lse = np.asarray(logsumexp(_computable(arr), axis=ax), dtype=np.float64)
-    return LogSumExpPartial(lse, result)
+    return LogSumExpPartial.from_lse(lse, result)
 
 
 def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
@@ -110,7 +110,7 @@ def partial_entropy(x: ArrayLike, axis: int = -1) -> EntropyPartial:
         h = np.zeros(lse.shape)
     else:
         h = np.asarray(entropy_from_logits(arr, axis=ax), dtype=np.float64)
-    return EntropyPartial(lse, h, result)
+    return EntropyPartial.from_rows(lse, h, result)
 
 
 def partial_cross_entropy(
@@ -204,14 +204,14 @@ def partial_cross_entropy(
     weight_total = float(n if w is None else w.sum())
     if n == 0:
         empty = np.zeros(rows_shape)
-        return CrossEntropyPartial(
+        return CrossEntropyPartial.from_rows(
             lse=np.full(rows_shape, -np.inf),
             target_logit=empty,
-            target_weight=empty.copy(),
+            target_weight=empty,
             found=found,
             target=t64,
             counted=counted,
-            smooth=empty.copy() if label_smoothing else None,
+            smooth=empty if label_smoothing else None,
             weight_total=0.0,
             n_classes=0,
             max_logit=np.full(rows_shape, -np.inf),
@@ -231,7 +231,13 @@ def partial_cross_entropy(
         return_stats=True,
     )
     lse = np.asarray(stats.lse, dtype=np.float64)
-    smooth = np.asarray(loss, dtype=np.float64) * n if label_smoothing else None
+    smooth = None
+    if label_smoothing:
+        # a row without mass here puts every class of the shard infinitely far below the
+        # row's log-sum-exp: w_c * inf each, as the unsharded sum has them
+        with np.errstate(invalid="ignore"):
+            no_mass = np.inf if w is None else float(np.sum(w * np.inf))
+        smooth = np.where(lse == -np.inf, no_mass, np.asarray(loss, dtype=np.float64) * n)
     argmax_local = np.asarray(stats.argmax, dtype=np.int64)
     max_logit = np.take_along_axis(zr, argmax_local[..., None], axis=-1)[..., 0]
     max_logit = np.asarray(max_logit, dtype=np.float64)
@@ -242,7 +248,7 @@ def partial_cross_entropy(
     zt = np.take_along_axis(zr, idx, axis=-1)[..., 0].astype(np.float64)
     if softcap is not None:
         zt = float(softcap) * np.tanh(zt / float(softcap))
-    return CrossEntropyPartial(
+    return CrossEntropyPartial.from_rows(
         lse=lse,
         target_logit=np.where(found, zt, 0.0),
         target_weight=target_weights(local, found, w),

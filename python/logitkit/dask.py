@@ -511,53 +511,67 @@ def entropy_from_logits(
 # ---------------------------------------------------------------------------
 
 
-def _check_targets(t: np.ndarray, row0: int, n_classes: int, ignore_index: int) -> None:
+def _check_targets(
+    t: np.ndarray, starts: tuple[int, ...], n_classes: int, ignore_index: int
+) -> None:
+    """Targets of a block of rows that starts at ``starts``, named by their global index."""
     bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
     if bad.any():
-        i = int(np.argmax(bad))
+        local = tuple(int(i) for i in np.argwhere(bad)[0])
+        pos = tuple(s + i for s, i in zip(starts, local, strict=True))
         raise IndexError(
-            f"cross_entropy(): target[{row0 + i}] = {t[i]} is out of range for {n_classes} classes"
+            f"cross_entropy(): target[{pos if len(pos) != 1 else pos[0]}] = {t[local]} is out of "
+            f"range for {n_classes} classes"
         )
 
 
 def _ce_rows_block(
     z: np.ndarray,
     t: np.ndarray,
-    row0: np.ndarray,
+    *positions: np.ndarray,
+    ax: int,
     weight: np.ndarray | None,
     ignore_index: int,
     options: dict[str, Any],
 ) -> np.ndarray:
-    """Whole rows: one kernel call; (loss, target weight) per row, float64."""
-    _check_targets(t, _start(row0), z.shape[-1], ignore_index)
+    """Whole rows: one kernel call; (loss, target weight) per row, float64, on the class
+    axis (of length 2 here)."""
+    _check_targets(t, tuple(_start(p) for p in positions), z.shape[ax], ignore_index)
     loss = _losses.cross_entropy(
-        z, t, weight=weight, ignore_index=ignore_index, reduction="none", **options
+        z, t, axis=ax, weight=weight, ignore_index=ignore_index, reduction="none", **options
     )
     wt = _losses.target_weights(t, t != ignore_index, weight)
-    return np.stack([np.asarray(loss, np.float64), wt], axis=-1)
+    return np.stack([np.asarray(loss, np.float64), wt], axis=ax)
 
 
 def _ce_partial_block(
     z: np.ndarray,
     t: np.ndarray,
-    row0: np.ndarray,
-    offset: np.ndarray,
-    weight: np.ndarray | None,
+    *positions: np.ndarray,
+    ax: int,
+    weighted: bool,
     n_classes: int,
     ignore_index: int,
     softcap: float | None,
     with_smoothing: bool,
 ) -> CrossEntropyPartial:
-    if _start(offset) == 0:  # the first class block of each row block checks the targets
-        _check_targets(t, _start(row0), n_classes, ignore_index)
+    """One block of rows and classes: its partial statistics. ``positions`` are the row
+    axes' positions, then the class axis', then (``weighted``) the block's class weights."""
+    n_rows_axes = t.ndim
+    starts = tuple(_start(p) for p in positions[:n_rows_axes])
+    offset = _start(positions[n_rows_axes])
+    weight = positions[n_rows_axes + 1] if weighted else None
+    if offset == 0:  # the first class block of each row block checks the targets
+        _check_targets(t, starts, n_classes, ignore_index)
     return partial_cross_entropy(
         z,
         t,
-        class_offset=_start(offset),
+        class_offset=offset,
         weight=weight,
         ignore_index=ignore_index,
         softcap=softcap,
         label_smoothing=with_smoothing,
+        axis=ax,
     )
 
 
@@ -581,6 +595,7 @@ def cross_entropy(
     logits: Any,
     target: Any,
     *,
+    axis: int = -1,
     weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -590,7 +605,10 @@ def cross_entropy(
     softcap: float | None = None,
     split_every: int | None = None,
 ) -> da.Array:
-    r""":func:`logitkit.cross_entropy` of ``(N, C)`` Dask logits against class indices.
+    r""":func:`logitkit.cross_entropy` of Dask logits against class indices.
+
+    Every axis of ``logits`` but the class axis enumerates rows (``(N, C)``, or
+    ``(N, C, d1, ...)`` with ``axis=1`` as in PyTorch). ``reduction="mean"`` is
 
     .. math:: \text{mean} = \frac{\sum_{\text{row blocks}} \sum_n L_n}
               {\sum_{\text{row blocks}} \sum_n w_{t_n}}
@@ -601,10 +619,12 @@ def cross_entropy(
     Parameters
     ----------
     logits : dask.array.Array or array_like
-        ``(N, C)`` logits, chunked in any way.
+        Logits with the classes on ``axis``, chunked in any way.
     target : dask.array.Array or array_like
-        ``(N,)`` integer class indices (a Dask array is rechunked to the logits' rows if
-        needed).
+        Integer class indices shaped like ``logits`` without the class axis (a Dask array is
+        rechunked to the logits' rows if needed).
+    axis : int
+        The class axis (default -1, the last).
     weight : array_like, optional
         ``(C,)`` class weights, in memory; each class block gets its slice.
     ignore_index, reduction, label_smoothing, smoothing, z_loss, softcap
@@ -615,8 +635,8 @@ def cross_entropy(
     Returns
     -------
     dask.array.Array
-        Lazy: 0-d, or ``(N,)`` for ``reduction="none"``. A target out of range raises
-        IndexError naming the row, when computed.
+        Lazy: 0-d, or shaped like ``target`` for ``reduction="none"``. A target out of range
+        raises IndexError naming its index, when computed.
 
     Examples
     --------
@@ -630,9 +650,8 @@ def cross_entropy(
     func = "cross_entropy"
     z = _dask_input(func, "logits", logits)
     _, result = compute_dtypes(func, "logits", z.dtype)
-    if z.ndim != 2:
-        raise ValueError(f"{func}(): logits must be 2-d (rows, classes), got shape {z.shape}")
-    n_rows, n_classes = z.shape
+    ax = check_class_axis(func, axis, z.ndim, "logits")
+    n_classes = z.shape[ax]
     if n_classes == 0:
         raise ValueError(f"{func}(): logits must have at least one class, got shape {z.shape}")
     if any(np.isnan(c) for chunks in z.chunks for c in chunks):
@@ -646,9 +665,11 @@ def cross_entropy(
     if softcap is not None and not float(softcap) > 0:
         raise ValueError(f"{func}(): softcap must be a positive number or None, got {softcap}")
     ignore_index = operator.index(ignore_index)
+    rows = tuple(d for d in range(z.ndim) if d != ax)  # the row axes, as blockwise indices
+    rows_shape = tuple(z.shape[d] for d in rows)
     t = _dask_input(func, "target", target)
-    check_index_target(func, t, (n_rows,), "one class index per row")
-    t = _array(cast(Any, t).rechunk((z.chunks[0],)))
+    check_index_target(func, t, rows_shape, "logits without the class axis")
+    t = _array(cast(Any, t).rechunk(tuple(z.chunks[d] for d in rows)))
     w = None
     if weight is not None:
         w = np.asarray(weight)
@@ -658,71 +679,71 @@ def cross_entropy(
                 f"{func}(): weight must have shape ({n_classes},) (one per class), got {w.shape}"
             )
         w = w.astype(np.float64)
-    row0 = _positions(z.chunks[0])
+    index = tuple(range(z.ndim))
+    # logits, targets, then where each block starts along every row axis (for messages)
+    args: list[Any] = [z, index, t, rows]
+    for d in rows:
+        args += [_positions(z.chunks[d]), (d,)]
 
-    if _whole_rows(z, 1):
+    if _whole_rows(z, ax):
         options = dict(label_smoothing=alpha, smoothing=smoothing, z_loss=z_loss, softcap=softcap)
+        # (loss, target weight) of each row where the class axis was
         pairs = _da.blockwise(
             _ce_rows_block,
-            "ij",
-            z,
-            "ik",
-            t,
-            "i",
-            row0,
-            "i",
-            new_axes={"j": 2},
+            index,
+            *args,
+            adjust_chunks={ax: 2},
+            ax=ax,
             weight=w,
             ignore_index=ignore_index,
             options=options,
-            concatenate=True,
             dtype=np.float64,
-            meta=np.empty((0, 0), np.float64),
+            meta=np.empty((0,) * z.ndim, np.float64),
         )
     else:
-        wd = None if w is None else _da.from_array(w, chunks=(z.chunks[1],))
-        args: list[Any] = [z, "ij", t, "i", row0, "i", _positions(z.chunks[1]), "j"]
-        block_fn: Callable[..., CrossEntropyPartial]
-        if wd is None:
-
-            def block_fn(zb: Any, tb: Any, r0: Any, off: Any) -> CrossEntropyPartial:
-                return _ce_partial_block(
-                    zb, tb, r0, off, None, n_classes, ignore_index, softcap, alpha > 0
-                )
-
-        else:
-            args += [wd, "j"]
-
-            def block_fn(zb: Any, tb: Any, r0: Any, off: Any, wb: Any) -> CrossEntropyPartial:
-                return _ce_partial_block(
-                    zb, tb, r0, off, wb, n_classes, ignore_index, softcap, alpha > 0
-                )
-
+        args += [_positions(z.chunks[ax]), (ax,)]
+        if w is not None:
+            args += [_da.from_array(w, chunks=(z.chunks[ax],)), (ax,)]
         # One CrossEntropyPartial per block: the array's chunks describe the logits, the
         # blocks hold the partials, consumed only by the reduction below.
-        parts = _da.blockwise(block_fn, "ij", *args, dtype=object, meta=np.empty((0, 0), object))
+        parts = _da.blockwise(
+            _ce_partial_block,
+            index,
+            *args,
+            ax=ax,
+            weighted=w is not None,
+            n_classes=n_classes,
+            ignore_index=ignore_index,
+            softcap=softcap,
+            with_smoothing=alpha > 0,
+            dtype=object,
+            meta=np.empty((0,) * z.ndim, object),
+        )
 
         def aggregate(p: Any, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
             merged: CrossEntropyPartial = _merge_step(p)
             loss, wt = merged.row_losses(label_smoothing=alpha, smoothing=smoothing, z_loss=z_loss)
-            return np.stack([loss, wt], axis=-1)
+            return np.stack([loss, wt], axis=axis[0])
 
         pairs = _da.reduction(
             parts,
             chunk=_identity_chunk,
             combine=_merge_step,
             aggregate=aggregate,
-            axis=1,
+            axis=ax,
             keepdims=True,
             dtype=np.float64,
             split_every=split_every,
             concatenate=False,
             output_size=2,
-            meta=np.empty((0, 0), np.float64),
+            meta=np.empty((0,) * z.ndim, np.float64),
             name="logitkit-cross-entropy",
         )
 
-    loss = pairs[:, 0]
+    def pick(i: int) -> Any:  # the losses (0) or the target weights (1), shaped like the rows
+        return pairs[tuple(i if d == ax else slice(None) for d in index)]
+
+    loss = pick(0)
     if reduction == "none":
         return _array(loss.astype(result))
     # A total beyond the result dtype's range is inf, without NumPy's overflow warning.
@@ -730,4 +751,4 @@ def cross_entropy(
         total = loss.sum()
         if reduction == "sum":
             return _array(total.astype(result))
-        return _array((total / pairs[:, 1].sum()).astype(result))
+        return _array((total / pick(1).sum()).astype(result))

@@ -7,6 +7,18 @@ modules; this module keeps the name they are imported by.
 
 from __future__ import annotations
 
-from .reference._partial import partial_cross_entropy, partial_entropy, partial_logsumexp
+from .reference._partial import (
+    exact_sum,
+    merge_partials,
+    partial_cross_entropy,
+    partial_entropy,
+    partial_logsumexp,
+)
 
-__all__ = ["partial_logsumexp", "partial_entropy", "partial_cross_entropy"]
+__all__ = [
+    "partial_logsumexp",
+    "partial_entropy",
+    "partial_cross_entropy",
+    "merge_partials",
+    "exact_sum",
+]
