@@ -249,3 +249,56 @@ def test_native_16bit_other_layouts(isa, storage, func, layout):
     got = getattr(lk, func)(x, axis=axis)
     assert got.dtype == storage and got.shape == want.shape
     within_one_step(got, want)
+
+
+# The kernels of two inputs read and write 16-bit arrays too: each result must be the float32
+# result of the widened inputs rounded once (NaN as NaN), and a total the same number.
+PAIR_OPS = {
+    "rel_entr": lambda a, b, c: lk.rel_entr(abs(a), abs(b)),
+    "kl_div_elementwise": lambda a, b, c: lk.kl_div_elementwise(abs(a), abs(b)),
+    "kl_div": lambda a, b, c: lk.kl_div(a, abs(b), reduction="none"),
+    "kl_div_log_target": lambda a, b, c: lk.kl_div(a, b, reduction="none", log_target=True),
+    "bce": lambda a, b, c: lk.binary_cross_entropy_with_logits(a, c, reduction="none"),
+    "bce_with_grad": lambda a, b, c: lk.binary_cross_entropy_with_logits_with_grad(
+        a, c, weight=abs(b[0]), pos_weight=abs(b[1]), label_smoothing=0.1, grad_output=-0.5
+    ),
+    "bce_none_with_grad": lambda a, b, c: lk.binary_cross_entropy_with_logits_with_grad(
+        a, c, reduction="none", grad_output=b
+    ),
+    "kl_from_logits": lambda a, b, c: lk.kl_divergence_from_logits_with_grad(a, b),
+    "js_from_logits_axis0": lambda a, b, c: lk.jensen_shannon_from_logits_with_grad(
+        a, b, axis=0, beta=0.3, reduction="none"
+    ),
+}
+
+
+@pytest.mark.parametrize("op", sorted(PAIR_OPS))
+def test_native_16bit_pair_ops_equal_float32_rounded_once(isa, storage, op, monkeypatch):
+    rng = np.random.default_rng(10)
+    a = (rng.standard_normal((40, 700)) * 3).astype(storage)
+    b = (rng.standard_normal((40, 700)) * 3).astype(storage)
+    c = rng.uniform(size=(40, 700)).astype(storage)
+    a[3, :4] = [np.inf, -np.inf, np.nan, 0]
+    b[5, :3] = [0, np.inf, np.nan]
+    fn = PAIR_OPS[op]
+    want = fn(a.astype(np.float32), b.astype(np.float32), c.astype(np.float32))
+    # the kernels get the 16-bit arrays themselves, not float32 copies
+    seen: list[np.dtype] = []
+    for name in ("binary", "binary_cross_entropy", "divergence"):
+        real = getattr(lk._core, name)
+
+        def spy(*args: object, real: object = real) -> object:
+            seen.extend(v.dtype for v in args if isinstance(v, np.ndarray))
+            return real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(lk._core, name, spy)
+    got = fn(a, b, c)
+    assert seen and np.dtype(np.float32) not in seen
+    pairs = zip(got, want, strict=True) if isinstance(got, tuple) else [(got, want)]
+    for g, w in pairs:
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.dtype == storage and g.shape == w.shape
+        if w.ndim == 0:  # a total: the same double rounded to the storage type, not via float32
+            np.testing.assert_allclose(float(g), float(w), rtol=2.0**-7)
+        else:
+            same_bits_or_both_nan(g, narrowed(w, storage))

@@ -72,7 +72,7 @@ void astype(const py::array& src, py::array& dst, int isa, int threads) {
 void binary(int op, py::array a, py::array b, py::array y, int isa, int threads) {
   const char* name = "binary";
   if (op < 0 || op >= kNumBinaryOps) throw py::value_error("binary(): unknown operation");
-  const DType dt = dtype_of(a, name, "a");
+  const DType dt = dtype_of(a, name, "a", true);
   require_same_dtype(a, b, name, "b");
   require_same_dtype(a, y, name, "out");
   require_writeable(y, name, "out");
@@ -86,13 +86,13 @@ void binary(int op, py::array a, py::array b, py::array y, int isa, int threads)
   const std::ptrdiff_t count = a.shape(0);
   const int nt = runtime::resolve_threads(threads);
   const auto bop = static_cast<BinaryOp>(op);
-  with_storage<false>(dt, [&](auto s) {
-    using T = decltype(s);
-    const T* ap = static_cast<const T*>(a.data());
-    const T* bp = static_cast<const T*>(b.data());
-    T* yp = static_cast<T*>(y.mutable_data());
+  with_storage(dt, [&](auto s) {
+    using S = decltype(s);
+    const S* ap = static_cast<const S*>(a.data());
+    const S* bp = static_cast<const S*>(b.data());
+    S* yp = static_cast<S*>(y.mutable_data());
     ReleaseGil release;
-    parallel::binary(kernels_of<T>(table), bop, ap, bp, yp, count, nt);
+    parallel::binary(kernels_of<S>(table), bop, ap, bp, yp, count, nt);
   });
 }
 

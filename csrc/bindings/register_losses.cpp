@@ -96,20 +96,20 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
   });
 }
 
-template <class T>
-double bce_typed(const KernelSet<T>& k, const py::array& x, const py::array& y,
+template <class S>
+double bce_typed(const KernelSet<S>& k, const py::array& x, const py::array& y,
                  const std::optional<py::array>& w, const std::optional<py::array>& pw,
                  double smoothing, const std::optional<py::array>& loss,
                  const std::optional<py::array>& grad, const std::optional<py::array>& grad_scale,
                  double scale, int threads) {
   auto in = [](const std::optional<py::array>& a) {
-    return a ? static_cast<const T*>(a->data()) : nullptr;
+    return a ? static_cast<const S*>(a->data()) : nullptr;
   };
   auto out = [](const std::optional<py::array>& a) {
-    return a ? static_cast<T*>(const_cast<void*>(a->data())) : nullptr;
+    return a ? static_cast<S*>(const_cast<void*>(a->data())) : nullptr;
   };
-  const T* xp = static_cast<const T*>(x.data());
-  const T* yp = static_cast<const T*>(y.data());
+  const S* xp = static_cast<const S*>(x.data());
+  const S* yp = static_cast<const S*>(y.data());
   const auto count = static_cast<std::ptrdiff_t>(x.size());
   ReleaseGil release;
   return parallel::binary_cross_entropy(k, count, xp, yp, in(w), in(pw), smoothing, out(loss),
@@ -123,7 +123,7 @@ double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w
                             std::optional<py::array> grad_scale, double scale, int isa,
                             int threads) {
   const char* name = "binary_cross_entropy_with_logits";
-  const DType dt = dtype_of(x, name, "logits");
+  const DType dt = dtype_of(x, name, "logits", true);
   auto check = [&](const std::optional<py::array>& a, const char* arg, bool writeable) {
     if (!a) return;
     require_same_dtype(x, *a, name, arg);
@@ -142,7 +142,7 @@ double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w
   check(grad_scale, "grad_output", false);
   const IsaTable& table = table_for(isa);
   const int nt = runtime::resolve_threads(threads);
-  return with_storage<false>(dt, [&](auto s) {
+  return with_storage(dt, [&](auto s) {
     return bce_typed(kernels_of<decltype(s)>(table), x, y, w, pw, smoothing, loss, grad,
                      grad_scale, scale, nt);
   });
@@ -153,7 +153,7 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
                 std::optional<py::array> grad_p, std::optional<py::array> grad_q,
                 std::optional<py::array_t<double>> scale, int isa, int threads) {
   const char* name = "divergence";
-  const DType dt = dtype_of(zp, name, "p_logits");
+  const DType dt = dtype_of(zp, name, "p_logits", true);
   require_same_dtype(zp, zq, name, "q_logits");
   if (zp.ndim() != 2 || !(zp.flags() & py::array::c_style) || !(zq.flags() & py::array::c_style)) {
     throw py::value_error("divergence(): logits must be C-contiguous (rows, classes)");
@@ -179,17 +179,17 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
   const int nt = runtime::resolve_threads(threads);
   double* v = value.mutable_data();
   const double* sc = scale ? scale->data() : nullptr;
-  with_storage<false>(dt, [&](auto s) {
-    using T = decltype(s);
+  with_storage(dt, [&](auto s) {
+    using S = decltype(s);
     auto out = [](const std::optional<py::array>& a) {
-      return a ? static_cast<T*>(const_cast<void*>(a->data())) : nullptr;
+      return a ? static_cast<S*>(const_cast<void*>(a->data())) : nullptr;
     };
-    const T* p = static_cast<const T*>(zp.data());
-    const T* q = static_cast<const T*>(zq.data());
-    T* gp = out(grad_p);
-    T* gq = out(grad_q);
+    const S* p = static_cast<const S*>(zp.data());
+    const S* q = static_cast<const S*>(zq.data());
+    S* gp = out(grad_p);
+    S* gq = out(grad_q);
     ReleaseGil release;
-    parallel::divergence(kernels_of<T>(table), rows, n, p, q, beta, v, gp, gq, sc, nt);
+    parallel::divergence(kernels_of<S>(table), rows, n, p, q, beta, v, gp, gq, sc, nt);
   });
 }
 
@@ -199,7 +199,8 @@ void register_losses(py::module_& m) {
   m.def("divergence", &divergence, py::arg("p_logits"), py::arg("q_logits"), py::arg("beta"),
         py::arg("value"), py::arg("grad_p"), py::arg("grad_q"), py::arg("scale"), py::arg("isa"),
         py::arg("threads"),
-        "KL(P||Q) (beta < 0) or generalized JSD between softmax rows, with optional gradients.");
+        "KL(P||Q) (beta < 0) or generalized JSD between softmax rows, with optional gradients. "
+        "Logits and gradients in float16, bfloat16, float32 or float64.");
   m.def("binary_cross_entropy", &binary_cross_entropy, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("pos_weight"), py::arg("smoothing"), py::arg("loss"),
         py::arg("grad"), py::arg("grad_scale"), py::arg("scale"), py::arg("isa"),

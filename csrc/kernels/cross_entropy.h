@@ -127,19 +127,20 @@ double entropy_row(const S* x, const S* mask, ptrdiff_t n) {
 
 // KL(P || Q) or the generalized JSD of P = softmax(zp), Q = softmax(zq); see table.h.
 // Log-probabilities are formed as (z - max) - log(sum) with the subtraction compensated, so
-// they are exact to rounding; rows whose maximum is not finite give NaN.
-template <class V, class VD>
-double divergence_row(const typename V::T* zp, const typename V::T* zq, ptrdiff_t n,
-                      double beta, typename V::T* grad_p, typename V::T* grad_q, double scale) {
+// they are exact to rounding; rows whose maximum is not finite give NaN. The logits and the
+// gradients are of the storage type S.
+template <class V, class VD, class S>
+double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* grad_p, S* grad_q,
+                      double scale) {
   using T = typename V::T;
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   const RowStats<T> sp = row_stats<V, VD>(zp, n), sq = row_stats<V, VD>(zq, n);
   if (!std::isfinite(sp.max) || !std::isfinite(sq.max) || std::isnan(sp.rest) ||
       std::isnan(sq.rest)) {
     if (grad_p)
-      for (ptrdiff_t i = 0; i < n; ++i) grad_p[i] = T(nan);
+      for (ptrdiff_t i = 0; i < n; ++i) grad_p[i] = narrow<S>(T(nan));
     if (grad_q)
-      for (ptrdiff_t i = 0; i < n; ++i) grad_q[i] = T(nan);
+      for (ptrdiff_t i = 0; i < n; ++i) grad_q[i] = narrow<S>(T(nan));
     return nan;
   }
   const double lp_off = log_abs_sum(sp.at_max, sp.rest).value;

@@ -14,8 +14,7 @@
 namespace logitkit::LOGITKIT_ISA_NS {
 
 // The kernels of storage type S, computing in V::T. The 16-bit sets share the float set's
-// column kernels and transposes, which the driver runs on float blocks; the elementwise
-// pairs, the binary cross-entropy and the divergences exist in the compute types only.
+// column kernels and transposes, which the driver runs on float blocks.
 template <class V, class VD, class S>
 KernelSet<S> make_kernel_set() {
   using T = typename V::T;
@@ -52,14 +51,12 @@ KernelSet<S> make_kernel_set() {
   k.unary[kLog] = &unary_row<V, kLog, S>;
   k.unary[kEntr] = &unary_row<V, kEntr, S>;
   k.cross_entropy_row = &cross_entropy_row<V, VD, S>;
-  if constexpr (std::is_same_v<S, T>) {
-    k.binary[kRelEntr] = &binary_row<V, kRelEntr>;
-    k.binary[kKlDivElementwise] = &binary_row<V, kKlDivElementwise>;
-    k.binary[kKlDivTorch] = &binary_row<V, kKlDivTorch>;
-    k.binary[kKlDivTorchLogTarget] = &binary_row<V, kKlDivTorchLogTarget>;
-    k.bce_row = &bce_row<V, VD>;
-    k.divergence_row = &divergence_row<V, VD>;
-  }
+  k.binary[kRelEntr] = &binary_row<V, kRelEntr, S>;
+  k.binary[kKlDivElementwise] = &binary_row<V, kKlDivElementwise, S>;
+  k.binary[kKlDivTorch] = &binary_row<V, kKlDivTorch, S>;
+  k.binary[kKlDivTorchLogTarget] = &binary_row<V, kKlDivTorchLogTarget, S>;
+  k.bce_row = &bce_row<V, VD, S>;
+  k.divergence_row = &divergence_row<V, VD, S>;
   return k;
 }
 

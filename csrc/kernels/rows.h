@@ -517,17 +517,16 @@ LOGITKIT_ALWAYS_INLINE V logit_(V p) {
 
 // Binary cross-entropy with logits, elementwise; both softplus terms share one exp and one
 // log1p, and neither cancels for any x (see kernels/table.h for the formula).
-template <class V, class VD>
-double bce_row(const typename V::T* x, const typename V::T* y, const typename V::T* w,
-               const typename V::T* pw, ptrdiff_t n, double smoothing, typename V::T* loss,
-               typename V::T* grad, const typename V::T* grad_scale, double scale) {
+template <class V, class VD, class S>
+double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, double smoothing,
+               S* loss, S* grad, const S* grad_scale, double scale) {
   using T = typename V::T;
   const V zero = V::zero(), one = V::set1(T(1));
   const V keep = V::set1(T(1.0 - smoothing)), spread = V::set1(T(smoothing / 2));
   const V s = V::set1(T(scale));
   WideSum<VD> total;
   auto step = [&](ptrdiff_t i, ptrdiff_t count) {
-    auto ld = [&](const T* p, T fill) {
+    auto ld = [&](const S* p, T fill) {
       return count == V::N ? V::load(p + i) : load_partial<V>(p + i, count, fill);
     };
     const V xv = ld(x, 0);
@@ -633,8 +632,8 @@ inline V apply_binary(int op, V a, V b) {
   }
 }
 
-template <class V, int Op>
-void binary_row(const typename V::T* a, const typename V::T* b, typename V::T* y, ptrdiff_t n) {
+template <class V, int Op, class S>
+void binary_row(const S* a, const S* b, S* y, ptrdiff_t n) {
   ptrdiff_t i = 0;
   for (; i + V::N <= n; i += V::N) apply_binary(Op, V::load(a + i), V::load(b + i)).store(y + i);
   if (i < n) {

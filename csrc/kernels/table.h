@@ -87,8 +87,7 @@ enum BinaryOp : int {
 // The kernels of one storage type S (float, double, half_t or bf16_t; simd/storage.h) on one
 // ISA. Operands of type S are the arrays a user hands over: the kernels convert them in their
 // loads and stores and compute in T = compute_t<S>. Operands of type T are the driver's
-// scratch blocks and the per-call options. The members marked "compute type only" are null
-// in the 16-bit sets: the driver gives those layouts T blocks (see parallel/).
+// scratch blocks and the per-call options.
 template <class S>
 struct KernelSet {
   using T = compute_t<S>;
@@ -156,24 +155,21 @@ struct KernelSet {
   LseResult (*logsumexp_special)(const S* x, const S* b, std::ptrdiff_t n);
 
   void (*unary[kNumUnaryOps])(const S* x, S* y, std::ptrdiff_t n);
-  // Compute type only.
-  void (*binary[kNumBinaryOps])(const T* a, const T* b, T* y, std::ptrdiff_t n);
+  void (*binary[kNumBinaryOps])(const S* a, const S* b, S* y, std::ptrdiff_t n);
 
   // Binary cross-entropy with logits over one row of n independent classes:
   //   loss_i = w_i (pw_i y'_i softplus(-x_i) + (1 - y'_i) softplus(x_i)),
   //   y' = (1 - smoothing) y + smoothing / 2. w, pw (length n) may be null (weight 1).
   // Writes loss_i into loss (when not null), grad_scale_i * d(loss_i)/d(x_i) into grad (when
   // not null; grad_scale null means the scalar `scale`), and returns the sum of loss_i.
-  // Compute type only.
-  double (*bce_row)(const T* x, const T* y, const T* w, const T* pw, std::ptrdiff_t n,
-                    double smoothing, T* loss, T* grad, const T* grad_scale, double scale);
+  double (*bce_row)(const S* x, const S* y, const S* w, const S* pw, std::ptrdiff_t n,
+                    double smoothing, S* loss, S* grad, const S* grad_scale, double scale);
 
   // Divergence between P = softmax(zp) and Q = softmax(zq) over one row: KL(P || Q) when
   // beta < 0, else the generalized Jensen-Shannon divergence with mixture beta P + (1-beta) Q
   // (0 < beta < 1). When grad_p / grad_q are not null they receive scale * d/dzp, d/dzq.
-  // Compute type only.
-  double (*divergence_row)(const T* zp, const T* zq, std::ptrdiff_t n, double beta, T* grad_p,
-                           T* grad_q, double scale);
+  double (*divergence_row)(const S* zp, const S* zq, std::ptrdiff_t n, double beta, S* grad_p,
+                           S* grad_q, double scale);
 
   // One row of the fused cross-entropy: loss, lse and argmax from one read of the logits and,
   // when grad is not null, grad = grad_scale * d(loss)/d(logits) written in a second sweep

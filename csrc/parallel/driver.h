@@ -77,22 +77,22 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
 // KL or generalized JSD (beta < 0: KL) between softmax rows of two C-contiguous (rows, n)
 // arrays; value[r] per row, and when grad_p / grad_q are not null, scale[r] times the
 // gradients. Rows are independent, so the result does not depend on the thread count.
-template <class T>
-void divergence(const KernelSet<T>& k, std::ptrdiff_t rows, std::ptrdiff_t n, const T* zp,
-                const T* zq, double beta, double* value, T* grad_p, T* grad_q,
+template <class S>
+void divergence(const KernelSet<S>& k, std::ptrdiff_t rows, std::ptrdiff_t n, const S* zp,
+                const S* zq, double beta, double* value, S* grad_p, S* grad_q,
                 const double* scale, int threads);
 
 // Binary cross-entropy with logits over `count` contiguous elements (w, pw, loss, grad and
 // grad_scale may be null; see KernelSet::bce_row). Returns the sum of the elementwise losses,
 // added up over fixed blocks in order so it does not depend on the thread count.
-template <class T>
-double binary_cross_entropy(const KernelSet<T>& k, std::ptrdiff_t count, const T* x, const T* y,
-                            const T* w, const T* pw, double smoothing, T* loss, T* grad,
-                            const T* grad_scale, double scale, int threads);
+template <class S>
+double binary_cross_entropy(const KernelSet<S>& k, std::ptrdiff_t count, const S* x, const S* y,
+                            const S* w, const S* pw, double smoothing, S* loss, S* grad,
+                            const S* grad_scale, double scale, int threads);
 
 // y = f(a, b) elementwise over `count` contiguous elements. y may be a or b itself.
-template <class T>
-void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y,
+template <class S>
+void binary(const KernelSet<S>& k, BinaryOp op, const S* a, const S* b, S* y,
             std::ptrdiff_t count, int threads);
 
 // y = f(x) elementwise over `count` contiguous elements. y may be x itself.

@@ -17,8 +17,8 @@ void unary(const KernelSet<T>& k, UnaryOp op, const T* x, T* y, ptrdiff_t count,
                  [&](ptrdiff_t, ptrdiff_t i, ptrdiff_t len) { fn(x + i, y + i, len); });
 }
 
-template <class T>
-void binary(const KernelSet<T>& k, BinaryOp op, const T* a, const T* b, T* y, ptrdiff_t count,
+template <class S>
+void binary(const KernelSet<S>& k, BinaryOp op, const S* a, const S* b, S* y, ptrdiff_t count,
             int threads) {
   const auto fn = k.binary[op];
   for_each_block(count, threads,
@@ -46,6 +46,10 @@ template void widen<half_t>(const KernelSet<half_t>&, const half_t*, float*, ptr
 template void widen<bf16_t>(const KernelSet<bf16_t>&, const bf16_t*, float*, ptrdiff_t, int);
 template void narrow<half_t>(const KernelSet<half_t>&, const float*, half_t*, ptrdiff_t, int);
 template void narrow<bf16_t>(const KernelSet<bf16_t>&, const float*, bf16_t*, ptrdiff_t, int);
+template void binary<half_t>(const KernelSet<half_t>&, BinaryOp, const half_t*, const half_t*,
+                             half_t*, ptrdiff_t, int);
+template void binary<bf16_t>(const KernelSet<bf16_t>&, BinaryOp, const bf16_t*, const bf16_t*,
+                             bf16_t*, ptrdiff_t, int);
 template void binary<float>(const KernelSet<float>&, BinaryOp, const float*, const float*,
                             float*, ptrdiff_t, int);
 template void binary<double>(const KernelSet<double>&, BinaryOp, const double*, const double*,

@@ -100,12 +100,12 @@ void cross_entropy(const KernelSet<S>& k, const RowShape& shape, const StridedAr
   for_rows<T>(n_rows, threads_for(n_rows, n, threads), false, row_buf, one_row);
 }
 
-template <class T>
-void divergence(const KernelSet<T>& k, ptrdiff_t rows, ptrdiff_t n, const T* zp, const T* zq,
-                double beta, double* value, T* grad_p, T* grad_q, const double* scale,
+template <class S>
+void divergence(const KernelSet<S>& k, ptrdiff_t rows, ptrdiff_t n, const S* zp, const S* zq,
+                double beta, double* value, S* grad_p, S* grad_q, const double* scale,
                 int threads) {
   const int team = static_cast<int>(std::min<ptrdiff_t>(threads_for(rows, n, threads), rows));
-  auto at = [n](T* p, ptrdiff_t r) { return p ? p + r * n : p; };
+  auto at = [n](S* p, ptrdiff_t r) { return p ? p + r * n : p; };
 #pragma omp parallel for num_threads(team) if (team > 1) schedule(guided)
   for (ptrdiff_t r = 0; r < rows; ++r) {
     value[r] = k.divergence_row(zp + r * n, zq + r * n, n, beta, at(grad_p, r), at(grad_q, r),
@@ -113,10 +113,10 @@ void divergence(const KernelSet<T>& k, ptrdiff_t rows, ptrdiff_t n, const T* zp,
   }
 }
 
-template <class T>
-double binary_cross_entropy(const KernelSet<T>& k, ptrdiff_t count, const T* x, const T* y,
-                            const T* w, const T* pw, double smoothing, T* loss, T* grad,
-                            const T* grad_scale, double scale, int threads) {
+template <class S>
+double binary_cross_entropy(const KernelSet<S>& k, ptrdiff_t count, const S* x, const S* y,
+                            const S* w, const S* pw, double smoothing, S* loss, S* grad,
+                            const S* grad_scale, double scale, int threads) {
   std::vector<double> sums(static_cast<size_t>((count + kElementBlock - 1) / kElementBlock));
   auto at = [](auto* p, ptrdiff_t i) { return p ? p + i : p; };
   for_each_block(count, threads, [&](ptrdiff_t b, ptrdiff_t i, ptrdiff_t len) {
@@ -143,12 +143,24 @@ template void cross_entropy<double>(const KernelSet<double>&, const RowShape&,
                                     const StridedArray&, const StridedArray&, const StridedArray&,
                                     const CrossEntropyRows&, const CrossEntropyParams<double>&,
                                     int);
+template void divergence<half_t>(const KernelSet<half_t>&, ptrdiff_t, ptrdiff_t, const half_t*,
+                                 const half_t*, double, double*, half_t*, half_t*, const double*,
+                                 int);
+template void divergence<bf16_t>(const KernelSet<bf16_t>&, ptrdiff_t, ptrdiff_t, const bf16_t*,
+                                 const bf16_t*, double, double*, bf16_t*, bf16_t*, const double*,
+                                 int);
 template void divergence<float>(const KernelSet<float>&, ptrdiff_t, ptrdiff_t, const float*,
                                 const float*, double, double*, float*, float*, const double*,
                                 int);
 template void divergence<double>(const KernelSet<double>&, ptrdiff_t, ptrdiff_t, const double*,
                                  const double*, double, double*, double*, double*, const double*,
                                  int);
+template double binary_cross_entropy<half_t>(const KernelSet<half_t>&, ptrdiff_t, const half_t*,
+                                             const half_t*, const half_t*, const half_t*, double,
+                                             half_t*, half_t*, const half_t*, double, int);
+template double binary_cross_entropy<bf16_t>(const KernelSet<bf16_t>&, ptrdiff_t, const bf16_t*,
+                                             const bf16_t*, const bf16_t*, const bf16_t*, double,
+                                             bf16_t*, bf16_t*, const bf16_t*, double, int);
 template double binary_cross_entropy<float>(const KernelSet<float>&, ptrdiff_t, const float*,
                                             const float*, const float*, const float*, double,
                                             float*, float*, const float*, double, int);

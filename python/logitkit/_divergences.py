@@ -11,7 +11,7 @@ from . import _core
 from ._elementwise import binary_op, entr, rel_entr
 from ._rows import class_rows, finish, reduction_axes
 from ._runtime import current_isa_index
-from ._storage import cast
+from ._storage import cast, kernel_dtype
 from ._validation import (
     REDUCTIONS,
     as_input_array,
@@ -78,6 +78,7 @@ def _divergence(
     # beta = 0 and 1 are the forward and reverse KL; the kernel computes KL(first || second).
     swap = beta == 1.0
     first, second = (b, a) if swap else (a, b)
+    compute = kernel_dtype(compute, result)  # float16/bfloat16 as they are
     first, second = class_rows(first, ax, compute), class_rows(second, ax, compute)
     code = -1.0 if beta in (0.0, 1.0) else beta
     value = np.empty(first.shape[0])
@@ -106,7 +107,7 @@ def _divergence(
         assert g_rows is not None
         g_rows[~counted_flat] = 0  # rows that do not count, NaN ones included
         shaped = g_rows.reshape(rows_shape + (n_classes,))
-        out.append(cast(np.moveaxis(shaped, -1, ax), result))
+        out.append(np.moveaxis(shaped, -1, ax))  # computed in the result dtype
     return res, out[0], out[1]
 
 

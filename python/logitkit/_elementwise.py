@@ -228,6 +228,9 @@ def binary_op(
         ) from None
     if out is not None:
         check_out(func, out, shape, result_dtype)
+    # float16/bfloat16 as they are: an operand of another dtype promotes to a 16-bit result
+    # only when its values are all 16-bit ones (int8, uint8, bool)
+    compute = kernel_dtype(compute, result_dtype)
 
     def flat(v: np.ndarray) -> np.ndarray:
         return contiguous(np.broadcast_to(v, shape), compute).reshape(-1)

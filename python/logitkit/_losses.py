@@ -575,6 +575,20 @@ def _logits_shape(prep: _Prepared) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _holds(a: np.ndarray, dtype: np.dtype, full: int) -> bool:
+    """Whether every value of ``a`` is one of ``dtype``'s (bit for bit as float32), so that
+    the kernels read the same numbers from ``a`` converted to ``dtype`` as from ``a`` in
+    float32. A dtype that casts safely does; an operand smaller than the logits (broadcast
+    against them) is checked value by value, which costs less than its broadcast copy."""
+    if a.dtype == dtype or np.can_cast(a.dtype, dtype, "safe"):
+        return True
+    if a.size >= full:
+        return False
+    with np.errstate(all="ignore"):
+        wide, there_and_back = a.astype(np.float32), a.astype(dtype).astype(np.float32)
+    return bool(np.array_equal(wide.view(np.uint32), there_and_back.view(np.uint32)))
+
+
 def _bce(
     func: str,
     logits: Any,
@@ -597,32 +611,25 @@ def _bce(
     check_reduction(func, reduction)
     alpha = check_real(func, "label_smoothing", label_smoothing, "in [0, 1]", lambda v: 0 <= v <= 1)
 
-    def flat(a: np.ndarray) -> np.ndarray:
-        # a target or weight beyond the compute dtype's range becomes inf, quietly
-        with np.errstate(over="ignore"):
-            return contiguous(a, compute).reshape(-1)
-
     def broadcast(value: Any, arg: str) -> np.ndarray | None:
         if value is None:
             return None
         a = as_input_array(func, arg, value)
         compute_dtypes(func, arg, a.dtype)
         try:
-            return flat(np.broadcast_to(a, x.shape))
+            np.broadcast_to(a, x.shape)
         except ValueError:
             raise ValueError(
                 f"{func}(): {arg} with shape {a.shape} cannot be broadcast to logits with "
                 f"shape {x.shape}"
             ) from None
+        return a
 
     w, pw = broadcast(weight, "weight"), broadcast(pos_weight, "pos_weight")
-    loss = np.empty(x.size, dtype=compute) if reduction == "none" else None
-    grad = np.empty(x.size, dtype=compute) if want_grad else None
-    grad_scale, scale = None, 1.0
+    go, scale = None, 1.0
     if want_grad:
         if reduction == "none":
-            if grad_output is not None:
-                grad_scale = broadcast(grad_output, "grad_output")
+            go = broadcast(grad_output, "grad_output")
         else:
             # Any real number, NaN and infinities included: they propagate, as in autograd.
             g0 = (
@@ -631,8 +638,37 @@ def _bce(
                 else check_real(func, "grad_output", grad_output, "a real number", lambda v: True)
             )
             scale = g0 / x.size if reduction == "mean" and x.size else g0
+
+    # 16-bit logits are read as they are when the target, weights and grad_output hold
+    # 16-bit values only; otherwise every operand goes in float32, as the kernels would see
+    # them anyway.
+    kernel = kernel_dtype(compute, result)
+    others = [a for a in (y, w, pw, go) if a is not None]
+    if kernel != compute and not all(_holds(a, kernel, x.size) for a in others):
+        kernel = compute
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        # a target or weight beyond the compute dtype's range becomes inf, quietly
+        with np.errstate(over="ignore"):
+            return contiguous(np.broadcast_to(a, x.shape), kernel).reshape(-1)
+
+    def flat_or_none(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else flat(a)
+
+    loss = np.empty(x.size, dtype=kernel) if reduction == "none" else None
+    grad = np.empty(x.size, dtype=kernel) if want_grad else None
     total = _core.binary_cross_entropy(
-        flat(x), flat(y), w, pw, alpha, loss, grad, grad_scale, scale, current_isa_index(), nthreads
+        flat(x),
+        flat(y),
+        flat_or_none(w),
+        flat_or_none(pw),
+        alpha,
+        loss,
+        grad,
+        flat_or_none(go),
+        scale,
+        current_isa_index(),
+        nthreads,
     )
     grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
     if loss is not None:

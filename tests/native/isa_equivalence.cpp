@@ -1645,13 +1645,121 @@ int check_storage_rows(const char* isa, const char* type, const IsaTable& t, std
   return failed;
 }
 
+// The same for the kernels of two inputs: the elementwise pairs, the binary cross-entropy and
+// the divergences from logits. Their 16-bit outputs must be the float32 outputs rounded once,
+// and their sums (double) the float32 kernels' sums, bit for bit; NaN only has to stay NaN.
+template <class S>
+int check_storage_pairs(const char* isa, const char* type, const IsaTable& t, std::uint64_t seed) {
+  int failed = 0;
+  Rng rng(Rng::mix(seed, 16));
+  const KernelSet<S>& k = logitkit::kernels_of<S>(t);
+  const KernelSet<float>& f = t.f32;
+  auto report = [&](const std::string& what) {
+    if (failed++ < 5) std::printf("        %s %s %s\n", isa, type, what.c_str());
+  };
+  // the 16-bit rows, rounded once from `values`, and their float32 widening
+  auto rows16 = [&](const std::vector<float>& values, std::vector<S>& narrow, std::vector<float>& wide) {
+    const auto n = static_cast<ptrdiff_t>(values.size());
+    narrow.resize(values.size());
+    wide.resize(values.size());
+    k.narrow_row(values.data(), narrow.data(), n);
+    k.widen_row(narrow.data(), wide.data(), n);
+  };
+  auto compare = [&](const std::vector<S>& got, const std::vector<float>& want32, const std::string& what) {
+    const auto n = static_cast<ptrdiff_t>(got.size());
+    std::vector<S> want(got.size());
+    k.narrow_row(want32.data(), want.data(), n);
+    std::vector<float> g(got.size());
+    k.widen_row(got.data(), g.data(), n);
+    for (ptrdiff_t i = 0; i < n; ++i) {
+      const bool both_nan = std::isnan(g[i]) && std::isnan(want32[i]);
+      if (!both_nan && got[i].bits != want[i].bits) {
+        char bits[64];
+        std::snprintf(bits, sizeof bits, " [%td]: 0x%04x vs 0x%04x", i, got[i].bits, want[i].bits);
+        report(what + bits);
+        return;
+      }
+    }
+  };
+  auto compare_sum = [&](double got, double want, const std::string& what) {
+    if (!same_value(got, want)) report(what + ": " + fmt(got) + " vs " + fmt(want));
+  };
+  for (ptrdiff_t n : {1, 2, 5, 15, 16, 17, 31, 100, 513, 4099}) {
+    const auto len = static_cast<size_t>(n);
+    const std::string at = " n=" + std::to_string(n);
+    std::vector<float> va(len), vb(len), vx(len), vy(len), vw(len), vpw(len), vs(len);
+    for (size_t i = 0; i < len; ++i) {
+      va[i] = float(std::fabs(rng.normal()) * 2);
+      vb[i] = float(std::fabs(rng.normal()) * 2);
+      vx[i] = float(rng.normal() * 4);
+      vy[i] = float(rng.uniform());
+      vw[i] = float(2 * rng.uniform());
+      vpw[i] = float(0.1 + 2.9 * rng.uniform());
+      vs[i] = float(rng.normal());
+    }
+    // the special values of the elementwise rules and the losses, once each in longer rows
+    if (n >= 17) {
+      va[0] = 0, vb[1] = 0, va[2] = kInf<float>, vb[3] = kInf<float>, va[4] = kNaN<float>;
+      vx[5] = kInf<float>, vx[6] = -kInf<float>, vx[7] = kNaN<float>, vb[8] = -1, vy[9] = kNaN<float>;
+    }
+    std::vector<S> a, b, x, y, w, pw, gs;
+    std::vector<float> af, bf, xf, yf, wf, pwf, gsf;
+    rows16(va, a, af);
+    rows16(vb, b, bf);
+    rows16(vx, x, xf);
+    rows16(vy, y, yf);
+    rows16(vw, w, wf);
+    rows16(vpw, pw, pwf);
+    rows16(vs, gs, gsf);
+    std::vector<S> out(len), out2(len);
+    std::vector<float> out32(len), out32b(len);
+    for (int op = 0; op < logitkit::kNumBinaryOps; ++op) {
+      k.binary[op](a.data(), b.data(), out.data(), n);
+      f.binary[op](af.data(), bf.data(), out32.data(), n);
+      compare(out, out32, "binary op " + std::to_string(op) + at);
+    }
+    for (int v = 0; v < 4; ++v) {
+      const bool weighted = v & 1;
+      const double smoothing = (v & 2) ? 0.1 : 0.0;
+      const std::string what = std::string("bce_row") + (weighted ? " w pw grad_scale[]" : "") +
+                               (smoothing > 0 ? " smoothing 0.1" : "") + at;
+      const double sum = k.bce_row(x.data(), y.data(), weighted ? w.data() : nullptr,
+                                   weighted ? pw.data() : nullptr, n, smoothing, out.data(), out2.data(),
+                                   weighted ? gs.data() : nullptr, 0.5);
+      const double sum32 = f.bce_row(xf.data(), yf.data(), weighted ? wf.data() : nullptr,
+                                     weighted ? pwf.data() : nullptr, n, smoothing, out32.data(),
+                                     out32b.data(), weighted ? gsf.data() : nullptr, 0.5);
+      compare_sum(sum, sum32, what + " sum");
+      compare(out, out32, what + " loss");
+      compare(out2, out32b, what + " grad");
+    }
+    for (double beta : {-1.0, 0.3}) {
+      const std::string what = std::string(beta < 0 ? "divergence_row KL" : "divergence_row JSD") + at;
+      // b (positive) as the second logits: the rows with a NaN or +inf logit are the first's
+      const double value = k.divergence_row(x.data(), b.data(), n, beta, out.data(), out2.data(), 0.7);
+      const double value32 = f.divergence_row(xf.data(), bf.data(), n, beta, out32.data(), out32b.data(), 0.7);
+      compare_sum(value, value32, what + " value");
+      compare(out, out32, what + " grad_p");
+      compare(out2, out32b, what + " grad_q");
+      const double alone = k.divergence_row(b.data(), a.data(), n, beta, nullptr, nullptr, 0.7);
+      const double alone32 = f.divergence_row(bf.data(), af.data(), n, beta, nullptr, nullptr, 0.7);
+      compare_sum(alone, alone32, what + " of b and a, without gradients");
+    }
+  }
+  std::printf("%-10s %-8s pair kernels = float32 kernels rounded once  %s\n", isa, type,
+              failed ? "FAIL" : "ok");
+  return failed;
+}
+
 void run_storage16(const char* isa, const IsaTable& scalar, const IsaTable& t, std::uint64_t seed,
                    Totals& totals) {
   const int results[] = {
       check_conversions<logitkit::half_t>(isa, "float16", scalar.f16, t.f16, seed),
       check_conversions<logitkit::bf16_t>(isa, "bfloat16", scalar.bf16, t.bf16, seed),
       check_storage_rows<logitkit::half_t>(isa, "float16", t, seed),
-      check_storage_rows<logitkit::bf16_t>(isa, "bfloat16", t, seed)};
+      check_storage_rows<logitkit::bf16_t>(isa, "bfloat16", t, seed),
+      check_storage_pairs<logitkit::half_t>(isa, "float16", t, seed),
+      check_storage_pairs<logitkit::bf16_t>(isa, "bfloat16", t, seed)};
   for (int failed : results) (failed == 0 ? totals.passed : totals.failed) += 1;
 }
 
