@@ -74,5 +74,6 @@ void register_buffer_pool(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_losses(py::module_& m);
+void register_eval(py::module_& m);
 
 }  // namespace logitkit::bindings

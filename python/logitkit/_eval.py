@@ -19,15 +19,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 import logitkit as lk
 
+from . import _core
 from ._eval_io import ArrayFile, EvalError, open_array, parse_dtype
-from ._rows import class_rows
+from ._rows import class_rows, contiguous
+from ._runtime import current_isa_index
+from ._validation import check_threads
 
 __all__ = ["main", "build_parser", "evaluate", "EvalError"]
 
@@ -70,6 +73,47 @@ class Options:
     nonfinite: str = "error"
     chunk_bytes: int = 64 << 20
     threads: int | None = None
+
+
+class RowStatistics(NamedTuple):
+    """Per-row figures of a block of logits against its labels (one native pass)."""
+
+    lse: NDArray[np.float64]
+    max: NDArray[np.float64]
+    loss: NDArray[np.float64]  # lse - z[label], in nats
+    entropy: NDArray[np.float64]  # of softmax(z), in nats
+    brier: NDArray[np.float64]  # sum_c (p_c - onehot_c)^2
+    argmax: NDArray[np.int64]  # first index of the max (of the first NaN, if any)
+    rank: NDArray[np.int64]  # classes with a larger logit, plus equal ones before the label
+    finite: NDArray[np.bool_]  # no NaN or infinity in the row
+
+
+def row_statistics(
+    z: NDArray[Any], target: NDArray[np.int64], threads: int | None = None
+) -> RowStatistics:
+    """The statistics of each row of ``z`` (rows x classes; float16, bfloat16, float32 or
+    float64, read as stored) against ``target`` (a class index per row, each in range), in
+    two reads of the row. A row whose maximum is not finite (a NaN, +inf, or only -inf) has
+    lse as logsumexp gives it and NaN loss, entropy and Brier term."""
+    n = z.shape[0]
+    stats = RowStatistics(
+        lse=np.empty(n),
+        max=np.empty(n),
+        loss=np.empty(n),
+        entropy=np.empty(n),
+        brier=np.empty(n),
+        argmax=np.empty(n, dtype=np.int64),
+        rank=np.empty(n, dtype=np.int64),
+        finite=np.empty(n, dtype=np.bool_),
+    )
+    _core.eval_rows(
+        contiguous(z),
+        contiguous(target, np.int64),
+        *stats,
+        current_isa_index(),
+        check_threads("eval", threads),
+    )
+    return stats
 
 
 class Compensated:
