@@ -698,3 +698,50 @@ def test_check_and_info_subcommands(capsys):
     assert "version" in capsys.readouterr().out
     assert cli_main(["frobnicate"]) == 2
     assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- storage types
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">f2"])
+def test_big_endian_files(dtype, tmp_path):
+    rng = np.random.default_rng(8)
+    z, t = make_data(rng, n=300, C=19)
+    np.save(tmp_path / "be.npy", z.astype(dtype))
+    np.save(tmp_path / "le.npy", z.astype(dtype.replace(">", "<")))
+    np.save(tmp_path / "t.npy", t)
+    rc, _, err, be = run_eval(
+        tmp_path / "be.npy", tmp_path / "t.npy", json_path=tmp_path / "b.json"
+    )
+    assert rc == 0, err
+    rc, _, err, le = run_eval(
+        tmp_path / "le.npy", tmp_path / "t.npy", json_path=tmp_path / "l.json"
+    )
+    assert rc == 0, err
+    for key in SCALARS + ["accuracy", "top_k_accuracy", "ece", "calibration", "per_class"]:
+        assert be[key] == le[key], key
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_logits_give_their_float32_widening_results(dtype, tmp_path):
+    """The kernels read 16-bit logits as stored and compute in float32: every figure equals
+    that of a float32 file holding the same values."""
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(12)
+    z, t = make_data(rng, n=700, C=37)
+    z16 = z.astype(dtype)
+    np.save(tmp_path / "z16.npy", z16)
+    np.save(tmp_path / "z32.npy", z16.astype(np.float32))
+    np.save(tmp_path / "t.npy", t)
+    extra = ["--dtype", "bfloat16"] if z16.dtype.name == "bfloat16" else []
+    rc, _, err, a = run_eval(
+        tmp_path / "z16.npy", tmp_path / "t.npy", *extra, json_path=tmp_path / "a.json"
+    )
+    assert rc == 0, err
+    rc, _, err, b = run_eval(
+        tmp_path / "z32.npy", tmp_path / "t.npy", json_path=tmp_path / "b.json"
+    )
+    assert rc == 0, err
+    for key in SCALARS + ["accuracy", "top_k_accuracy", "ece", "calibration", "per_class"]:
+        assert a[key] == b[key], key

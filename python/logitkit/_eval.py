@@ -161,15 +161,6 @@ class Accumulator:
         self.class_count = np.zeros(n_classes, dtype=np.int64)
         self.class_correct = np.zeros(n_classes, dtype=np.int64)
         self.class_loss = Compensated((n_classes,))
-        self._buffers: dict[str, NDArray[Any]] = {}
-
-    def _scratch(self, shape: tuple[int, int], dtype: np.dtype[Any], name: str) -> NDArray[Any]:
-        # Reused from chunk to chunk: a fresh chunk-sized array each time costs page faults.
-        need = shape[0] * shape[1]
-        buf = self._buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < need:
-            buf = self._buffers[name] = np.empty(need, dtype=dtype)
-        return buf[:need].reshape(shape)
 
     def update(
         self,
@@ -178,7 +169,8 @@ class Accumulator:
         has_target: NDArray[np.bool_] | None,
         where: tuple[ArrayFile, ArrayFile, int, int],
     ) -> None:
-        """Add rows ``z`` (rows x classes, C order, float32/float64) with their ``labels``;
+        """Add rows ``z`` (rows x classes, C order, any of the logit dtypes, as stored) with
+        their ``labels``;
         rows where ``has_target`` is False (the last position of a shifted sequence) are not
         rows at all. ``where``: the two files, the first row's index and the label shift, for
         messages.
@@ -200,18 +192,13 @@ class Accumulator:
             )
         target = np.where(counted, labels, 0)
         n = target.shape[0]
-        ar = np.arange(n)
 
-        # The gradient of the per-row loss is softmax(z) - onehot(target), whose squared
-        # norm is the row's Brier score: one fused pass gives the loss, the statistics and
-        # it, with p_t - 1 formed without cancellation.
-        grad = self._scratch(z.shape, z.dtype, "grad")
-        loss, grad, stats = lk.cross_entropy_with_grad(
-            z, target, reduction="none", grad_out=grad, return_stats=True, threads=opts.threads
-        )
-        # NaN and +inf make the logsumexp non-finite; -inf does not, the row minimum shows it
-        # (NumPy's minimum also propagates NaN).
-        finite = np.isfinite(stats.lse) & np.isfinite(z.min(axis=1))
+        # One native pass gives every per-row figure: loss, entropy, Brier term, rank of the
+        # label (classes with a larger logit plus equal ones before it: argmax's tie rule,
+        # so that top-1 is the accuracy), max, logsumexp and whether the row is finite
+        # (NaN or an infinity of either sign).
+        stats = row_statistics(z, target, opts.threads)
+        finite = stats.finite
         nonfinite = counted & ~finite
         n_nonfinite = int(nonfinite.sum())
         if n_nonfinite:
@@ -229,39 +216,21 @@ class Accumulator:
         if m == 0:
             return
         self.n_counted += m
-        everything = m == n
-        sel: Any = slice(None) if everything else counted
+        sel: Any = slice(None) if m == n else counted
 
-        loss64 = loss[sel].astype(np.float64)
-        correct_all = stats.correct & counted
-        correct = correct_all[sel]
+        loss64 = stats.loss[sel]
+        correct = (stats.argmax == target)[sel]
         t = target[sel]
         self.loss.add(loss64.sum())
         self.n_correct += int(correct.sum())
-        entropy = lk.entropy_from_logits(z, base=2, threads=opts.threads)
-        self.entropy.add(entropy[sel].sum(dtype=np.float64))
-
-        # Rank of the label: classes with a larger logit, plus equal ones before it (the tie
-        # rule of argmax, so that top-1 is the accuracy). A correct row has rank 0; a row
-        # with at least max(k) larger logits misses every k; only the rows in between can
-        # hold ties that matter, and only they pay for a second look.
-        z_t = z[ar, target][:, None]
-        above = self._scratch(z.shape, np.dtype(np.bool_), "above")
-        rank = np.count_nonzero(np.greater(z, z_t, out=above), axis=1).astype(np.int64)
-        unsure = np.flatnonzero(counted & ~stats.correct & (rank < max(self.ks)))
-        if unsure.size:
-            zu = z[unsure]
-            before = np.arange(self.C)[None, :] < target[unsure, None]
-            rank[unsure] += ((zu == z_t[unsure]) & before).sum(axis=1)
-        rank = rank[sel]
+        self.entropy.add(stats.entropy[sel].sum() / LOG2)
+        rank = stats.rank[sel]
         for k in self.ks:
             self.topk_hits[k] += int(np.count_nonzero(rank < k))
+        self.brier.add(stats.brier[sel].sum())
 
-        np.square(grad, out=grad)
-        self.brier.add(grad.sum(axis=1)[sel].sum(dtype=np.float64))
-
-        lse = stats.lse[sel].astype(np.float64)
-        top = z[ar, stats.argmax][sel].astype(np.float64)
+        lse = stats.lse[sel]
+        top = stats.max[sel]
         conf = np.minimum(np.exp(top - lse), 1.0)
         bins = np.searchsorted(self.edges, conf, side="right") - 1
         nb = self.bin_count.shape[0]
@@ -453,10 +422,10 @@ class _Prefetcher:
 
 
 def _compute_view(z: NDArray[Any]) -> NDArray[Any]:
-    """float32/float64 native-order rows for the kernels; 16-bit logits become float32 so
-    the per-row values keep float32 precision."""
-    if z.dtype.itemsize < 4 or not z.dtype.isnative:
-        return z.astype(np.float32 if z.dtype.itemsize <= 4 else np.float64)
+    """The rows as the kernel reads them: any logit dtype as stored (16-bit ones too, so
+    no pass over the chunk converts them), in native byte order."""
+    if not z.dtype.isnative:
+        return z.astype(z.dtype.newbyteorder("="))
     return z
 
 
