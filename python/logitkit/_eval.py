@@ -343,18 +343,19 @@ class Layout:
 def _read_logits(
     src: ArrayFile, layout: Layout, r0: int, r1: int, buf: NDArray[np.uint8]
 ) -> NDArray[Any]:
-    """Rows [r0, r1) as a (rows, classes) array over ``buf`` (or a copy when the class axis
-    is not last)."""
+    """Rows [r0, r1) as a (rows, classes) array: mapped from the file where it can be (no
+    copy), else read into ``buf``; a copy when the class axis is not last."""
     C, Q, isz = layout.C, layout.Q, src.dtype.itemsize
     n = r1 - r0
     raw = buf[: n * C * isz]
-    if Q == 1:
-        src.read_elements(raw.data, r0 * C)
-        return raw.view(src.dtype).reshape(n, C)
-    if r0 % Q == 0 and n % Q == 0:
-        src.read_elements(raw.data, r0 * C)
-        block = raw.view(src.dtype).reshape(n // Q, C, Q)
-        return class_rows(block, 1)
+    if Q == 1 or (r0 % Q == 0 and n % Q == 0):
+        flat = src.map_elements(r0 * C, n * C)
+        if flat is None:
+            src.read_elements(raw.data, r0 * C)
+            flat = raw.view(src.dtype)
+        if Q == 1:
+            return flat.reshape(n, C)
+        return class_rows(flat.reshape(n // Q, C, Q), 1)
     p, q0 = divmod(r0, Q)
     seg = n * isz
     for c in range(C):
@@ -366,11 +367,14 @@ def _read_labels(src: ArrayFile, start: int, count: int) -> NDArray[np.int64]:
     out = np.empty(count, dtype=src.dtype)
     if count:
         src.read_elements(out.view(np.uint8).data, start)
-    return out.astype(np.int64)
+    return out.astype(np.int64, copy=False)
 
 
 class _Prefetcher:
-    """Reads chunk i + 1 in a thread while chunk i is computed on: two buffers, taking turns."""
+    """Reads (or maps) chunk i + 1 in a thread while chunk i is computed on: two buffers,
+    taking turns. A mapped chunk does not use its buffer, but holds it until the consumer is
+    done with the chunk, so that at most two chunks are mapped at a time; the consumer drops
+    its references to a chunk before asking for the next one."""
 
     def __init__(
         self,
@@ -413,6 +417,7 @@ class _Prefetcher:
                 raise item
             r0, r1, z, lab, buf = item
             yield r0, r1, z, lab
+            del item, z  # unmaps a mapped chunk, once the consumer has let go of it too
             self.free.put(buf)
 
     def close(self) -> None:
@@ -533,6 +538,7 @@ def evaluate(inputs: Inputs, opts: Options, progress: Any = None) -> tuple[dict[
                 full[: lab.shape[0]] = lab
                 lab = full
             acc.update(_compute_view(z), lab, has_target, (logits, labels, r0, shift))
+            del z  # see _Prefetcher
             if progress is not None:
                 progress.update(r1 - r0)
     finally:
