@@ -24,10 +24,6 @@ __all__ = ["EvalError", "ArrayFile", "open_array", "parse_dtype"]
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _ZIP_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
-# Linux: the mapping's pages are read in and entered by mmap itself, in the thread that maps
-# the block, rather than faulted in one by one by the threads that compute on it (with the
-# file on disk, each such fault waits for its own read).
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 class EvalError(Exception):
@@ -128,17 +124,15 @@ class ArrayFile:
             raise EvalError(f"{self.label}: file is truncated")
         base = pos - pos % mmap.ALLOCATIONGRANULARITY
         if hasattr(os, "posix_fadvise"):
-            # This block and the next are asked for at once, read from the disk in the
-            # background: mapping the next block then finds its pages (mostly) in memory,
-            # which matters as mmap holds the GIL while it enters them.
+            # This block and the next are read from the disk in the background, in large
+            # pieces, while the block before is computed on: the kernel's threads then find
+            # the pages in memory (a page fault there maps the pages around it too). The
+            # pages are not entered at mmap time (MAP_POPULATE): mmap holds the GIL, and
+            # would hold it for as long as the disk takes.
             os.posix_fadvise(self._fd, base, 2 * (pos + length - base), os.POSIX_FADV_WILLNEED)
         try:
             block = mmap.mmap(
-                self._fd,
-                pos + length - base,
-                flags=mmap.MAP_SHARED | _MAP_POPULATE,
-                prot=mmap.PROT_READ,
-                offset=base,
+                self._fd, pos + length - base, mmap.MAP_SHARED, mmap.PROT_READ, offset=base
             )
         except (OSError, ValueError):
             self._unmappable = True
