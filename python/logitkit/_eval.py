@@ -1,10 +1,11 @@
 """``logitkit eval``: metrics of model outputs (logits) against labels, streamed from files.
 
-The logits file is read a chunk of rows at a time into two buffers that a reader thread and
-the computation take turns on, so reading overlaps computing and resident memory is a small
-multiple of one chunk whatever the file size. Every metric is accumulated as exact counts or
-float64 sums (compensated across chunks; the calibration error as per-bin sums), so the
-result does not depend on the chunk size.
+The logits file is mapped (or, where it cannot be, read) a chunk of rows at a time by a reader
+thread while the computation works on the chunk before, two chunks at most at a time, so
+reading overlaps computing and resident memory is a small multiple of one chunk whatever the
+file size. One native pass over each chunk gives every per-row figure. Every metric is
+accumulated as exact counts or float64 sums (compensated across chunks; the calibration error
+as per-bin sums), so the result does not depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -170,10 +171,9 @@ class Accumulator:
         where: tuple[ArrayFile, ArrayFile, int, int],
     ) -> None:
         """Add rows ``z`` (rows x classes, C order, any of the logit dtypes, as stored) with
-        their ``labels``;
-        rows where ``has_target`` is False (the last position of a shifted sequence) are not
-        rows at all. ``where``: the two files, the first row's index and the label shift, for
-        messages.
+        their ``labels``; rows where ``has_target`` is False (the last position of a shifted
+        sequence) are not rows at all. ``where``: the two files, the first row's index and the
+        label shift, for messages.
 
         Every row is computed on and the rows that do not count are masked out of the sums:
         cheaper than copying the rows that do, which would be a pass over the chunk."""

@@ -107,8 +107,7 @@ class ArrayFile:
     def map_elements(self, start: int, count: int) -> NDArray[Any] | None:
         """The ``count`` elements from flat index ``start`` on as a read-only array over the
         file's own pages: for a file in the page cache no byte is copied, where a read copies
-        every one (on 2 shared cores, that copy took as long as the computation on the block).
-        The block stays mapped while the array (or a view of it) lives.
+        every one. The block stays mapped while the array (or a view of it) lives.
 
         None when the file cannot be mapped (a compressed member; elements not aligned for
         their type, as a stored ``.npz`` member's may be; a file system without mmap):
