@@ -698,3 +698,119 @@ def test_check_and_info_subcommands(capsys):
     assert "version" in capsys.readouterr().out
     assert cli_main(["frobnicate"]) == 2
     assert "unknown subcommand 'frobnicate'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- storage types
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">f2"])
+def test_big_endian_files(dtype, tmp_path):
+    rng = np.random.default_rng(8)
+    z, t = make_data(rng, n=300, C=19)
+    np.save(tmp_path / "be.npy", z.astype(dtype))
+    np.save(tmp_path / "le.npy", z.astype(dtype.replace(">", "<")))
+    np.save(tmp_path / "t.npy", t)
+    rc, _, err, be = run_eval(
+        tmp_path / "be.npy", tmp_path / "t.npy", json_path=tmp_path / "b.json"
+    )
+    assert rc == 0, err
+    rc, _, err, le = run_eval(
+        tmp_path / "le.npy", tmp_path / "t.npy", json_path=tmp_path / "l.json"
+    )
+    assert rc == 0, err
+    for key in SCALARS + ["accuracy", "top_k_accuracy", "ece", "calibration", "per_class"]:
+        assert be[key] == le[key], key
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_logits_give_their_float32_widening_results(dtype, tmp_path):
+    """The kernels read 16-bit logits as stored and compute in float32: every figure equals
+    that of a float32 file holding the same values."""
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(12)
+    z, t = make_data(rng, n=700, C=37)
+    z16 = z.astype(dtype)
+    np.save(tmp_path / "z16.npy", z16)
+    np.save(tmp_path / "z32.npy", z16.astype(np.float32))
+    np.save(tmp_path / "t.npy", t)
+    extra = ["--dtype", "bfloat16"] if z16.dtype.name == "bfloat16" else []
+    rc, _, err, a = run_eval(
+        tmp_path / "z16.npy", tmp_path / "t.npy", *extra, json_path=tmp_path / "a.json"
+    )
+    assert rc == 0, err
+    rc, _, err, b = run_eval(
+        tmp_path / "z32.npy", tmp_path / "t.npy", json_path=tmp_path / "b.json"
+    )
+    assert rc == 0, err
+    for key in SCALARS + ["accuracy", "top_k_accuracy", "ece", "calibration", "per_class"]:
+        assert a[key] == b[key], key
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def test_mapped_and_read_chunks_agree(data32, tmp_path, monkeypatch):
+    """Chunks are mapped from the file where they can be; read into a buffer, the figures
+    are the same."""
+    from logitkit import _eval, _eval_io
+
+    d, _, _ = data32
+    opts = _eval.Options(chunk_bytes=50_000)
+    inputs = _eval.resolve_inputs(str(d / "z.npy"), str(d / "t.npy"), opts)
+    mapped = []
+    original = _eval_io.ArrayFile.map_elements
+
+    def spy(self, start, count):
+        block = original(self, start, count)
+        mapped.append(block is not None)
+        return block
+
+    monkeypatch.setattr(_eval_io.ArrayFile, "map_elements", spy)
+    got, _ = _eval.evaluate(inputs, opts)
+    assert len(mapped) > 2 and all(mapped)
+    monkeypatch.setattr(_eval_io.ArrayFile, "map_elements", lambda self, start, count: None)
+    want, _ = _eval.evaluate(inputs, opts)
+    assert _eval._jsonable(got) == _eval._jsonable(want)
+
+
+def test_unaligned_npz_member_is_read(data32, tmp_path):
+    """A stored .npz member's data need not be aligned for its type: such a member is read
+    into a buffer, not mapped."""
+    from logitkit import _eval_io
+
+    _, z, t = data32
+    np.savez(tmp_path / "a.npz", z=z, t=t)  # member "z.npy": data at an odd offset
+    member = _eval_io.open_array(
+        f"{tmp_path / 'a.npz'}:z", prefer_member="logits", raw_shape=None, raw_dtype=None
+    )
+    assert member.seekable and member.offset % 4 != 0
+    member.open()
+    try:
+        assert member.map_elements(0, 10) is None
+    finally:
+        member.close()
+    rc, _, err, got = run_eval(
+        f"{tmp_path / 'a.npz'}:z", f"{tmp_path / 'a.npz'}:t", json_path=tmp_path / "r.json"
+    )
+    assert rc == 0, err
+    assert_matches(got, oracle(z, t), rtol=2e-6)
+
+
+def test_file_cut_short_while_open_is_reported(tmp_path):
+    """Mapping past the end of a file that shrank after it was opened would end the process
+    with SIGBUS when read; it is reported instead."""
+    from logitkit import _eval_io
+
+    np.save(tmp_path / "z.npy", np.zeros((100, 10), dtype=np.float32))
+    arr = _eval_io.open_array(
+        str(tmp_path / "z.npy"), prefer_member="logits", raw_shape=None, raw_dtype=None
+    )
+    arr.open()
+    try:
+        os.truncate(tmp_path / "z.npy", arr.offset + 4000)
+        assert arr.map_elements(0, 1000) is not None
+        with pytest.raises(_eval_io.EvalError, match="truncated"):
+            arr.map_elements(0, 1001)
+    finally:
+        arr.close()

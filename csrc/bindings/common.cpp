@@ -12,23 +12,22 @@ std::string prefix(const char* func) { return std::string(func) + "(): "; }
 // multiprocessing, Dask and joblib send them) carries an equal but distinct dtype object.
 // Equality includes the byte order, so a byte-swapped array is refused here.
 // bfloat16 has no NumPy type number of its own: it is recognised by name (ml_dtypes').
-DType dtype_of(const py::array& a, const char* func, const char* arg, bool storage16) {
+DType dtype_of(const py::array& a, const char* func, const char* arg) {
   const py::dtype dt = a.dtype();
   if (dt.equal(py::dtype::of<float>())) return DType::f32;
   if (dt.equal(py::dtype::of<double>())) return DType::f64;
-  if (storage16 && dt.itemsize() == 2) {
+  if (dt.itemsize() == 2) {
     if (dt.kind() == 'f' && dt.byteorder() != '>') return DType::f16;
     if (std::string(py::str(dt.attr("name"))) == "bfloat16") return DType::bf16;
   }
-  throw py::type_error(prefix(func) + arg + " must be " +
-                       (storage16 ? "float16, bfloat16, float32 or float64" : "float32 or float64") +
-                       ", got " + std::string(py::str(dt)));
+  throw py::type_error(prefix(func) + arg + " must be float16, bfloat16, float32 or float64, got " +
+                       std::string(py::str(dt)));
 }
 
 DType compute_dtype(DType dt) { return dt == DType::f64 ? DType::f64 : DType::f32; }
 
 void require_dtype(const py::array& a, DType dt, const char* func, const char* arg) {
-  if (dtype_of(a, func, arg, true) != dt) {
+  if (dtype_of(a, func, arg) != dt) {
     static const char* const names[] = {"float32", "float64", "float16", "bfloat16"};
     throw py::type_error(prefix(func) + arg + " must have dtype " +
                          names[static_cast<int>(dt)] + ", got " + std::string(py::str(a.dtype())));

@@ -37,18 +37,15 @@ class ReleaseGil {
 // float16 and bfloat16 (ml_dtypes), which compute in float32.
 enum class DType { f32, f64, f16, bf16 };
 
-// The DType of a; with storage16 false (functions without 16-bit kernels) only f32 and f64.
-DType dtype_of(const py::array& a, const char* func, const char* arg, bool storage16 = false);
+// The DType of a: TypeError naming func and arg for any other dtype.
+DType dtype_of(const py::array& a, const char* func, const char* arg);
 
 // Calls fn(S{}) with S the storage type of dt: float, double, half_t or bf16_t. The one place
-// where the bindings turn a dtype into a kernel type. kWith16 false: the kernels exist in the
-// compute types only (dt came from dtype_of without storage16), so fn is compiled for those.
-template <bool kWith16 = true, class Fn>
+// where the bindings turn a dtype into a kernel type.
+template <class Fn>
 decltype(auto) with_storage(DType dt, Fn&& fn) {
-  if constexpr (kWith16) {
-    if (dt == DType::f16) return fn(half_t{});
-    if (dt == DType::bf16) return fn(bf16_t{});
-  }
+  if (dt == DType::f16) return fn(half_t{});
+  if (dt == DType::bf16) return fn(bf16_t{});
   if (dt == DType::f64) return fn(double{});
   return fn(float{});
 }
@@ -74,5 +71,6 @@ void register_buffer_pool(py::module_& m);
 void register_reductions(py::module_& m);
 void register_elementwise(py::module_& m);
 void register_losses(py::module_& m);
+void register_eval(py::module_& m);
 
 }  // namespace logitkit::bindings

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   logitkit::bindings::register_reductions(m);
   logitkit::bindings::register_elementwise(m);
   logitkit::bindings::register_losses(m);
+  logitkit::bindings::register_eval(m);
 }

@@ -8,7 +8,7 @@ namespace {
 void unary(int op, py::array x, py::array y, int isa, int threads) {
   const char* name = "unary";
   if (op < 0 || op >= kNumUnaryOps) throw py::value_error("unary(): unknown operation");
-  const DType dt = dtype_of(x, name, "x", true);
+  const DType dt = dtype_of(x, name, "x");
   require_dtype(y, dt, name, "out");
   require_writeable(y, name, "out");
   if (x.ndim() != 1 || y.ndim() != 1 || x.shape(0) != y.shape(0)) {
@@ -35,7 +35,7 @@ void unary(int op, py::array x, py::array y, int isa, int threads) {
 // one length; to nearest even.
 void astype(const py::array& src, py::array& dst, int isa, int threads) {
   const char* name = "astype";
-  const DType from = dtype_of(src, name, "src", true), to = dtype_of(dst, name, "dst", true);
+  const DType from = dtype_of(src, name, "src"), to = dtype_of(dst, name, "dst");
   const bool widens = (from == DType::f16 || from == DType::bf16) && to == DType::f32;
   const bool narrows = from == DType::f32 && (to == DType::f16 || to == DType::bf16);
   if (!widens && !narrows) {
@@ -72,7 +72,7 @@ void astype(const py::array& src, py::array& dst, int isa, int threads) {
 void binary(int op, py::array a, py::array b, py::array y, int isa, int threads) {
   const char* name = "binary";
   if (op < 0 || op >= kNumBinaryOps) throw py::value_error("binary(): unknown operation");
-  const DType dt = dtype_of(a, name, "a", true);
+  const DType dt = dtype_of(a, name, "a");
   require_same_dtype(a, b, name, "b");
   require_same_dtype(a, y, name, "out");
   require_writeable(y, name, "out");

@@ -41,7 +41,7 @@ void cross_entropy(py::array z, std::optional<py::array_t<long long>> target,
                    int isa, int threads) {
   const char* name = "cross_entropy";
   // Logits and gradient of a 16-bit type; soft targets and class weights in its compute type.
-  const DType dt = dtype_of(z, name, "logits", true);
+  const DType dt = dtype_of(z, name, "logits");
   auto same_dtype = [&](const py::array& a, const char* arg) {
     require_dtype(a, compute_dtype(dt), name, arg);
   };
@@ -123,7 +123,7 @@ double binary_cross_entropy(py::array x, py::array y, std::optional<py::array> w
                             std::optional<py::array> grad_scale, double scale, int isa,
                             int threads) {
   const char* name = "binary_cross_entropy_with_logits";
-  const DType dt = dtype_of(x, name, "logits", true);
+  const DType dt = dtype_of(x, name, "logits");
   auto check = [&](const std::optional<py::array>& a, const char* arg, bool writeable) {
     if (!a) return;
     require_same_dtype(x, *a, name, arg);
@@ -153,7 +153,7 @@ void divergence(py::array zp, py::array zq, double beta, py::array_t<double> val
                 std::optional<py::array> grad_p, std::optional<py::array> grad_q,
                 std::optional<py::array_t<double>> scale, int isa, int threads) {
   const char* name = "divergence";
-  const DType dt = dtype_of(zp, name, "p_logits", true);
+  const DType dt = dtype_of(zp, name, "p_logits");
   require_same_dtype(zp, zq, name, "q_logits");
   if (zp.ndim() != 2 || !(zp.flags() & py::array::c_style) || !(zq.flags() & py::array::c_style)) {
     throw py::value_error("divergence(): logits must be C-contiguous (rows, classes)");

@@ -8,7 +8,7 @@ namespace {
 void softmax(py::array x, py::array y, bool log, int isa, int threads,
              std::optional<py::array> mask) {
   const char* name = log ? "log_softmax" : "softmax";
-  const DType dt = dtype_of(x, name, "x", true);
+  const DType dt = dtype_of(x, name, "x");
   require_dtype(y, dt, name, "out");
   require_writeable(y, name, "out");
   if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
@@ -33,7 +33,7 @@ void softmax(py::array x, py::array y, bool log, int isa, int threads,
 void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out,
             std::optional<py::array> sign, int isa, int threads) {
   const char* name = entropy ? "entropy_from_logits" : "logsumexp";
-  const DType dt = dtype_of(x, name, "x", true);
+  const DType dt = dtype_of(x, name, "x");
   if (x.ndim() < 1) throw py::value_error("logsumexp(): x must have at least one axis");
   std::vector<py::ssize_t> outer = shape_of(x);
   outer.pop_back();
@@ -67,7 +67,7 @@ void reduce(bool entropy, py::array x, std::optional<py::array> b, py::array out
 // and the forward output y; or (hardmax) a one-hot of each row's first maximum.
 void row_op(const char* name, parallel::RowOp op, py::array x, std::optional<py::array> aux,
             py::array out, int isa, int threads) {
-  const DType dt = dtype_of(x, name, "x", true);
+  const DType dt = dtype_of(x, name, "x");
   if (x.ndim() < 1) throw py::value_error(std::string(name) + "(): x must have at least one axis");
   require_dtype(out, dt, name, "out");
   require_writeable(out, name, "out");

@@ -8,6 +8,7 @@
 #pragma once
 #include "columns.h"
 #include "cross_entropy.h"
+#include "eval_row.h"
 #include "loss_columns.h"
 #include "rows.h"
 
@@ -51,6 +52,7 @@ KernelSet<S> make_kernel_set() {
   k.unary[kLog] = &unary_row<V, kLog, S>;
   k.unary[kEntr] = &unary_row<V, kEntr, S>;
   k.cross_entropy_row = &cross_entropy_row<V, VD, S>;
+  k.eval_row = &eval_row<V, VD, S>;
   k.binary[kRelEntr] = &binary_row<V, kRelEntr, S>;
   k.binary[kKlDivElementwise] = &binary_row<V, kKlDivElementwise, S>;
   k.binary[kKlDivTorch] = &binary_row<V, kKlDivTorch, S>;

@@ -73,6 +73,24 @@ struct CrossEntropyRow {
   long long argmax;  // -1 when not asked for
 };
 
+// What `logitkit eval` needs of one row of logits z against its label t, for softmax p:
+// lse = log sum_j exp(z_j); loss = lse - z_t; entropy = -sum_j p_j log p_j (nats);
+// brier = sum_j (p_j - [j == t])^2; rank = #{j : z_j > z_t} + #{j < t : z_j == z_t} (the
+// label's place with argmax's tie rule, so rank 0 means argmax == t).
+// A row whose maximum is finite gets all of them, -inf entries counting as probability 0;
+// one whose maximum is not (a NaN, +inf, or only -inf) gets lse as logsumexp gives it, NaN
+// for loss, entropy and brier, max NaN when a NaN is present, and argmax at its first NaN.
+struct EvalRow {
+  double lse;
+  double max;  // the largest entry, in the compute type's precision
+  double loss;
+  double entropy;
+  double brier;
+  long long argmax;  // first index of the max
+  long long rank;
+  bool finite;  // no NaN or infinity in the row
+};
+
 enum UnaryOp : int { kSigmoid = 0, kLogSigmoid, kSoftplus, kLogit, kExp, kLog, kEntr, kNumUnaryOps };
 
 // Elementwise functions of two arrays (the SciPy and PyTorch information measures).
@@ -180,6 +198,10 @@ struct KernelSet {
                                        const T* soft, bool counted,
                                        const CrossEntropyParams<T>& params, double grad_scale,
                                        S* grad, Workspace ws);
+
+  // The statistics of `logitkit eval` for one row of n >= 1 logits and its label
+  // 0 <= target < n (see EvalRow), from two reads of the row.
+  EvalRow (*eval_row)(const S* z, std::ptrdiff_t n, long long target);
 };
 
 // The memory yardstick, with the kernels' own loads and stores: a read-only sum, and a copy

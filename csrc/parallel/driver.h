@@ -3,8 +3,9 @@
 //
 // One file per job: layout.h plans how the rows lie (columns, short rows, plain or gathered
 // rows) and moves data between layouts; schedule.h spreads work over threads; row_ops.cpp,
-// loss_ops.cpp and elementwise.cpp pick the kernels for a plan; yardstick.cpp is the memory
-// yardstick the benchmarks measure against.
+// loss_ops.cpp and elementwise.cpp pick the kernels for a plan; eval_ops.cpp runs the
+// statistics of `logitkit eval`; yardstick.cpp is the memory yardstick the benchmarks
+// measure against.
 //
 // Each operation is a template over the storage type S of its arrays (float, double, half_t,
 // bf16_t): 16-bit arrays are read and written as they are, converted inside the kernels, and
@@ -73,6 +74,25 @@ void cross_entropy(const KernelSet<T>& k, const RowShape& shape, const StridedAr
                    const StridedArray& soft, const StridedArray& grad,
                    const CrossEntropyRows& rows, const CrossEntropyParams<compute_t<T>>& params,
                    int threads);
+
+// Per-row outputs of eval_rows, contiguous in row order (see EvalRow in kernels/table.h).
+struct EvalRows {
+  double* lse = nullptr;
+  double* max = nullptr;
+  double* loss = nullptr;
+  double* entropy = nullptr;
+  double* brier = nullptr;
+  long long* argmax = nullptr;
+  long long* rank = nullptr;
+  bool* finite = nullptr;
+};
+
+// The statistics of `logitkit eval` for each row of a C-contiguous (rows, n) array z against
+// its label target[r] (0 <= target[r] < n, n >= 1). Each row is computed by one thread, so
+// the results do not depend on the thread count.
+template <class S>
+void eval_rows(const KernelSet<S>& k, std::ptrdiff_t rows, std::ptrdiff_t n, const S* z,
+               const long long* target, const EvalRows& out, int threads);
 
 // KL or generalized JSD (beta < 0: KL) between softmax rows of two C-contiguous (rows, n)
 // arrays; value[r] per row, and when grad_p / grad_q are not null, scale[r] times the

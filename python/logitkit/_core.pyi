@@ -115,6 +115,20 @@ def divergence(
     isa: int,
     threads: int,
 ) -> None: ...
+def eval_rows(
+    logits: NDArray[np.generic],
+    target: NDArray[np.int64],
+    lse: NDArray[np.float64],
+    max: NDArray[np.float64],
+    loss: NDArray[np.float64],
+    entropy: NDArray[np.float64],
+    brier: NDArray[np.float64],
+    argmax: NDArray[np.int64],
+    rank: NDArray[np.int64],
+    finite: NDArray[np.bool_],
+    isa: int,
+    threads: int,
+) -> None: ...
 def binary(
     op: int,
     a: NDArray[np.floating],

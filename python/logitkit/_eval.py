@@ -1,10 +1,11 @@
 """``logitkit eval``: metrics of model outputs (logits) against labels, streamed from files.
 
-The logits file is read a chunk of rows at a time into two buffers that a reader thread and
-the computation take turns on, so reading overlaps computing and resident memory is a small
-multiple of one chunk whatever the file size. Every metric is accumulated as exact counts or
-float64 sums (compensated across chunks; the calibration error as per-bin sums), so the
-result does not depend on the chunk size.
+The logits file is mapped (or, where it cannot be, read) a chunk of rows at a time by a reader
+thread while the computation works on the chunk before, two chunks at most at a time, so
+reading overlaps computing and resident memory is a small multiple of one chunk whatever the
+file size. One native pass over each chunk gives every per-row figure. Every metric is
+accumulated as exact counts or float64 sums (compensated across chunks; the calibration error
+as per-bin sums), so the result does not depend on the chunk size.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 import logitkit as lk
 
+from . import _core
 from ._eval_io import ArrayFile, EvalError, open_array, parse_dtype
-from ._rows import class_rows
+from ._rows import class_rows, contiguous
+from ._runtime import current_isa_index
+from ._validation import check_threads
 
 __all__ = ["main", "build_parser", "evaluate", "EvalError"]
 
@@ -70,6 +74,47 @@ class Options:
     nonfinite: str = "error"
     chunk_bytes: int = 64 << 20
     threads: int | None = None
+
+
+class RowStatistics(NamedTuple):
+    """Per-row figures of a block of logits against its labels (one native pass)."""
+
+    lse: NDArray[np.float64]
+    max: NDArray[np.float64]
+    loss: NDArray[np.float64]  # lse - z[label], in nats
+    entropy: NDArray[np.float64]  # of softmax(z), in nats
+    brier: NDArray[np.float64]  # sum_c (p_c - onehot_c)^2
+    argmax: NDArray[np.int64]  # first index of the max (of the first NaN, if any)
+    rank: NDArray[np.int64]  # classes with a larger logit, plus equal ones before the label
+    finite: NDArray[np.bool_]  # no NaN or infinity in the row
+
+
+def row_statistics(
+    z: NDArray[Any], target: NDArray[np.int64], threads: int | None = None
+) -> RowStatistics:
+    """The statistics of each row of ``z`` (rows x classes; float16, bfloat16, float32 or
+    float64, read as stored) against ``target`` (a class index per row, each in range), in
+    two reads of the row. A row whose maximum is not finite (a NaN, +inf, or only -inf) has
+    lse as logsumexp gives it and NaN loss, entropy and Brier term."""
+    n = z.shape[0]
+    stats = RowStatistics(
+        lse=np.empty(n),
+        max=np.empty(n),
+        loss=np.empty(n),
+        entropy=np.empty(n),
+        brier=np.empty(n),
+        argmax=np.empty(n, dtype=np.int64),
+        rank=np.empty(n, dtype=np.int64),
+        finite=np.empty(n, dtype=np.bool_),
+    )
+    _core.eval_rows(
+        contiguous(z),
+        contiguous(target, np.int64),
+        *stats,
+        current_isa_index(),
+        check_threads("eval", threads),
+    )
+    return stats
 
 
 class Compensated:
@@ -117,15 +162,6 @@ class Accumulator:
         self.class_count = np.zeros(n_classes, dtype=np.int64)
         self.class_correct = np.zeros(n_classes, dtype=np.int64)
         self.class_loss = Compensated((n_classes,))
-        self._buffers: dict[str, NDArray[Any]] = {}
-
-    def _scratch(self, shape: tuple[int, int], dtype: np.dtype[Any], name: str) -> NDArray[Any]:
-        # Reused from chunk to chunk: a fresh chunk-sized array each time costs page faults.
-        need = shape[0] * shape[1]
-        buf = self._buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < need:
-            buf = self._buffers[name] = np.empty(need, dtype=dtype)
-        return buf[:need].reshape(shape)
 
     def update(
         self,
@@ -134,10 +170,10 @@ class Accumulator:
         has_target: NDArray[np.bool_] | None,
         where: tuple[ArrayFile, ArrayFile, int, int],
     ) -> None:
-        """Add rows ``z`` (rows x classes, C order, float32/float64) with their ``labels``;
-        rows where ``has_target`` is False (the last position of a shifted sequence) are not
-        rows at all. ``where``: the two files, the first row's index and the label shift, for
-        messages.
+        """Add rows ``z`` (rows x classes, C order, any of the logit dtypes, as stored) with
+        their ``labels``; rows where ``has_target`` is False (the last position of a shifted
+        sequence) are not rows at all. ``where``: the two files, the first row's index and the
+        label shift, for messages.
 
         Every row is computed on and the rows that do not count are masked out of the sums:
         cheaper than copying the rows that do, which would be a pass over the chunk."""
@@ -156,18 +192,13 @@ class Accumulator:
             )
         target = np.where(counted, labels, 0)
         n = target.shape[0]
-        ar = np.arange(n)
 
-        # The gradient of the per-row loss is softmax(z) - onehot(target), whose squared
-        # norm is the row's Brier score: one fused pass gives the loss, the statistics and
-        # it, with p_t - 1 formed without cancellation.
-        grad = self._scratch(z.shape, z.dtype, "grad")
-        loss, grad, stats = lk.cross_entropy_with_grad(
-            z, target, reduction="none", grad_out=grad, return_stats=True, threads=opts.threads
-        )
-        # NaN and +inf make the logsumexp non-finite; -inf does not, the row minimum shows it
-        # (NumPy's minimum also propagates NaN).
-        finite = np.isfinite(stats.lse) & np.isfinite(z.min(axis=1))
+        # One native pass gives every per-row figure: loss, entropy, Brier term, rank of the
+        # label (classes with a larger logit plus equal ones before it: argmax's tie rule,
+        # so that top-1 is the accuracy), max, logsumexp and whether the row is finite
+        # (NaN or an infinity of either sign).
+        stats = row_statistics(z, target, opts.threads)
+        finite = stats.finite
         nonfinite = counted & ~finite
         n_nonfinite = int(nonfinite.sum())
         if n_nonfinite:
@@ -185,39 +216,21 @@ class Accumulator:
         if m == 0:
             return
         self.n_counted += m
-        everything = m == n
-        sel: Any = slice(None) if everything else counted
+        sel: Any = slice(None) if m == n else counted
 
-        loss64 = loss[sel].astype(np.float64)
-        correct_all = stats.correct & counted
-        correct = correct_all[sel]
+        loss64 = stats.loss[sel]
+        correct = (stats.argmax == target)[sel]
         t = target[sel]
         self.loss.add(loss64.sum())
         self.n_correct += int(correct.sum())
-        entropy = lk.entropy_from_logits(z, base=2, threads=opts.threads)
-        self.entropy.add(entropy[sel].sum(dtype=np.float64))
-
-        # Rank of the label: classes with a larger logit, plus equal ones before it (the tie
-        # rule of argmax, so that top-1 is the accuracy). A correct row has rank 0; a row
-        # with at least max(k) larger logits misses every k; only the rows in between can
-        # hold ties that matter, and only they pay for a second look.
-        z_t = z[ar, target][:, None]
-        above = self._scratch(z.shape, np.dtype(np.bool_), "above")
-        rank = np.count_nonzero(np.greater(z, z_t, out=above), axis=1).astype(np.int64)
-        unsure = np.flatnonzero(counted & ~stats.correct & (rank < max(self.ks)))
-        if unsure.size:
-            zu = z[unsure]
-            before = np.arange(self.C)[None, :] < target[unsure, None]
-            rank[unsure] += ((zu == z_t[unsure]) & before).sum(axis=1)
-        rank = rank[sel]
+        self.entropy.add(stats.entropy[sel].sum() / LOG2)
+        rank = stats.rank[sel]
         for k in self.ks:
             self.topk_hits[k] += int(np.count_nonzero(rank < k))
+        self.brier.add(stats.brier[sel].sum())
 
-        np.square(grad, out=grad)
-        self.brier.add(grad.sum(axis=1)[sel].sum(dtype=np.float64))
-
-        lse = stats.lse[sel].astype(np.float64)
-        top = z[ar, stats.argmax][sel].astype(np.float64)
+        lse = stats.lse[sel]
+        top = stats.max[sel]
         conf = np.minimum(np.exp(top - lse), 1.0)
         bins = np.searchsorted(self.edges, conf, side="right") - 1
         nb = self.bin_count.shape[0]
@@ -330,18 +343,19 @@ class Layout:
 def _read_logits(
     src: ArrayFile, layout: Layout, r0: int, r1: int, buf: NDArray[np.uint8]
 ) -> NDArray[Any]:
-    """Rows [r0, r1) as a (rows, classes) array over ``buf`` (or a copy when the class axis
-    is not last)."""
+    """Rows [r0, r1) as a (rows, classes) array: mapped from the file where it can be (no
+    copy), else read into ``buf``; a copy when the class axis is not last."""
     C, Q, isz = layout.C, layout.Q, src.dtype.itemsize
     n = r1 - r0
     raw = buf[: n * C * isz]
-    if Q == 1:
-        src.read_elements(raw.data, r0 * C)
-        return raw.view(src.dtype).reshape(n, C)
-    if r0 % Q == 0 and n % Q == 0:
-        src.read_elements(raw.data, r0 * C)
-        block = raw.view(src.dtype).reshape(n // Q, C, Q)
-        return class_rows(block, 1)
+    if Q == 1 or (r0 % Q == 0 and n % Q == 0):
+        flat = src.map_elements(r0 * C, n * C)
+        if flat is None:
+            src.read_elements(raw.data, r0 * C)
+            flat = raw.view(src.dtype)
+        if Q == 1:
+            return flat.reshape(n, C)
+        return class_rows(flat.reshape(n // Q, C, Q), 1)
     p, q0 = divmod(r0, Q)
     seg = n * isz
     for c in range(C):
@@ -353,11 +367,14 @@ def _read_labels(src: ArrayFile, start: int, count: int) -> NDArray[np.int64]:
     out = np.empty(count, dtype=src.dtype)
     if count:
         src.read_elements(out.view(np.uint8).data, start)
-    return out.astype(np.int64)
+    return out.astype(np.int64, copy=False)
 
 
 class _Prefetcher:
-    """Reads chunk i + 1 in a thread while chunk i is computed on: two buffers, taking turns."""
+    """Reads (or maps) chunk i + 1 in a thread while chunk i is computed on: two buffers,
+    taking turns. A mapped chunk does not use its buffer, but holds it until the consumer is
+    done with the chunk, so that at most two chunks are mapped at a time; the consumer drops
+    its references to a chunk before asking for the next one."""
 
     def __init__(
         self,
@@ -400,6 +417,7 @@ class _Prefetcher:
                 raise item
             r0, r1, z, lab, buf = item
             yield r0, r1, z, lab
+            del item, z  # unmaps a mapped chunk, once the consumer has let go of it too
             self.free.put(buf)
 
     def close(self) -> None:
@@ -409,10 +427,10 @@ class _Prefetcher:
 
 
 def _compute_view(z: NDArray[Any]) -> NDArray[Any]:
-    """float32/float64 native-order rows for the kernels; 16-bit logits become float32 so
-    the per-row values keep float32 precision."""
-    if z.dtype.itemsize < 4 or not z.dtype.isnative:
-        return z.astype(np.float32 if z.dtype.itemsize <= 4 else np.float64)
+    """The rows as the kernel reads them: any logit dtype as stored (16-bit ones too, so
+    no pass over the chunk converts them), in native byte order."""
+    if not z.dtype.isnative:
+        return z.astype(z.dtype.newbyteorder("="))
     return z
 
 
@@ -520,6 +538,7 @@ def evaluate(inputs: Inputs, opts: Options, progress: Any = None) -> tuple[dict[
                 full[: lab.shape[0]] = lab
                 lab = full
             acc.update(_compute_view(z), lab, has_target, (logits, labels, r0, shift))
+            del z  # see _Prefetcher
             if progress is not None:
                 progress.update(r1 - r0)
     finally:

@@ -1,20 +1,23 @@
 """Reading arrays from ``.npy``, ``.npz`` and raw files a block of rows at a time.
 
-Nothing here maps or loads a whole file: each read fills a caller-owned buffer with
-``os.preadv`` (or, for a deflated ``.npz`` member, with the next bytes of the decompressed
-stream), so resident memory is that buffer whatever the file size.
+Nothing here maps or loads a whole file. A block is either mapped from the file on its own
+(``map_elements``: the array lies on the page cache's pages, with no copy) or read into a
+caller-owned buffer with ``os.preadv`` (or, for a deflated ``.npz`` member, from the
+decompressed stream), so resident memory is a block or its buffer whatever the file size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import mmap
 import os
 import struct
 import zipfile
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["EvalError", "ArrayFile", "open_array", "parse_dtype"]
 
@@ -57,6 +60,7 @@ class ArrayFile:
     _fd: int | None = None
     _stream: IO[bytes] | None = None
     _stream_pos: int = 0
+    _unmappable: bool = False
 
     @property
     def size(self) -> int:
@@ -99,6 +103,40 @@ class ArrayFile:
                 raise EvalError(f"{self.label}: file is truncated")
             nbytes -= got
             self._stream_pos += got
+
+    def map_elements(self, start: int, count: int) -> NDArray[Any] | None:
+        """The ``count`` elements from flat index ``start`` on as a read-only array over the
+        file's own pages: for a file in the page cache no byte is copied, where a read copies
+        every one. The block stays mapped while the array (or a view of it) lives.
+
+        None when the file cannot be mapped (a compressed member; elements not aligned for
+        their type, as a stored ``.npz`` member's may be; a file system without mmap):
+        ``read_elements`` then fills a buffer instead."""
+        isz = self.dtype.itemsize
+        if self._fd is None or self._unmappable or self.offset % isz:
+            return None
+        pos = self.offset + start * isz
+        length = count * isz
+        # A mapped page beyond the end of a file cut short since it was opened would kill
+        # the process (SIGBUS) when read, where a read reports it.
+        if os.fstat(self._fd).st_size < pos + length:
+            raise EvalError(f"{self.label}: file is truncated")
+        base = pos - pos % mmap.ALLOCATIONGRANULARITY
+        if hasattr(os, "posix_fadvise"):
+            # This block and the next are read from the disk in the background, in large
+            # pieces, while the block before is computed on: the kernel's threads then find
+            # the pages in memory (a page fault there maps the pages around it too). The
+            # pages are not entered at mmap time (MAP_POPULATE): mmap holds the GIL, and
+            # would hold it for as long as the disk takes.
+            os.posix_fadvise(self._fd, base, 2 * (pos + length - base), os.POSIX_FADV_WILLNEED)
+        try:
+            block = mmap.mmap(
+                self._fd, pos + length - base, mmap.MAP_SHARED, mmap.PROT_READ, offset=base
+            )
+        except (OSError, ValueError):
+            self._unmappable = True
+            return None
+        return np.frombuffer(block, dtype=self.dtype, count=count, offset=pos - base)
 
     def read_elements(self, out: memoryview, start: int) -> None:
         """Fill ``out`` (bytes) with the elements from flat index ``start`` on."""
