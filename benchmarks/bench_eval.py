@@ -116,6 +116,7 @@ def main() -> int:
     args = parser.parse_args()
 
     d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
     logits, labels = d / "bench_eval_logits.npy", d / "bench_eval_labels.npy"
     if not logits.exists():
         t0 = time.perf_counter()
