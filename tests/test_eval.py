@@ -814,3 +814,51 @@ def test_file_cut_short_while_open_is_reported(tmp_path):
             arr.map_elements(0, 1001)
     finally:
         arr.close()
+
+
+def test_mapped_chunk_is_read_before_it_is_handed_over(tmp_path, monkeypatch):
+    """map_elements, called a chunk ahead, reads the chunk's bytes from the disk itself
+    (sendfile to /dev/null, else preadv), so that the computation's page faults find them
+    in memory; the mapping gives the file's values either way."""
+    from logitkit import _eval_io
+
+    z = np.arange(3000, dtype=np.float32).reshape(300, 10)
+    np.save(tmp_path / "z.npy", z)
+    arr = _eval_io.open_array(
+        str(tmp_path / "z.npy"), prefer_member="logits", raw_shape=None, raw_dtype=None
+    )
+    sent: list[tuple[int, int]] = []
+    read: list[tuple[int, int]] = []
+    sendfile, preadv = os.sendfile, os.preadv
+
+    def spy_sendfile(out, fd, pos, count):
+        got = sendfile(out, fd, pos, count)
+        sent.append((pos, got))
+        return got
+
+    def spy_preadv(fd, buffers, pos):
+        got = preadv(fd, buffers, pos)
+        read.append((pos, got))
+        return got
+
+    def refuse(out, fd, pos, count):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", spy_sendfile)
+    monkeypatch.setattr(os, "preadv", spy_preadv)
+    arr.open()
+    try:
+        block = arr.map_elements(100 * 10, 50 * 10)
+        assert block is not None
+        np.testing.assert_array_equal(block.reshape(50, 10), z[100:150])
+        start = arr.offset + 100 * 10 * 4
+        assert sum(n for _, n in sent) == 50 * 10 * 4 and sent[0][0] == start
+        assert not read
+        monkeypatch.setattr(os, "sendfile", refuse)
+        sent.clear()
+        block = arr.map_elements(200 * 10, 100 * 10)
+        assert block is not None
+        np.testing.assert_array_equal(block.reshape(100, 10), z[200:])
+        assert sum(n for _, n in read) == 100 * 10 * 4 and read[0][0] == arr.offset + 8000
+    finally:
+        arr.close()
