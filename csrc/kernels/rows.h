@@ -25,20 +25,38 @@ namespace logitkit::LOGITKIT_ISA_NS {
 
 using std::ptrdiff_t;
 
-// Tails shorter than a vector go through a small buffer padded with a neutral value, so
-// every element is processed by the same vector code as the body.
+// Whether V loads and stores a tail of S with masks (V::load_first, V::store_first).
+template <class V, class S, class = void>
+struct has_masked_tail : std::false_type {};
+template <class V, class S>
+struct has_masked_tail<V, S,
+                       std::void_t<decltype(V::load_first(static_cast<const S*>(nullptr), 0,
+                                                          typename V::T()))>>
+    : std::true_type {};
+
+// Tails shorter than a vector are padded with a neutral value, so every element is processed
+// by the same vector code as the body: with masked loads and stores where the vector type has
+// them (AVX-512), else through a small buffer.
 template <class V, class S>
 inline V load_partial(const S* p, ptrdiff_t n, typename V::T fill) {
-  alignas(64) typename V::T buf[V::N];
-  for (int j = 0; j < V::N; ++j) buf[j] = j < n ? widen(p[j]) : fill;
-  return V::load(buf);
+  if constexpr (has_masked_tail<V, S>::value) {
+    return V::load_first(p, static_cast<int>(n), fill);
+  } else {
+    alignas(64) typename V::T buf[V::N];
+    for (int j = 0; j < V::N; ++j) buf[j] = j < n ? widen(p[j]) : fill;
+    return V::load(buf);
+  }
 }
 
 template <class V, class S>
 inline void store_partial(S* p, ptrdiff_t n, V v) {
-  alignas(64) typename V::T buf[V::N];
-  v.store(buf);
-  for (ptrdiff_t j = 0; j < n; ++j) p[j] = narrow<S>(buf[j]);
+  if constexpr (has_masked_tail<V, S>::value) {
+    v.store_first(p, static_cast<int>(n));
+  } else {
+    alignas(64) typename V::T buf[V::N];
+    v.store(buf);
+    for (ptrdiff_t j = 0; j < n; ++j) p[j] = narrow<S>(buf[j]);
+  }
 }
 
 // The entries of a row equal to its max, counted per lane with one vector add each and moved
@@ -320,12 +338,16 @@ RowStats<typename V::T> row_stats_store(const S* x, typename V::T* y, ptrdiff_t 
     block_max[b / block] = m;
     const V mv = V::set1(m), neg_m = V::set1(-m);
     // Stores exp(x - m) for `lanes` entries from i on, and returns their term of the sum.
+    // A tail's padding lanes hold m, not -inf: exp(0) keeps the whole vector on exp's fast
+    // path (a -inf lane would send it down the full-range one, 17% of a 1000-entry row's
+    // time), and they are zeroed before they are counted.
     auto term = [&](ptrdiff_t i, ptrdiff_t lanes) {
-      const V xv = load_n<V>(xb + i, lanes, ninf);
-      const V e = exp_diff(xv, mv, neg_m);
+      const V xv = load_n<V>(xb + i, lanes, m);
+      V e = exp_diff(xv, mv, neg_m);
+      if (lanes != V::N) e = select(tail_mask<V>(lanes), e, zero);
       store_n(yb + i, lanes, e);
       if (!kSplitMax) return e;
-      const auto at_max = eq(xv, mv);
+      const auto at_max = eq(lanes == V::N ? xv : select(tail_mask<V>(lanes), xv, V::set1(ninf)), mv);
       count = count + select(at_max, one, zero);
       return select(at_max, zero, e);
     };

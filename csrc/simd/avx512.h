@@ -82,6 +82,26 @@ struct VF32 {
   void stream(half_t* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), half_bits()); }
   void stream(bf16_t* p) const { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_bits()); }
 
+  // A row's tail: lanes [0, count) from p, `fill` in the others (0 <= count <= N). The
+  // loads and stores are masked, so nothing past p + count is touched, and no lane goes
+  // through memory one at a time as the generic tail in kernels/rows.h does.
+  static __mmask16 first(int count) { return static_cast<__mmask16>((1u << count) - 1u); }
+  static VF32 load_first(const float* p, int count, float fill) {
+    return {_mm512_mask_loadu_ps(_mm512_set1_ps(fill), first(count), p)};
+  }
+  static VF32 load_first(const half_t* p, int count, float fill) {
+    const __m512 v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(count), p));
+    return {_mm512_mask_blend_ps(first(count), _mm512_set1_ps(fill), v)};
+  }
+  static VF32 load_first(const bf16_t* p, int count, float fill) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first(count), p));
+    return {_mm512_mask_blend_ps(first(count), _mm512_set1_ps(fill),
+                                 _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)))};
+  }
+  void store_first(float* p, int count) const { _mm512_mask_storeu_ps(p, first(count), v); }
+  void store_first(half_t* p, int count) const { _mm256_mask_storeu_epi16(p, first(count), half_bits()); }
+  void store_first(bf16_t* p, int count) const { _mm256_mask_storeu_epi16(p, first(count), bf16_bits()); }
+
   friend VF32 operator+(VF32 a, VF32 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend VF32 operator-(VF32 a, VF32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   friend VF32 operator*(VF32 a, VF32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
@@ -140,6 +160,12 @@ struct VF64 {
   __m512d v;
 
   static VF64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+  // A row's tail, as VF32::load_first.
+  static __mmask8 first(int count) { return static_cast<__mmask8>((1u << count) - 1u); }
+  static VF64 load_first(const double* p, int count, double fill) {
+    return {_mm512_mask_loadu_pd(_mm512_set1_pd(fill), first(count), p)};
+  }
+  void store_first(double* p, int count) const { _mm512_mask_storeu_pd(p, first(count), v); }
   static VF64 set1(double x) { return {_mm512_set1_pd(x)}; }
   static VF64 zero() { return {_mm512_setzero_pd()}; }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
