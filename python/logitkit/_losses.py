@@ -465,7 +465,13 @@ def cross_entropy_with_grad(
     "mean", ``grad_output`` for "sum", and ``grad_output[row]`` for "none". The logits are
     read once and the gradient written once: no log-softmax and no zero-filled gradient is
     stored. The target entry, ``p_t - 1``, is formed in double precision (as ``expm1``) so
-    it does not cancel when ``p_t`` is close to 1.
+    it does not cancel when ``p_t`` is close to 1. With probability targets ``y`` the
+    gradient is ``(p * sum(q) - q) * s`` with ``q = w * y'`` (times the cap's slope and plus
+    the z-loss term); the entry of a row's single maximum is formed in double precision as
+    ``p_top * sum(q except q_top) - q_top * (1 - p_top)``, with ``1 - p_top`` from the sum of
+    the other classes' exponentials, so it does not cancel either when ``p_top`` rounds to
+    1 (a one-hot probability target then gives the gradient of its class index). The other
+    entries, where ``p_j <= 1/2``, are formed in the compute dtype.
 
     Parameters
     ----------
