@@ -100,3 +100,41 @@ def test_threads_do_not_change_bits():
         other = lk.binary_cross_entropy_with_logits_with_grad(x, y, threads=t)
         assert other[0] == one[0]
         np.testing.assert_array_equal(other[1], one[1])
+
+
+def test_float64_target_is_read_exactly_with_float32_logits(isa):
+    # A float64 target just below 1 keeps 1 - y > 0, which float32 would round away: the loss
+    # term (1 - y) softplus(x) is inf at x = +inf (not 0) and dominates at x = 30. Exact
+    # math, in float64: 1 - y is exact there (Sterbenz), softplus(+-x) = max(+-x, 0) +
+    # log1p(exp(-|x|)).
+    y = np.array([np.nextafter(1.0, 0.0), 1 - 2.0**-40, 1 - 1e-9, 0.3, 1e-50])
+    x64 = np.array([np.inf, np.inf, 30.0, 2.0, -np.inf])
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = np.log1p(np.exp(-np.abs(x64)))
+        sp_pos, sp_neg = np.maximum(x64, 0) + tail, np.maximum(-x64, 0) + tail
+        loss = (1 - y) * sp_pos + y * sp_neg
+        sig = np.exp(-np.maximum(-x64, 0) - tail)  # sigmoid(x)
+        sig_neg = np.exp(-np.maximum(x64, 0) - tail)  # sigmoid(-x)
+        grad = (1 - y) * sig - y * sig_neg  # = sigmoid(x) - y, without the cancellation
+    assert np.isinf(loss[:2]).all() and loss[2] > 2.9e-8 and loss[4] == np.inf
+    for dtype in (np.float32, np.float16):
+        x = x64.astype(dtype)
+        got_loss, got_grad = lk.binary_cross_entropy_with_logits_with_grad(x, y, reduction="none")
+        assert got_loss.dtype == got_grad.dtype == dtype
+        for got, want in ((got_loss, loss), (got_grad, grad)):
+            want = want.astype(dtype)
+            finite = np.isfinite(want)
+            np.testing.assert_array_equal(got[~finite], want[~finite])
+            assert_ulp_close(got[finite], want[finite], dtype, 2)
+        # the reduced forms, as the fuzzer called it: one element, reduction="mean"
+        total, g = lk.binary_cross_entropy_with_logits_with_grad(x[:1], y[:1])
+        assert total == np.inf and g[0] == grad[:1].astype(dtype)[0]
+        assert lk.binary_cross_entropy_with_logits(x[2:4], y[2:4], reduction="sum") == dtype(
+            loss[2:4].sum()
+        )
+    # a float64 target that float32 holds (hard labels) keeps the float32 kernels' result
+    x = np.array([3.0, -1.5, np.inf], np.float32)
+    hard = np.array([1.0, 0.0, 1.0])
+    _, got = lk.binary_cross_entropy_with_logits_with_grad(x, hard, reduction="none")
+    _, want = lk.binary_cross_entropy_with_logits_with_grad(x, np.float32(hard), reduction="none")
+    np.testing.assert_array_equal(got, want)

@@ -94,6 +94,65 @@ def test_confident_rows_keep_precision(isa):
     assert grad32[0, 0] != 0
 
 
+def soft_target_grad64(z, y, scale=1.0, softcap=None, label_smoothing=0.0):
+    """The gradient for probability targets in float64: s (sum(q) p_j - q_j) cap'(z_j), with
+    the entry of the row maximum as q_others p_top - q_top (1 - p_top), which does not cancel
+    when p_top is close to 1 (the other entries have p_j <= 1/2)."""
+    z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
+    c = z.shape[-1]
+    q = (1 - label_smoothing) * y + label_smoothing / c
+    if softcap:
+        zc, slope = softcap * np.tanh(z / softcap), 1 / np.cosh(z / softcap) ** 2
+    else:
+        zc, slope = z, 1.0
+    e = np.exp(zc - zc.max(axis=-1, keepdims=True))
+    total = e.sum(axis=-1, keepdims=True)
+    p = e / total
+    at_top = np.arange(c) == np.argmax(zc, axis=-1)[..., None]
+    q_others = np.sum(q, axis=-1, keepdims=True, where=~at_top)
+    p_others = np.sum(e, axis=-1, keepdims=True, where=~at_top) / total
+    g = np.where(at_top, q_others * p - q * p_others, q.sum(axis=-1, keepdims=True) * p - q)
+    return scale * g * slope
+
+
+def test_confident_rows_keep_precision_with_probability_targets(isa):
+    # The maximum's entry sum(y) p_top - y_top cancels when p_top rounds to 1 and y_top holds
+    # most of sum(y): formed naively it is 0 in float32 for all three rows below.
+    z = np.array([[40.0, 0.0], [0.0, 20.0], [0.0, 20.0]])
+    y = np.array([[1.0, 0.0], [0.0, 1.0], [1e-3, 6e4]])
+    want = soft_target_grad64(z, y)
+    assert want[0, 0] == pytest.approx(-math.exp(-40) / (1 + math.exp(-40)), rel=1e-15)
+    assert want[2, 1] == pytest.approx(1e-3 - 6e4 * math.exp(-20), rel=1e-6)
+    for dtype, ulps in ((np.float64, 4), (np.float32, 8), (np.float16, 1)):
+        _, grad = lk.cross_entropy_with_grad(z.astype(dtype), y.astype(dtype), reduction="sum")
+        assert_ulp_close(grad, want.astype(dtype), dtype, ulps)
+        # a one-hot probability target has the gradient of its class index
+        index = np.array([0, 1])
+        _, by_index = lk.cross_entropy_with_grad(z[:2].astype(dtype), index, reduction="sum")
+        assert_ulp_close(grad[:2], by_index, dtype, 2)
+
+
+def test_float16_soft_target_gradient_rounds_the_exact_value(isa):
+    # float16 logits, a float64 target holding 3e38 at the maximum: the gradient there is
+    # about -1e23 (0.5 * (0.635 p_top - 3e38 (1 - p_top)), 1 - p_top ~ 7e-16), beyond float16's
+    # range, so its correctly rounded value is -inf; formed in float32 as p_top sum(y) - y_top
+    # with p_top rounded to 1 it was 0
+    z = np.array([[-20.0, 19.84]], np.float16)
+    y = np.array([[0.635285023, 3e38]])
+    options = {"softcap": 30.0, "label_smoothing": 0.1, "smoothing": "megatron"}
+    want = soft_target_grad64(z, y, 0.5, 30.0, 0.1 * 2 / (2 - 1))
+    assert -1e24 < want[0, 1] < -1e22 and 1e22 < want[0, 0] < 1e24
+    _, grad = lk.cross_entropy_with_grad(z, y, reduction="none", grad_output=0.5, **options)
+    with np.errstate(over="ignore"):  # rounding beyond float16's range: inf, as intended
+        np.testing.assert_array_equal(grad, want.astype(np.float16))
+    np.testing.assert_array_equal(grad, [[np.inf, -np.inf]])
+    # float32 logits hold it; the cap in float32 leaves a relative error of a few 1e-6
+    _, grad32 = lk.cross_entropy_with_grad(
+        z.astype(np.float32), y, reduction="none", grad_output=0.5, **options
+    )
+    np.testing.assert_allclose(grad32, want, rtol=1e-5)
+
+
 def finite_difference(f, z, h=1e-6):
     g = np.zeros_like(z)
     for idx in np.ndindex(z.shape):

@@ -274,6 +274,7 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   const bool plain = !soft && !need_smooth && !k.capped && !params.want_argmax;
   RowStats<T> plain_stats{};
   T m_raw;
+  ptrdiff_t top = -1;  // the first maximum of the row (not in the plain case)
   // Read before anything is written: grad may be z itself.
   const T z_target_raw = (!soft && counted && target >= 0) ? widen(z[target]) : T(0);
   // For a plain row with a gradient the one read of the row also stores exp(z - m_b) in
@@ -291,9 +292,8 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
     plain_stats = row_stats<V, VD>(z, n);
     m_raw = plain_stats.max;
   } else {
-    ptrdiff_t arg;
-    row_max_argmax<V>(z, n, m_raw, arg);
-    if (params.want_argmax) out.argmax = arg;
+    row_max_argmax<V>(z, n, m_raw, top);
+    if (params.want_argmax) out.argmax = top;
   }
   const T m = k.capped_one(m_raw);
 
@@ -313,7 +313,7 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   const V mv = V::set1(m), zero = V::zero();
   const V spread = V::set1(T(a / C)), keep = V::set1(T(1.0 - a));
   TieCount<V> count;
-  WideSum<VD> rest, smooth, target_weight, target_dist;
+  WideSum<VD> rest, smooth, target_weight, target_dist, target_weight_rest;
   auto sweep = [&](V zv, V wv, V yv, Mask valid) {
     V zc = k.capped_logits(zv);
     zc = select(valid, zc, V::set1(-std::numeric_limits<T>::infinity()));
@@ -327,6 +327,7 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
     if (soft) {
       const V yw = select(valid, fma(keep, yv, spread) * wv, zero);
       target_weight.add(yw);
+      target_weight_rest.add(select(at_max, zero, yw));  // for the maximum's gradient entry
       target_dist.add(weighted_gap(yw));
     }
   };
@@ -384,6 +385,20 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   // distribution times the class weights, and p_j = exp(z_j - m) / sum.
   const double sum = at_max + rest_sum;
   const double p_coeff = grad_scale * (target_coeff + 2.0 * params.z_loss * lse) / sum;
+  // With probability targets, the entry of a single maximum is sum(q) p_top - q_top, which
+  // cancels when p_top rounds to 1 and q_top holds most of sum(q): 0 instead of -2e-9 for
+  // a one-hot target and logits [0, 20], 0 instead of -1e23 (-inf in float16) for the
+  // target [0.6, 3e38]. Formed in double as q_rest p_top - q_top (1 - p_top), where
+  // 1 - p_top = rest_sum / sum and q_rest is the target weight away from the maximum, it
+  // keeps its accuracy. Read before the gradient is written over z.
+  const bool fix_top = soft && at_max == 1.0 && top >= 0;
+  double z_top_raw = 0, q_top = 0;
+  if (fix_top) {
+    z_top_raw = double(widen(z[top]));
+    alignas(64) T lanes[V::N];  // q_top as the sweeps form it
+    (fma(keep, V::set1(soft[top]), spread) * V::set1(w ? w[top] : T(1))).store(lanes);
+    q_top = double(lanes[0]);
+  }
   if (exps) {
     scale_blocks<V>(exps, grad, n, block_max, m, p_coeff, params.stream_grad);
   } else {
@@ -396,6 +411,14 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
                        : (need_smooth ? spread * wv : zero);
       return (exp_diff(zc, mv, neg_m) * p_scale - q * q_scale) * k.cap_slope(zraw);
     });
+  }
+  if (fix_top) {
+    const double p_top = 1.0 / sum, others = rest_sum / sum;  // 1 - p_top
+    const double e = std::exp(-2.0 * std::fabs(z_top_raw) / double(params.softcap));
+    const double slope = k.capped ? 4.0 * e / ((1.0 + e) * (1.0 + e)) : 1.0;
+    const double g = target_weight_rest.total() * p_top - q_top * others +
+                     2.0 * params.z_loss * lse * p_top;
+    grad[top] = narrow<S>(T(grad_scale * g * slope));
   }
   if (!soft) {
     // The target's entry holds p_t - 1, which cancels when p_t is near 1: form it in double

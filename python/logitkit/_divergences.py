@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._elementwise import binary_op, entr, rel_entr
-from ._rows import class_rows, finish, reduction_axes
+from ._rows import axis_back, class_rows, finish, reduction_axes
 from ._runtime import current_isa_index
 from ._storage import cast, kernel_dtype
 from ._validation import (
@@ -107,7 +107,7 @@ def _divergence(
         assert g_rows is not None
         g_rows[~counted_flat] = 0  # rows that do not count, NaN ones included
         shaped = g_rows.reshape(rows_shape + (n_classes,))
-        out.append(np.moveaxis(shaped, -1, ax))  # computed in the result dtype
+        out.append(axis_back(shaped, ax))  # computed in the result dtype
     return res, out[0], out[1]
 
 

@@ -465,7 +465,13 @@ def cross_entropy_with_grad(
     "mean", ``grad_output`` for "sum", and ``grad_output[row]`` for "none". The logits are
     read once and the gradient written once: no log-softmax and no zero-filled gradient is
     stored. The target entry, ``p_t - 1``, is formed in double precision (as ``expm1``) so
-    it does not cancel when ``p_t`` is close to 1.
+    it does not cancel when ``p_t`` is close to 1. With probability targets ``y`` the
+    gradient is ``(p * sum(q) - q) * s`` with ``q = w * y'`` (times the cap's slope and plus
+    the z-loss term); the entry of a row's single maximum is formed in double precision as
+    ``p_top * sum(q except q_top) - q_top * (1 - p_top)``, with ``1 - p_top`` from the sum of
+    the other classes' exponentials, so it does not cancel either when ``p_top`` rounds to
+    1 (a one-hot probability target then gives the gradient of its class index). The other
+    entries, where ``p_j <= 1/2``, are formed in the compute dtype.
 
     Parameters
     ----------
@@ -646,6 +652,20 @@ def _bce(
     others = [a for a in (y, w, pw, go) if a is not None]
     if kernel != compute and not all(_holds(a, kernel, x.size) for a in others):
         kernel = compute
+    # The target enters as 1 - y': rounded to float32, a target just below 1 (or below
+    # float32's range) would lose that difference, and with it the loss term (1 - y')
+    # softplus(x): 0 instead of inf at x = +inf, 1e-13 instead of 3e-8 for y = 1 - 1e-9 at
+    # x = 30. A target that float32 does not hold exactly sends every operand in float64.
+    # The weights and grad_output only multiply: float32 changes them by its own precision.
+    if kernel == np.float32 and not np.can_cast(y.dtype, kernel, "safe"):
+        with np.errstate(all="ignore"):
+            # soft float64 targets show it in their first values, before any conversion
+            head = y.flat[:64]
+            y32 = contiguous(y, kernel) if np.array_equal(head.astype(kernel), head) else None
+        if y32 is not None and np.array_equal(y32, y):  # (a NaN target goes in float64)
+            y = y32  # converted once: the kernels take it as it is
+        else:
+            kernel = np.dtype(np.float64)
 
     def flat(a: np.ndarray) -> np.ndarray:
         # a target or weight beyond the compute dtype's range becomes inf, quietly
@@ -670,12 +690,13 @@ def _bce(
         current_isa_index(),
         nthreads,
     )
-    grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
-    if loss is not None:
-        return finish(loss.reshape(x.shape), result), grad_res
-    if reduction == "mean":
-        total = total / x.size if x.size else float("nan")
-    with np.errstate(over="ignore"):  # a total beyond the result dtype's range is inf
+    # a value beyond the result dtype's range (float64 results of 16-bit logits) is inf
+    with np.errstate(over="ignore"):
+        grad_res = None if grad is None else cast(grad.reshape(x.shape), result)
+        if loss is not None:
+            return finish(loss.reshape(x.shape), result), grad_res
+        if reduction == "mean":
+            total = total / x.size if x.size else float("nan")
         return result.type(total), grad_res
 
 
@@ -707,7 +728,8 @@ def binary_cross_entropy_with_logits(
         One logit per binary decision, any shape.
     target : array_like
         Probabilities of the positive class (0 or 1 for hard labels), broadcast against the
-        logits.
+        logits. Read exactly: with float32 or 16-bit logits, a target holding values float32
+        does not (a float64 just below 1) makes the computation run in float64.
     weight : array_like, optional
         Per-element weight ``w``, broadcast against the logits.
     pos_weight : array_like, optional

@@ -47,6 +47,7 @@ __all__ = [
     "check_index_target",
     "partially_overlaps",
     "upstream_scale",
+    "torch_bfloat16_array",
 ]
 
 # The reductions over rows every loss takes; the divergences add "batchmean".
@@ -56,6 +57,24 @@ REDUCTIONS = ("none", "sum", "mean")
 def _torch_bfloat16(value: Any) -> bool:
     dtype = getattr(value, "dtype", None)
     return type(value).__module__.startswith("torch") and str(dtype) == "torch.bfloat16"
+
+
+def torch_bfloat16_array(
+    tensor: Any, share: Callable[[Any], np.ndarray] = np.from_dlpack
+) -> np.ndarray:
+    """A PyTorch bfloat16 tensor's memory as an ``ml_dtypes.bfloat16`` array, without a copy.
+
+    DLPack and NumPy have no bfloat16: the tensor crosses as its int16 bits, which ``share``
+    turns into an array sharing their memory (``numpy.from_dlpack``, or ``Tensor.numpy``,
+    cheaper on small tensors but refusing one that requires grad), and the array is viewed
+    as ml_dtypes' bfloat16, the type logitkit computes bfloat16 arrays in. Raises
+    ImportError without ml_dtypes. torch is imported here, not with this module: a caller
+    holding a tensor has imported it already.
+    """
+    import ml_dtypes
+    import torch
+
+    return share(tensor.view(torch.int16)).view(ml_dtypes.bfloat16)
 
 
 def _from_dlpack(func: str, arg: str, value: Any) -> np.ndarray:
@@ -68,10 +87,7 @@ def _from_dlpack(func: str, arg: str, value: Any) -> np.ndarray:
     """
     try:
         if _torch_bfloat16(value):
-            import ml_dtypes
-            import torch
-
-            return np.from_dlpack(value.view(torch.int16)).view(ml_dtypes.bfloat16)
+            return torch_bfloat16_array(value)
         return np.from_dlpack(value)
     except ImportError:
         raise TypeError(

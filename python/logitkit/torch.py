@@ -32,7 +32,7 @@ from ._backward import logsumexp_backward as _np_logsumexp_backward
 from ._backward import softmax_backward as _np_softmax_backward
 from ._elementwise import softplus as _np_softplus
 from ._rows import pooled_empty, reduced_shape
-from ._validation import check_reduction, row_mask
+from ._validation import check_reduction, row_mask, torch_bfloat16_array
 
 __all__ = [
     "softmax",
@@ -54,17 +54,6 @@ _SMOOTHING = ("pytorch", "megatron")
 # Tensors <-> NumPy, without copies
 
 
-def _bfloat16_dtype() -> np.dtype:
-    try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - ml_dtypes comes with the test extras
-        raise TypeError(
-            "logitkit.torch: bfloat16 tensors need the ml_dtypes package (pip install ml_dtypes)"
-        ) from None
-    bf16: np.dtype = np.dtype(ml_dtypes.bfloat16)
-    return bf16
-
-
 def _np(t: Tensor) -> np.ndarray:
     """The tensor's memory as a NumPy array (same strides, no copy).
 
@@ -74,7 +63,13 @@ def _np(t: Tensor) -> np.ndarray:
     """
     t = t.detach()
     if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(_bfloat16_dtype())
+        try:
+            return torch_bfloat16_array(t, Tensor.numpy)
+        except ImportError:  # pragma: no cover - ml_dtypes comes with the test extras
+            raise TypeError(
+                "logitkit.torch: bfloat16 tensors need the ml_dtypes package "
+                "(pip install ml_dtypes)"
+            ) from None
     return t.numpy()
 
 
