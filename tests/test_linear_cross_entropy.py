@@ -363,7 +363,41 @@ def test_weight_gradient_without_scipy(monkeypatch):
     monkeypatch.setattr(_linear, "_SLAB", 16)  # several slabs, the last one partial
     for vc in (None, 20):
         got = lk.linear_cross_entropy_with_grad(x, w, t, bias=b, chunk_size=8, vocab_chunk_size=vc)
-        np.testing.assert_allclose(got[2], want[2], rtol=1e-12, atol=1e-15)
+        for g, e in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("blas", ["scipy", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_product_takes_every_operand_layout(blas, dtype, monkeypatch):
+    """out = a @ b and out += a @ b into a C-contiguous out, for operands in C order, in
+    Fortran order (transposed views) and strided, against NumPy's matmul in float64."""
+    if blas == "numpy":
+        monkeypatch.setattr(_linear, "_scipy_blas", None)
+        monkeypatch.setattr(_linear, "_SLAB", 4)
+    rng = np.random.default_rng(3)
+    base_a = rng.standard_normal((9, 14)).astype(dtype)
+    base_b = rng.standard_normal((14, 7)).astype(dtype)
+    layouts_a = {
+        "C": base_a,
+        "F": np.asfortranarray(base_a),
+        "strided": np.repeat(base_a, 2, 1)[:, ::2],
+    }
+    layouts_b = {
+        "C": base_b,
+        "F": np.asfortranarray(base_b),
+        "strided": np.repeat(base_b, 2, 0)[::2],
+    }
+    want = base_a.astype(np.float64) @ base_b.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a in layouts_a.values():
+        for b in layouts_b.values():
+            out = np.full((9, 7), np.nan, dtype=dtype)  # not read without accumulate
+            _linear._product(out, a, b)
+            np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+            _linear._product(out, a, b, accumulate=True)
+            np.testing.assert_allclose(out, 2 * want, rtol=tol, atol=tol)
+            assert np.array_equal(a, base_a) and np.array_equal(b, base_b)
 
 
 def test_peak_memory_is_one_chunk_of_logits():
