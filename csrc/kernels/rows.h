@@ -25,6 +25,21 @@ namespace logitkit::LOGITKIT_ISA_NS {
 
 using std::ptrdiff_t;
 
+// Streaming loops ask for their input kPrefetchAhead bytes (a page) ahead of where they read,
+// in steps of whole vectors covering at least one 64-byte line. On the Xeon measured (a VM)
+// the hardware prefetchers barely ran ahead of such loops: sigmoid over 512x32000 (2 threads,
+// out=) went from 0.28 to 0.22 ns per entry in float32, 0.32 to 0.15 in float16 and 0.35 to
+// 0.19 in bfloat16 with it, and by 2.3x to 3.5x on the AVX2 table; distances of 1 to 8 KiB
+// measured alike, rows in cache unchanged (`python -m logitkit bench --ops sigmoid`, and a
+// script timing lk.sigmoid on 8 and 512 rows of 32000 with and without the prefetch).
+constexpr ptrdiff_t kPrefetchAhead = 4096;
+
+template <class V, class S>
+constexpr ptrdiff_t prefetch_step() {
+  constexpr ptrdiff_t bytes = V::N * static_cast<ptrdiff_t>(sizeof(S));
+  return bytes >= 64 ? V::N : V::N * (64 / bytes);
+}
+
 // Whether V loads and stores a tail of S with masks (V::load_first, V::store_first).
 template <class V, class S, class = void>
 struct has_masked_tail : std::false_type {};
@@ -579,7 +594,15 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
       store_n(grad + i, count, gi);
     }
   };
+  constexpr ptrdiff_t pstep = prefetch_step<V, S>();
+  constexpr ptrdiff_t ahead = kPrefetchAhead / static_cast<ptrdiff_t>(sizeof(S));
   ptrdiff_t i = 0;
+  for (; i + pstep <= n; i += pstep) {
+    for (const S* p : {x, y, w, pw, grad_scale}) {
+      if (p) prefetch_lines(p + i + ahead, pstep * static_cast<ptrdiff_t>(sizeof(S)));
+    }
+    for (ptrdiff_t j = i; j < i + pstep; j += V::N) step(j, V::N);
+  }
   for (; i + V::N <= n; i += V::N) step(i, V::N);
   if (i < n) step(i, n - i);
   return total.total();
@@ -656,7 +679,15 @@ inline V apply_binary(int op, V a, V b) {
 
 template <class V, int Op, class S>
 void binary_row(const S* a, const S* b, S* y, ptrdiff_t n) {
+  constexpr ptrdiff_t step = prefetch_step<V, S>();
   ptrdiff_t i = 0;
+  for (; i + step <= n; i += step) {
+    prefetch_lines(a + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
+    prefetch_lines(b + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
+    for (ptrdiff_t j = i; j < i + step; j += V::N) {
+      apply_binary(Op, V::load(a + j), V::load(b + j)).store(y + j);
+    }
+  }
   for (; i + V::N <= n; i += V::N) apply_binary(Op, V::load(a + i), V::load(b + i)).store(y + i);
   if (i < n) {
     store_partial(y + i, n - i,
@@ -679,8 +710,14 @@ inline V apply_unary(int op, V x) {
 
 template <class V, int Op, class S>
 void unary_row(const S* x, S* y, ptrdiff_t n) {
-  write_row<V>(y, n, false, [&](ptrdiff_t i, ptrdiff_t count) {
-    return apply_unary(Op, load_n<V>(x + i, count, 0));
+  constexpr ptrdiff_t step = prefetch_step<V, S>();
+  ptrdiff_t i = 0;
+  for (; i + step <= n; i += step) {
+    prefetch_lines(x + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
+    for (ptrdiff_t j = i; j < i + step; j += V::N) apply_unary(Op, V::load(x + j)).store(y + j);
+  }
+  write_row<V>(y + i, n - i, false, [&](ptrdiff_t j, ptrdiff_t count) {
+    return apply_unary(Op, load_n<V>(x + i + j, count, 0));
   });
 }
 

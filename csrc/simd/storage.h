@@ -8,9 +8,13 @@
 // is the specification the vector conversions are tested against.
 #pragma once
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#endif
 
 namespace logitkit {
 
@@ -36,6 +40,21 @@ struct compute_type<bf16_t> {
 // The type a kernel over S computes in.
 template <class S>
 using compute_t = typename compute_type<S>::type;
+
+// Asks for the 64-byte lines of [p, p + bytes) to be brought into the cache while other work
+// goes on. A hint: it never faults, so p may point past the end of an array.
+inline void prefetch_lines(const void* p, std::ptrdiff_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::ptrdiff_t i = 0; i < bytes; i += 64) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(c + i, 0, 3);
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    _mm_prefetch(c + i, _MM_HINT_T0);
+#else
+    (void)c;
+#endif
+  }
+}
 
 template <class S>
 constexpr bool is_storage16 = std::is_same_v<S, half_t> || std::is_same_v<S, bf16_t>;
