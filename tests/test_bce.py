@@ -138,3 +138,38 @@ def test_float64_target_is_read_exactly_with_float32_logits(isa):
     _, got = lk.binary_cross_entropy_with_logits_with_grad(x, hard, reduction="none")
     _, want = lk.binary_cross_entropy_with_logits_with_grad(x, np.float32(hard), reduction="none")
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_entry_loss_beyond_float_range_keeps_a_finite_mean(isa, storage):
+    # A logit near float32's range on the wrong side of its label, times pos_weight or a
+    # weight, has a loss beyond float32's range: stored as inf (its rounding), but the mean,
+    # summed in float64, is finite and must equal the float64 mean rounded once.
+    dtype = (
+        np.dtype(storage)
+        if storage == "float32"
+        else np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    )
+    n = 37  # a whole vector and a tail, on every ISA
+    x64 = np.linspace(-3e38, 3e38, n)
+    x64[5], x64[n - 1] = -3e38, 2.5e38  # on the wrong side of labels 1 and 0
+    y64 = np.where(np.arange(n) % 2 == 0, 1.0, 0.0)
+    y64[n - 1] = 0.0
+    pw64 = np.full(n, 2.0)
+    w64 = np.full(n, 1.5)
+    x, y, pw, w = (a.astype(dtype) for a in (x64, y64, pw64, w64))
+    xd, yd, pwd, wd = (a.astype(np.float64) for a in (x, y, pw, w))
+    tail = np.log1p(np.exp(-np.abs(xd)))
+    per_entry = wd * (
+        pwd * yd * (np.maximum(-xd, 0) + tail) + (1 - yd) * (np.maximum(xd, 0) + tail)
+    )
+    assert np.isfinite(per_entry).all() and per_entry.max() > float(np.finfo(np.float32).max)
+    got = lk.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction="mean")
+    assert np.isfinite(np.float64(got))
+    assert got == per_entry.mean().astype(dtype)
+    got_loss, _ = lk.binary_cross_entropy_with_logits_with_grad(
+        x, y, weight=w, pos_weight=pw, reduction="none"
+    )
+    with np.errstate(over="ignore"):  # entries beyond the range round to inf
+        want_loss = per_entry.astype(dtype)
+    np.testing.assert_array_equal(got_loss, want_loss)

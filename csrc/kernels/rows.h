@@ -552,6 +552,36 @@ LOGITKIT_ALWAYS_INLINE V logit_(V p) {
   return select(near_half, log1p_(((p + p) - one) / q), log_(p / q));
 }
 
+// bce_row's loss for the lanes of li that are infinite (a float that overflowed), formed
+// again in double: li's lanes become the double values rounded once, and the double values
+// go into `overflowed`. Returns li with those lanes 0, the part to add to the vector sum.
+// (A row tail's padding lanes are finite, so they never come here.)
+template <class V>
+V bce_overflow_lanes(V& li, V xv, V yv, V wv, V pwv, double& overflowed) {
+  using T = typename V::T;
+  alignas(64) T l[V::N], rest[V::N], x[V::N], y[V::N], w[V::N], pw[V::N];
+  li.store(l);
+  li.store(rest);
+  xv.store(x);
+  yv.store(y);
+  wv.store(w);
+  pwv.store(pw);
+  for (int j = 0; j < V::N; ++j) {
+    if (!std::isinf(l[j])) continue;
+    const double xd = x[j], yd = y[j];
+    const double common = std::log1p(std::exp(-std::fabs(xd)));
+    const double sp_pos = std::fmax(xd, 0.0) + common, sp_neg = std::fmax(-xd, 0.0) + common;
+    const double c_pos = double(pw[j]) * yd, c_neg = 1.0 - yd;
+    const double exact =
+        double(w[j]) * ((c_pos == 0 ? 0.0 : c_pos * sp_neg) + (c_neg == 0 ? 0.0 : c_neg * sp_pos));
+    overflowed += exact;
+    l[j] = static_cast<T>(exact);
+    rest[j] = T(0);
+  }
+  li = V::load(l);
+  return V::load(rest);
+}
+
 // Binary cross-entropy with logits, elementwise; both softplus terms share one exp and one
 // log1p, and neither cancels for any x (see kernels/table.h for the formula).
 template <class V, class VD, class S>
@@ -562,6 +592,7 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
   const V keep = V::set1(T(1.0 - smoothing)), spread = V::set1(T(smoothing / 2));
   const V s = V::set1(T(scale));
   WideSum<VD> total;
+  double overflowed = 0;  // entries formed in double by bce_overflow_lanes, summed apart
   auto step = [&](ptrdiff_t i, ptrdiff_t count) {
     auto ld = [&](const S* p, T fill) {
       return count == V::N ? V::load(p + i) : load_partial<V>(p + i, count, fill);
@@ -576,13 +607,23 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
     const V sp_neg = max_(zero - xv, zero) + l;  // softplus(-x)
     // A term with coefficient 0 adds 0 even where its softplus is infinite (x = +-inf).
     auto term = [&](V c, V sp) { return select(eq(c, zero), zero, c * sp); };
-    const V li = wv * (term(pwv * yv, sp_neg) + term(one - yv, sp_pos));
+    V li = wv * (term(pwv * yv, sp_neg) + term(one - yv, sp_pos));
+    V li_sum = li;
+    if constexpr (std::is_same_v<T, float>) {
+      // An entry whose float loss overflows (logits near float's range, times a weight) is
+      // formed again in double: the sum and the mean, kept in double, stay finite when the
+      // exact ones are, and the stored loss is the exact one rounded once. NaN lanes also
+      // take this branch and are left as they are.
+      if (!all_(lt(abs_(li), V::set1(std::numeric_limits<T>::infinity())))) {
+        li_sum = bce_overflow_lanes(li, xv, yv, wv, pwv, overflowed);
+      }
+    }
     if (count == V::N) {
       if (loss) li.store(loss + i);
-      total.add(li);
+      total.add(li_sum);
     } else {
       if (loss) store_partial(loss + i, count, li);
-      total.add(select(tail_mask<V>(count), li, zero));
+      total.add(select(tail_mask<V>(count), li_sum, zero));
     }
     if (grad) {
       const V r = one / (one + e);
@@ -605,7 +646,7 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
   }
   for (; i + V::N <= n; i += V::N) step(i, V::N);
   if (i < n) step(i, n - i);
-  return total.total();
+  return total.total() + overflowed;
 }
 
 // -x log x; 0 at 0, -inf for x < 0 (scipy.special.entr).
