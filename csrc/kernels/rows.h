@@ -362,7 +362,8 @@ RowStats<typename V::T> row_stats_store(const S* x, typename V::T* y, ptrdiff_t 
       if (lanes != V::N) e = select(tail_mask<V>(lanes), e, zero);
       store_n(yb + i, lanes, e);
       if (!kSplitMax) return e;
-      const auto at_max = eq(lanes == V::N ? xv : select(tail_mask<V>(lanes), xv, V::set1(ninf)), mv);
+      const V counted = lanes == V::N ? xv : select(tail_mask<V>(lanes), xv, V::set1(ninf));
+      const auto at_max = eq(counted, mv);
       count = count + select(at_max, one, zero);
       return select(at_max, zero, e);
     };
@@ -493,8 +494,21 @@ void masked_softmax_row(const S* x, const S* mask, S* y, ptrdiff_t n, bool log) 
 template <class V, class VD, class S>
 void softmax_backward_row(const S* g, const S* y, S* out, ptrdiff_t n, bool log) {
   using T = typename V::T;
+  constexpr ptrdiff_t step = prefetch_step<V, S>();
+  constexpr ptrdiff_t ahead = kPrefetchAhead / static_cast<ptrdiff_t>(sizeof(S));
+  constexpr ptrdiff_t step_bytes = step * static_cast<ptrdiff_t>(sizeof(S));
   WideSum<VD> acc;
   ptrdiff_t i = 0;
+  // The first sweep streams g (and y) from memory with little arithmetic: prefetched as the
+  // elementwise kernels are. log_softmax's reads y first in the second sweep.
+  for (; i + step <= n; i += step) {
+    prefetch_lines(g + i + ahead, step_bytes);
+    if (!log) prefetch_lines(y + i + ahead, step_bytes);
+    for (ptrdiff_t j = i; j < i + step; j += V::N) {
+      const V gv = V::load(g + j);
+      acc.add(log ? gv : gv * V::load(y + j));
+    }
+  }
   for (; i + V::N <= n; i += V::N) {
     const V gv = V::load(g + i);
     acc.add(log ? gv : gv * V::load(y + i));
@@ -505,7 +519,16 @@ void softmax_backward_row(const S* g, const S* y, S* out, ptrdiff_t n, bool log)
   }
   const V s = V::set1(T(acc.total()));
   auto value = [&](V gv, V yv) { return log ? gv - exp_(yv) * s : yv * (gv - s); };
-  for (i = 0; i + V::N <= n; i += V::N) value(V::load(g + i), V::load(y + i)).store(out + i);
+  i = 0;
+  if (log) {
+    for (; i + step <= n; i += step) {
+      prefetch_lines(y + i + ahead, step_bytes);
+      for (ptrdiff_t j = i; j < i + step; j += V::N) {
+        value(V::load(g + j), V::load(y + j)).store(out + j);
+      }
+    }
+  }
+  for (; i + V::N <= n; i += V::N) value(V::load(g + i), V::load(y + i)).store(out + i);
   if (i < n) {
     store_partial(out + i, n - i,
                   value(load_partial<V>(g + i, n - i, 0), load_partial<V>(y + i, n - i, 0)));
