@@ -40,6 +40,14 @@ constexpr ptrdiff_t prefetch_step() {
   return bytes >= 64 ? V::N : V::N * (64 / bytes);
 }
 
+// Asks for the step of p (prefetch_step<V, S>() entries) that lies kPrefetchAhead bytes past
+// p + i. The address may be past the end of p's array: a prefetch never faults.
+template <class V, class S>
+inline void prefetch_step_ahead(const S* p, ptrdiff_t i) {
+  constexpr ptrdiff_t ahead = kPrefetchAhead / static_cast<ptrdiff_t>(sizeof(S));
+  prefetch_lines(p + i + ahead, prefetch_step<V, S>() * static_cast<ptrdiff_t>(sizeof(S)));
+}
+
 // Whether V loads and stores a tail of S with masks (V::load_first, V::store_first).
 template <class V, class S, class = void>
 struct has_masked_tail : std::false_type {};
@@ -495,15 +503,13 @@ template <class V, class VD, class S>
 void softmax_backward_row(const S* g, const S* y, S* out, ptrdiff_t n, bool log) {
   using T = typename V::T;
   constexpr ptrdiff_t step = prefetch_step<V, S>();
-  constexpr ptrdiff_t ahead = kPrefetchAhead / static_cast<ptrdiff_t>(sizeof(S));
-  constexpr ptrdiff_t step_bytes = step * static_cast<ptrdiff_t>(sizeof(S));
   WideSum<VD> acc;
   ptrdiff_t i = 0;
   // The first sweep streams g (and y) from memory with little arithmetic: prefetched as the
   // elementwise kernels are. log_softmax's reads y first in the second sweep.
   for (; i + step <= n; i += step) {
-    prefetch_lines(g + i + ahead, step_bytes);
-    if (!log) prefetch_lines(y + i + ahead, step_bytes);
+    prefetch_step_ahead<V>(g, i);
+    if (!log) prefetch_step_ahead<V>(y, i);
     for (ptrdiff_t j = i; j < i + step; j += V::N) {
       const V gv = V::load(g + j);
       acc.add(log ? gv : gv * V::load(y + j));
@@ -522,7 +528,7 @@ void softmax_backward_row(const S* g, const S* y, S* out, ptrdiff_t n, bool log)
   i = 0;
   if (log) {
     for (; i + step <= n; i += step) {
-      prefetch_lines(y + i + ahead, step_bytes);
+      prefetch_step_ahead<V>(y, i);
       for (ptrdiff_t j = i; j < i + step; j += V::N) {
         value(V::load(g + j), V::load(y + j)).store(out + j);
       }
@@ -659,11 +665,10 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
     }
   };
   constexpr ptrdiff_t pstep = prefetch_step<V, S>();
-  constexpr ptrdiff_t ahead = kPrefetchAhead / static_cast<ptrdiff_t>(sizeof(S));
   ptrdiff_t i = 0;
   for (; i + pstep <= n; i += pstep) {
     for (const S* p : {x, y, w, pw, grad_scale}) {
-      if (p) prefetch_lines(p + i + ahead, pstep * static_cast<ptrdiff_t>(sizeof(S)));
+      if (p) prefetch_step_ahead<V>(p, i);
     }
     for (ptrdiff_t j = i; j < i + pstep; j += V::N) step(j, V::N);
   }
@@ -746,8 +751,8 @@ void binary_row(const S* a, const S* b, S* y, ptrdiff_t n) {
   constexpr ptrdiff_t step = prefetch_step<V, S>();
   ptrdiff_t i = 0;
   for (; i + step <= n; i += step) {
-    prefetch_lines(a + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
-    prefetch_lines(b + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
+    prefetch_step_ahead<V>(a, i);
+    prefetch_step_ahead<V>(b, i);
     for (ptrdiff_t j = i; j < i + step; j += V::N) {
       apply_binary(Op, V::load(a + j), V::load(b + j)).store(y + j);
     }
@@ -777,7 +782,7 @@ void unary_row(const S* x, S* y, ptrdiff_t n) {
   constexpr ptrdiff_t step = prefetch_step<V, S>();
   ptrdiff_t i = 0;
   for (; i + step <= n; i += step) {
-    prefetch_lines(x + i + kPrefetchAhead / ptrdiff_t(sizeof(S)), step * ptrdiff_t(sizeof(S)));
+    prefetch_step_ahead<V>(x, i);
     for (ptrdiff_t j = i; j < i + step; j += V::N) apply_unary(Op, V::load(x + j)).store(y + j);
   }
   write_row<V>(y + i, n - i, false, [&](ptrdiff_t j, ptrdiff_t count) {
