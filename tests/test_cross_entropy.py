@@ -153,6 +153,38 @@ def test_float16_soft_target_gradient_rounds_the_exact_value(isa):
     np.testing.assert_allclose(grad32, want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("storage", ["float32", "bfloat16"])
+def test_target_times_weight_beyond_float_range(isa, storage):
+    # Finite targets and class weights whose products overflow float32 (3e38 * 3e38): the
+    # loss and gradient are those of float64 math rounded once. A row with all its mass on its
+    # only possible class has loss 0 and gradient 0, not inf * 0 = NaN.
+    dtype = (
+        np.dtype(storage)
+        if storage == "float32"
+        else np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    )
+    w = np.array([3e38, 1.0, 2.0])
+    z = np.array([[-14.375, -np.inf, -np.inf], [0.0, 1.0, -2.0]], dtype)
+    y = np.array([[3e38, 0.0, 0.0], [3.0, 1e-38, 0.5]], np.float32)
+    for reduction in ("mean", "sum"):
+        assert lk.cross_entropy(z[:1], y[:1], weight=w, reduction=reduction) == 0
+        # a cap makes the -inf logits -30: their share is no longer 0
+        capped = lk.cross_entropy(z[:1], y[:1], weight=w, reduction=reduction, softcap=30.0)
+        assert np.isinf(capped)
+        assert lk.cross_entropy(z[:1, :1], y[:1, :1], weight=w[:1], softcap=30.0) == 0
+    loss, grad = lk.cross_entropy_with_grad(z, y, weight=w, reduction="none")
+    assert loss[0] == 0 and np.isinf(loss[1])  # 9e38 (log(sum e^z) - 0) is beyond float32
+    want = soft_target_grad64(z.astype(np.float64), y * w)
+    assert np.isfinite(want).all() and np.abs(want).max() > 1e38
+    with np.errstate(over="ignore"):  # 5.7e38 rounds to inf in float32 and bfloat16
+        want_stored = want.astype(dtype)
+    np.testing.assert_array_equal(grad[0], [0, 0, 0])
+    inf = np.isinf(want_stored[1])
+    assert inf.any() and not inf.all()
+    np.testing.assert_array_equal(grad[1][inf], want_stored[1][inf])
+    assert_ulp_close(grad[1][~inf], want_stored[1][~inf], dtype, 2)
+
+
 def finite_difference(f, z, h=1e-6):
     g = np.zeros_like(z)
     for idx in np.ndindex(z.shape):

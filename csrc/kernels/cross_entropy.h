@@ -343,6 +343,32 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
             soft ? load_partial<V>(soft + i, r, 0) : zero, tail_mask<V>(r));
     }
   }
+  // Soft targets whose products with the class weights overflow T (3e38 * 3e38 in float32)
+  // from finite operands: the soft sums, and below the gradient, are formed again in double,
+  // where a term that is 0 in exact arithmetic (a gap of 0 times a huge weight) stays 0
+  // instead of inf * 0 = NaN.
+  double wy = soft ? target_weight.total() : 0.0;
+  double wy_rest = soft ? target_weight_rest.total() : 0.0;
+  double wy_dist = soft ? target_dist.total() : 0.0;
+  const bool soft_in_double = soft && !std::isfinite(wy) && [&] {
+    for (ptrdiff_t j = 0; j < n; ++j) {
+      if (!std::isfinite(soft[j]) || (w && !std::isfinite(w[j]))) return false;
+    }
+    return true;
+  }();
+  auto soft_weight = [&](ptrdiff_t j) {  // the row's q_j in double
+    return ((1.0 - a) * double(soft[j]) + a / C) * (w ? double(w[j]) : 1.0);
+  };
+  if (soft_in_double) {
+    wy = wy_rest = wy_dist = 0.0;
+    for (ptrdiff_t j = 0; j < n; ++j) {
+      const T zc = k.capped_one(widen(z[j]));
+      const double yw = soft_weight(j), gap = double(T(m - zc));
+      wy += yw;
+      if (zc != m) wy_rest += yw;
+      if (yw != 0.0) wy_dist += yw * gap;
+    }
+  }
   const double at_max = plain ? plain_stats.at_max : count.total();
   const double rest_sum = plain ? plain_stats.rest : rest.total();
   const double log_sum = log_abs_sum(at_max, rest_sum).value;  // log(sum exp(z - m))
@@ -368,8 +394,7 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   const double z_loss_term = params.z_loss * lse * lse;
   double z_target = 0, w_target = 1, target_coeff = 0;
   if (soft) {
-    const double wy = target_weight.total();
-    out.loss = wy * log_sum + target_dist.total() + z_loss_term;
+    out.loss = wy * log_sum + wy_dist + z_loss_term;
     target_coeff = wy;
   } else {
     z_target = double(k.capped_one(z_target_raw));
@@ -397,9 +422,20 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
     z_top_raw = double(widen(z[top]));
     alignas(64) T lanes[V::N];  // q_top as the sweeps form it
     (fma(keep, V::set1(soft[top]), spread) * V::set1(w ? w[top] : T(1))).store(lanes);
-    q_top = double(lanes[0]);
+    q_top = soft_in_double ? soft_weight(top) : double(lanes[0]);
   }
-  if (exps) {
+  auto slope_at = [&](double z_raw) {  // cap_slope in double
+    const double e = std::exp(-2.0 * std::fabs(z_raw) / double(params.softcap));
+    return k.capped ? 4.0 * e / ((1.0 + e) * (1.0 + e)) : 1.0;
+  };
+  if (soft_in_double) {
+    for (ptrdiff_t j = 0; j < n; ++j) {
+      const T zraw = widen(z[j]);
+      const double p = std::exp(double(k.capped_one(zraw)) - double(m));
+      const double g = (p * p_coeff - soft_weight(j) * grad_scale) * slope_at(double(zraw));
+      grad[j] = narrow<S>(T(g));
+    }
+  } else if (exps) {
     scale_blocks<V>(exps, grad, n, block_max, m, p_coeff, params.stream_grad);
   } else {
     const V p_scale = V::set1(T(p_coeff)), q_scale = V::set1(T(grad_scale)), neg_m = V::set1(-m);
@@ -414,20 +450,15 @@ CrossEntropyRow cross_entropy_row(const S* z, ptrdiff_t n, long long target,
   }
   if (fix_top) {
     const double p_top = 1.0 / sum, others = rest_sum / sum;  // 1 - p_top
-    const double e = std::exp(-2.0 * std::fabs(z_top_raw) / double(params.softcap));
-    const double slope = k.capped ? 4.0 * e / ((1.0 + e) * (1.0 + e)) : 1.0;
-    const double g = target_weight_rest.total() * p_top - q_top * others +
-                     2.0 * params.z_loss * lse * p_top;
-    grad[top] = narrow<S>(T(grad_scale * g * slope));
+    const double g = wy_rest * p_top - q_top * others + 2.0 * params.z_loss * lse * p_top;
+    grad[top] = narrow<S>(T(grad_scale * g * slope_at(z_top_raw)));
   }
   if (!soft) {
     // The target's entry holds p_t - 1, which cancels when p_t is near 1: form it in double
     // as expm1(z_t - lse).
     const double pt_minus_1 = std::expm1((z_target - double(m)) - log_sum);
     const double pt = 1.0 + pt_minus_1;
-    // the target's slope as cap_slope gives it, from the raw logit
-    const double e = std::exp(-2.0 * std::fabs(double(z_target_raw)) / double(params.softcap));
-    const double slope = k.capped ? 4.0 * e / ((1.0 + e) * (1.0 + e)) : 1.0;
+    const double slope = slope_at(double(z_target_raw));  // as cap_slope, from the raw logit
     const double g = (1.0 - a) * w_target * pt_minus_1 +
                      (a / C) * (pt * params.weight_sum - w_target) +
                      2.0 * params.z_loss * lse * pt;
