@@ -60,13 +60,11 @@ struct VF32 {
   // instead, and only vectors that have one pay for it.
   __m256i bf16_bits() const {
     const __m256i converted = (__m256i)_mm512_cvtneps_pbh(v);
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i magnitude = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    // 1 <= magnitude <= 0x007fffff: exponent field 0, mantissa not 0
-    const __mmask16 subnormal = _mm512_cmplt_epu32_mask(
-        _mm512_sub_epi32(magnitude, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x007fffff));
+    // VFPCLASSPS category 0x20: denormal, either sign (one instruction where an and, a
+    // subtraction and a compare were)
+    const __mmask16 subnormal = _mm512_fpclass_ps_mask(v, 0x20);
     if (subnormal == 0) return converted;
-    return _mm512_mask_cvtepi32_epi16(converted, subnormal, bf16_rounded(u));
+    return _mm512_mask_cvtepi32_epi16(converted, subnormal, bf16_rounded(_mm512_castps_si512(v)));
   }
 #else
   __m256i bf16_bits() const {
