@@ -143,6 +143,18 @@ LOGITKIT_ALWAYS_INLINE V exp_(V x) {
   return select(in_range, fast, exp_full_range(x));
 }
 
+// exp(-|x|), in (0, 1], as exp_ computes it: the range test needs no second absolute value,
+// since -|x| > -normal_range is |x| < normal_range (sigmoid's family calls it once per entry).
+template <class V>
+LOGITKIT_ALWAYS_INLINE V exp_neg_abs_(V x) {
+  using T = typename V::T;
+  const V z = V::zero() - abs_(x);
+  const auto in_range = lt(V::set1(-MathConsts<T>::normal_range), z);
+  const V fast = exp_normal_range(z);
+  if (all_(in_range)) return fast;
+  return select(in_range, fast, exp_full_range(z));
+}
+
 // exp(x) for x <= 0 as a term of a sum: results below exp(-normal_range) flush to 0 (they
 // cannot change a sum that holds exp(0) = 1), so every lane takes the fast path; what it
 // computes for the flushed lanes (-inf among them) is discarded. NaN stays NaN.

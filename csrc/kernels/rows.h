@@ -582,19 +582,19 @@ LseResult logsumexp_row(const S* x, const S* b, ptrdiff_t n) {
 template <class V>
 LOGITKIT_ALWAYS_INLINE V sigmoid_(V x) {
   using T = typename V::T;
-  const V e = exp_(V::zero() - abs_(x));  // in (0, 1]: never overflows
+  const V e = exp_neg_abs_(x);  // in (0, 1]: never overflows
   const V r = V::set1(T(1)) / (V::set1(T(1)) + e);
   return select(lt(x, V::zero()), e * r, r);
 }
 
 template <class V>
 LOGITKIT_ALWAYS_INLINE V log_sigmoid_(V x) {
-  return min_(x, V::zero()) - log1p_unit_(exp_(V::zero() - abs_(x)));
+  return min_(x, V::zero()) - log1p_unit_(exp_neg_abs_(x));
 }
 
 template <class V>
 LOGITKIT_ALWAYS_INLINE V softplus_(V x) {
-  return max_(x, V::zero()) + log1p_unit_(exp_(V::zero() - abs_(x)));
+  return max_(x, V::zero()) + log1p_unit_(exp_neg_abs_(x));
 }
 
 // log(p / (1 - p)); near p = 1/2 the ratio is close to 1 and its log loses relative
@@ -658,7 +658,7 @@ double bce_row(const S* x, const S* y, const S* w, const S* pw, ptrdiff_t n, dou
     const V yv = fma(keep, ld(y, 0), spread);
     const V wv = w ? ld(w, 0) : one;
     const V pwv = pw ? ld(pw, 0) : one;
-    const V e = exp_(zero - abs_(xv));  // exp(-|x|), in (0, 1]
+    const V e = exp_neg_abs_(xv);  // in (0, 1]
     const V l = log1p_unit_(e);
     const V sp_pos = max_(xv, zero) + l;         // softplus(x)
     const V sp_neg = max_(zero - xv, zero) + l;  // softplus(-x)
