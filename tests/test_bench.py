@@ -396,3 +396,32 @@ def test_without_logsumexp_out_the_reductions_keep_one_mode():
     # the other reductions have no out= for a vector result
     assert modes_of("cross_entropy", _bench.MODES, vector_out=True) == [_bench.READ_MODE]
     assert modes_of("entropy_from_logits", _bench.MODES, vector_out=True) == [_bench.READ_MODE]
+
+
+def test_median_of_runs_takes_each_implementations_median_over_runs(tmp_path, quick_run):
+    # Three copies of a real run with logitkit's and PyTorch's times scaled per run: the
+    # script must report the median over runs (the middle scale), flag ratios below the
+    # target, and compare each 16-bit time with float32's.
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "median_of_runs.py"
+    run = json.loads(json.dumps(quick_run[0]))  # a copy: the fixture is shared
+    top = max(r["threads"] for r in run["records"])
+    record = next(r for r in run["records"] if r["threads"] == top and r["op"] == "softmax")
+    f16 = json.loads(json.dumps(record))
+    f16["dtype"] = "float16"
+    record["peers"] = {"torch": {"status": "ok", "median_ms": 2.0}}
+    f16["peers"] = {"jax": {"status": "ok", "median_ms": 1.0}}
+    paths = []
+    for i, scale in enumerate((1.0, 5.0, 2.0)):  # median 2, mean 2.67
+        record["median_ms"], f16["median_ms"] = 1.0 * scale, 0.5 * scale
+        path = tmp_path / f"run{i}.json"
+        path.write_text(json.dumps({**run, "records": [record, f16]}))
+        paths.append(str(path))
+    out = subprocess.run(
+        [sys.executable, str(script), *paths], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| softmax")]
+    by_dtype = {cells[2].strip(): [c.strip() for c in cells] for cells in rows}
+    # median logitkit times 2.0 and 1.0; the peers' 2.0 and 1.0
+    assert by_dtype["float32"][4:] == ["2.000", "1.00x <", "-"]
+    assert by_dtype["float16"][4:] == ["1.000", "1.00x <", "0.50"]
+    assert "2 of 2 measurements below 1.5x" in out
