@@ -7,8 +7,8 @@ One run of the suite takes 5 calls per implementation; on a shared or virtual ma
 run can land in a slow phase for one implementation and not the other. This takes, for every
 measurement at the largest thread count, the median over the runs of each implementation's
 median time, and prints a Markdown table of logitkit's time, its speed-up over the faster of
-PyTorch and JAX (with a `<` where it is below --target), and, for 16-bit dtypes, the time over
-float32's on the same op, shape and mode (with a `<` where it is above 0.9).
+PyTorch and JAX (--rivals; a `<` where it is below --target), and, for 16-bit dtypes, the
+time over float32's on the same op, shape and mode (a `<` where it is above 0.9).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-RIVALS = ("torch", "jax")
+RIVALS = ("torch", "jax")  # the default --rivals
 
 
 def key_of(rec: dict[str, Any]) -> tuple[str, str, str, str]:  # op, shape, dtype, mode
@@ -29,7 +29,9 @@ def key_of(rec: dict[str, Any]) -> tuple[str, str, str, str]:  # op, shape, dtyp
 Key = tuple[str, str, str, str]
 
 
-def collect(paths: list[str]) -> tuple[dict[Key, dict[str, list[float]]], list[str]]:
+def collect(
+    paths: list[str], rivals: tuple[str, ...]
+) -> tuple[dict[Key, dict[str, list[float]]], list[str]]:
     times: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     machines = []
     for path in paths:
@@ -43,7 +45,7 @@ def collect(paths: list[str]) -> tuple[dict[Key, dict[str, list[float]]], list[s
                 continue
             entry = times[key_of(rec)]
             entry["logitkit"].append(rec["median_ms"])
-            for name in RIVALS:
+            for name in rivals:
                 peer = rec["peers"].get(name, {})
                 if peer.get("status") == "ok" and peer.get("median_ms"):
                     entry[name].append(peer["median_ms"])
@@ -54,8 +56,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="JSON files written by the suite's --json")
     parser.add_argument("--target", type=float, default=1.5, help="speed-up to check (1.5)")
+    parser.add_argument(
+        "--rivals",
+        default=",".join(RIVALS),
+        help="peers whose faster time is compared (default torch,jax; torch alone for a run "
+        "of logitkit's AVX2 table against PyTorch's, since JAX picks its own kernels)",
+    )
     args = parser.parse_args()
-    times, machines = collect(args.runs)
+    rivals = tuple(name for name in args.rivals.split(",") if name)
+    times, machines = collect(args.runs, rivals)
     if len(set(machines)) > 1:
         print(f"warning: the runs come from different machines: {sorted(set(machines))}")
     med = {
@@ -70,9 +79,9 @@ def main() -> None:
     below = 0
     for key, m in med.items():
         op, shape, dtype, mode = key
-        rivals = [m[name] for name in RIVALS if name in m]
-        if rivals:
-            ratio = min(rivals) / m["logitkit"]
+        peer_ms = [m[name] for name in rivals if name in m]
+        if peer_ms:
+            ratio = min(peer_ms) / m["logitkit"]
             flag = " <" if ratio < args.target else ""
             below += bool(flag)
             vs = f"{ratio:.2f}x{flag}"
