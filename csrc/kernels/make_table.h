@@ -36,7 +36,7 @@ KernelSet<S> make_kernel_set() {
   k.cross_entropy_columns = &cross_entropy_columns<V, VD>;
   k.rows_to_columns = &rows_to_columns<V>;
   k.columns_to_rows = &columns_to_rows<V>;
-  k.transpose_min_n = V::N;
+  k.transpose_min_n = transpose_min_entries<V>();
   k.stats = &row_stats<V, VD, S>;
   k.weighted_stats = &weighted_row_stats<V, VD, S>;
   k.stats_store = &row_stats_store<V, VD, false, S>;

@@ -23,6 +23,9 @@ namespace logitkit::simd::avx512 {
 struct VF32 {
   using T = float;
   static constexpr int N = 16;
+  // transpose() below works in registers, and tails load and store with masks: short rows
+  // of fewer than N entries are transposed a vector per row (kernels/columns.h).
+  static constexpr bool kTransposesInRegisters = true;
   struct Mask {
     __mmask16 m;
   };
@@ -215,9 +218,8 @@ inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) {
   acc0.v = _mm512_add_pd(acc0.v, x.v);
 }
 
-// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r. Through memory:
-// simple enough to be right by inspection, while the short-row paths it serves spend most
-// of their time in the exponentials.
+// transpose(r): r[i] lane j becomes r[j] lane i, for the N x N block in r. The doubles'
+// goes through memory: simple enough to be right by inspection.
 template <class V>
 inline void transpose_in_memory(V (&r)[V::N]) {
   alignas(64) typename V::T block[V::N][V::N];
@@ -228,7 +230,33 @@ inline void transpose_in_memory(V (&r)[V::N]) {
     r[i] = V::load(column);
   }
 }
-inline void transpose(VF32 (&r)[16]) { transpose_in_memory(r); }
+// The 16 x 16 float block in registers, in four rounds of 16 shuffles: interleave pairs of
+// rows, then pairs of pairs (within 128-bit lanes), then exchange 128-bit lanes twice. The
+// short-row paths move every entry through it twice; through memory it cost as much as
+// their exponentials.
+inline void transpose(VF32 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int j = 0; j < 8; ++j) {  // t[2j], t[2j+1]: rows 2j and 2j+1 interleaved
+    t[2 * j] = _mm512_unpacklo_ps(r[2 * j].v, r[2 * j + 1].v);
+    t[2 * j + 1] = _mm512_unpackhi_ps(r[2 * j].v, r[2 * j + 1].v);
+  }
+  for (int g = 0; g < 4; ++g) {  // u[4g + c], 128-bit lane k: column 4k + c of rows 4g..4g+3
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {  // gather lane k of u[c], u[4 + c], u[8 + c], u[12 + c]
+    const __m512 even0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);  // lanes 0 and 2
+    const __m512 odd0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   // lanes 1 and 3
+    const __m512 even1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 odd1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c].v = _mm512_shuffle_f32x4(even0, even1, 0x88);
+    r[8 + c].v = _mm512_shuffle_f32x4(even0, even1, 0xDD);
+    r[4 + c].v = _mm512_shuffle_f32x4(odd0, odd1, 0x88);
+    r[12 + c].v = _mm512_shuffle_f32x4(odd0, odd1, 0xDD);
+  }
+}
 inline void transpose(VF64 (&r)[8]) { transpose_in_memory(r); }
 
 }  // namespace logitkit::simd::avx512 (or avx512bf16)
