@@ -118,3 +118,26 @@ def test_total_beyond_float64_range_is_inf_without_a_warning(reduction):
         assert total == np.inf or np.isclose(total, rows.mean())
     # F.kl_div style: target * (log(target) - input), 1.7e308 per element
     assert lk.kl_div(np.full(4, -1.7e308), np.ones(4), reduction="sum") == np.inf
+
+
+def test_log_ratio_beyond_float_range_keeps_finite_gradients(isa):
+    # Finite logits whose log-ratio overflows float32 (log q = -3e38 - 3e38): KL is 5.7e38,
+    # inf once rounded, while its gradient p (log p - log q - KL) is the difference of two
+    # huge terms, about +-2.7e37, which float32 holds; formed in float32 it was inf - inf.
+    zp = np.array([[1.0, -2.0], [0.5, 0.25]], np.float32)
+    zq = np.array([[-3e38, 3e38], [0.0, 1.0]], np.float32)
+    zp64, zq64 = zp.astype(np.float64), zq.astype(np.float64)
+    lp = zp64 - zp64.max(-1, keepdims=True)
+    lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+    lq = zq64 - zq64.max(-1, keepdims=True)
+    lq -= np.log(np.exp(lq).sum(-1, keepdims=True))
+    p, q = np.exp(lp), np.exp(lq)
+    kl = (p * (lp - lq)).sum(-1)
+    grad_p = p * ((lp - lq) - kl[:, None])
+    assert kl[0] > float(np.finfo(np.float32).max) and np.isfinite(grad_p).all()
+    value, gp, gq = lk.kl_divergence_from_logits_with_grad(zp, zq, reduction="none")
+    with np.errstate(over="ignore"):  # 5.7e38 rounds to inf in float32
+        np.testing.assert_array_equal(np.isinf(value), [True, False])
+    assert_ulp_close(value[1:], kl[1:].astype(np.float32), np.float32, 4)
+    assert_ulp_close(gp, grad_p.astype(np.float32), np.float32, 4, abs_scale=1.0)
+    assert_ulp_close(gq, (q - p).astype(np.float32), np.float32, 4, abs_scale=1.0)

@@ -125,6 +125,27 @@ double entropy_row(const S* x, const S* mask, ptrdiff_t n) {
   return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
 }
 
+// divergence_row's KL and gradients for one row of finite logits, formed in double.
+template <class S, class T>
+double kl_row_in_double(const S* zp, const S* zq, ptrdiff_t n, const RowStats<T>& sp,
+                        const RowStats<T>& sq, double lp_off, double lq_off, S* grad_p, S* grad_q,
+                        double scale) {
+  auto lp = [&](ptrdiff_t j) { return (double(widen(zp[j])) - double(sp.max)) - lp_off; };
+  auto lq = [&](ptrdiff_t j) { return (double(widen(zq[j])) - double(sq.max)) - lq_off; };
+  double value = 0;
+  for (ptrdiff_t j = 0; j < n; ++j) {
+    const double p = std::exp(lp(j));
+    if (p != 0) value += p * (lp(j) - lq(j));
+  }
+  for (ptrdiff_t j = 0; j < n; ++j) {
+    // Read both entries before writing: a gradient may be written over its logits.
+    const double lpj = lp(j), lqj = lq(j), p = std::exp(lpj), q = std::exp(lqj);
+    if (grad_q) grad_q[j] = narrow<S>(T(scale * (q - p)));
+    if (grad_p) grad_p[j] = narrow<S>(T(scale * (p == 0 ? 0.0 : p * ((lpj - lqj) - value))));
+  }
+  return value;
+}
+
 // KL(P || Q) or the generalized JSD of P = softmax(zp), Q = softmax(zq); see table.h.
 // Log-probabilities are formed as (z - max) - log(sum) with the subtraction compensated, so
 // they are exact to rounding; rows whose maximum is not finite give NaN. The logits and the
@@ -192,6 +213,17 @@ double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* gra
          [&](V v) { return select(valid, v, zero); });
   }
   const double value = total.total();
+  if (kl && !std::isfinite(value)) {
+    // Finite logits whose log-ratio overflows T (log q = -6e38 for zq = [-3e38, 3e38] in
+    // float32): the row again in double, where the divergence (beyond T's range, so inf once
+    // rounded) and its gradient p (lp - lq - KL), finite as the difference of two huge
+    // terms, are exact to rounding instead of inf - inf = NaN.
+    bool finite = true;
+    for (ptrdiff_t j = 0; j < n && finite; ++j) {
+      finite = std::isfinite(double(widen(zp[j]))) && std::isfinite(double(widen(zq[j])));
+    }
+    if (finite) return kl_row_in_double(zp, zq, n, sp, sq, lp_off, lq_off, grad_p, grad_q, scale);
+  }
   if (!grad_p && !grad_q) return value;
 
   // d KL/d zq = q - p;  d KL/d zp = p ((lp - lq) - KL).

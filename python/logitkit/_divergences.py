@@ -91,11 +91,13 @@ def _divergence(
         first, second, code, value, grads[0], grads[1], scale, current_isa_index(), nthreads
     )
     value = np.where(counted_flat, value, 0.0)
+    # A row's divergence or a total beyond the result dtype's range (the kernels form them in
+    # double) is inf, as the kernels' own results are, without NumPy's overflow warning; so
+    # are inf - inf sums (NaN).
     if reduction == "none":
-        res: Any = finish(value.reshape(rows_shape), result)
+        with np.errstate(over="ignore"):
+            res: Any = finish(value.reshape(rows_shape), result)
     else:
-        # A total beyond the result dtype's range is inf, as the kernels' own results are,
-        # without NumPy's overflow warning; so are inf - inf sums (NaN).
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             res = result.type(value.sum() / denominator)
     if not want_grad:
