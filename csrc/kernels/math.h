@@ -131,16 +131,21 @@ LOGITKIT_COLD V exp_full_range(V x) {
   return p * pow2i(k1) * pow2i(k2);
 }
 
-// exp(x): vectors whose lanes are all well inside the range (nearly all of them) need only
-// the fast path. Lanes inside it always take the fast path's value, so that a result does not
-// depend on which neighbours share its vector (alignment, row tails).
-template <class V>
-LOGITKIT_ALWAYS_INLINE V exp_(V x) {
-  using T = typename V::T;
-  const auto in_range = lt(abs_(x), V::set1(MathConsts<T>::normal_range));
+// exp(x), given which lanes are well inside the range (|x| < normal_range): vectors whose
+// lanes all are (nearly all of them) need only the fast path. Lanes inside it always take the
+// fast path's value, so that a result does not depend on which neighbours share its vector
+// (alignment, row tails).
+template <class V, class Mask>
+LOGITKIT_ALWAYS_INLINE V exp_in_range(V x, Mask in_range) {
   const V fast = exp_normal_range(x);
   if (all_(in_range)) return fast;
   return select(in_range, fast, exp_full_range(x));
+}
+
+template <class V>
+LOGITKIT_ALWAYS_INLINE V exp_(V x) {
+  using T = typename V::T;
+  return exp_in_range(x, lt(abs_(x), V::set1(MathConsts<T>::normal_range)));
 }
 
 // exp(-|x|), in (0, 1], as exp_ computes it: the range test needs no second absolute value,
@@ -149,10 +154,7 @@ template <class V>
 LOGITKIT_ALWAYS_INLINE V exp_neg_abs_(V x) {
   using T = typename V::T;
   const V z = V::zero() - abs_(x);
-  const auto in_range = lt(V::set1(-MathConsts<T>::normal_range), z);
-  const V fast = exp_normal_range(z);
-  if (all_(in_range)) return fast;
-  return select(in_range, fast, exp_full_range(z));
+  return exp_in_range(z, lt(V::set1(-MathConsts<T>::normal_range), z));
 }
 
 // exp(x) for x <= 0 as a term of a sum: results below exp(-normal_range) flush to 0 (they
