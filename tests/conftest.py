@@ -22,6 +22,13 @@ def dtype(request: pytest.FixtureRequest):
     return np.dtype(request.param)
 
 
+def dtype_named(name: str) -> np.dtype:
+    """NumPy's dtype of that name, or ml_dtypes' for "bfloat16" (the test skips without it)."""
+    if name == "bfloat16":
+        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    return np.dtype(name)
+
+
 def ulp_error(actual: np.ndarray, expected: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """|actual - expected| in units of the spacing of `dtype` at |expected|.
 

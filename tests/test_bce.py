@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import assert_ulp_close
+from conftest import assert_ulp_close, dtype_named
 
 import logitkit as lk
 from logitkit import reference as ref
@@ -145,11 +145,7 @@ def test_entry_loss_beyond_float_range_keeps_a_finite_mean(isa, storage):
     # A logit near float32's range on the wrong side of its label, times pos_weight or a
     # weight, has a loss beyond float32's range: stored as inf (its rounding), but the mean,
     # summed in float64, is finite and must equal the float64 mean rounded once.
-    dtype = (
-        np.dtype(storage)
-        if storage == "float32"
-        else np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    )
+    dtype = dtype_named(storage)
     n = 37  # a whole vector and a tail, on every ISA
     x64 = np.linspace(-3e38, 3e38, n)
     x64[5], x64[n - 1] = -3e38, 2.5e38  # on the wrong side of labels 1 and 0

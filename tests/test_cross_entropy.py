@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_ulp_close
+from conftest import assert_ulp_close, dtype_named
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,11 +158,7 @@ def test_target_times_weight_beyond_float_range(isa, storage):
     # Finite targets and class weights whose products overflow float32 (3e38 * 3e38): the
     # loss and gradient are those of float64 math rounded once. A row with all its mass on its
     # only possible class has loss 0 and gradient 0, not inf * 0 = NaN.
-    dtype = (
-        np.dtype(storage)
-        if storage == "float32"
-        else np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    )
+    dtype = dtype_named(storage)
     w = np.array([3e38, 1.0, 2.0])
     z = np.array([[-14.375, -np.inf, -np.inf], [0.0, 1.0, -2.0]], dtype)
     y = np.array([[3e38, 0.0, 0.0], [3.0, 1e-38, 0.5]], np.float32)
