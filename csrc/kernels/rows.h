@@ -273,8 +273,8 @@ inline void scale_wide(WideSum<VD>& s, double factor) {
 // The blocked loop of the one-read statistics, shared by row_stats and row_stats_store.
 // For each block: its max; then sweep(xb, b, len, m, count0, count1, rest) adds the terms
 // of the block x[b, b + len), whose entries xb holds (x + b, or their float copy), against
-// the running max m (finite), after the sums so far were rescaled if the
-// block raised it; blocks before the first finite entry go to before_first(b, len) instead.
+// the running max m (finite), after the sums so far were rescaled if the block raised it;
+// blocks before the first finite entry go to before_first(b, len) instead.
 // A row whose max is not finite returns that max (NaN where the row holds a NaN) and no
 // sums: the caller takes the special path.
 template <class V, class VD, class S, class Sweep, class BeforeFirst>
