@@ -120,6 +120,29 @@ def test_total_beyond_float64_range_is_inf_without_a_warning(reduction):
     assert lk.kl_div(np.full(4, -1.7e308), np.ones(4), reduction="sum") == np.inf
 
 
+@pytest.mark.parametrize("margin", [5.0, 12.0, 20.0, 30.0])
+@pytest.mark.parametrize("shift", [0.0, 1.0, 3.0])
+def test_confident_rows_keep_the_gradient_at_their_maximum(isa, dtype, margin, shift):
+    # Two classes, P = sigmoid(a), Q = sigmoid(b) with a, b the logit gaps: dKL/da is
+    # p (1 - p) (a - b), and q_0 - p_0 = sigmoid(-a) - sigmoid(-b) = p_1 - q_1. At the maximum of a
+    # confident P, p (d - KL) and q - p are far below the terms they are formed from (float32
+    # gave 6e-8 and 0 for 4.1e-8 and 2.1e-9 at a = 20, b = 0); the closed forms above, in
+    # float64, have no such cancellation. Eight classes with the other six far below still
+    # have these gradients, as the six add nothing in any dtype.
+    b = margin - shift if shift else 0.0  # Q confident too, or a tie
+    zp = np.array([margin, 0.0] + [-1e4] * 6).astype(dtype)
+    zq = np.array([b, 0.0] + [-1e4] * 6).astype(dtype)
+    a, b = float(zp[0]), float(zq[0])
+    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    dkl_da = sig(a) * sig(-a) * (a - b)
+    want_p = np.array([dkl_da, -dkl_da] + [0.0] * 6)
+    want_q = np.array([sig(-a) - sig(-b), sig(-b) - sig(-a)] + [0.0] * 6)
+    _, gp, gq = lk.kl_divergence_from_logits_with_grad(zp, zq)
+    # p_1 comes from log p_1 rounded, whose absolute error |log p_1| eps/2 exp makes relative
+    assert_ulp_close(gp, want_p.astype(dtype), dtype, 2 * margin)
+    assert_ulp_close(gq, want_q.astype(dtype), dtype, 2 * margin)
+
+
 def test_log_ratio_beyond_float_range_keeps_finite_gradients(isa):
     # Finite logits whose log-ratio overflows float32 (log q = -3e38 - 3e38): KL is 5.7e38,
     # inf once rounded, while its gradient p (log p - log q - KL) is the difference of two

@@ -196,7 +196,11 @@ def kl_divergence_from_logits_with_grad(
               \big((\log P - \log Q) - \mathrm{KL}\big)
 
     per row, with ``s`` the upstream gradient over the reduction's denominator. Rows that
-    do not count get zero gradients.
+    do not count get zero gradients. At the maximum ``k`` of a confident ``P``
+    (``P_k >= 1/2``) both formulas cancel, so those entries are formed as sums over the
+    other classes, ``P_k sum_j P_j (d_k - d_j)`` with ``d = log P - log Q`` and, where ``k``
+    is ``Q``'s maximum too, ``sum_{j != k} (P_j - Q_j)``: they keep their relative
+    precision however close ``P_k`` is to 1.
 
     Parameters
     ----------

@@ -227,10 +227,28 @@ def _kl_grads(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Gradients of ``KL(softmax(a) || softmax(b))`` per row, with respect to ``a`` and ``b``."""
     with np.errstate(all="ignore"):
-        grad_a = np.where(p != 0, p * ((logp - logq) - kl[..., None]), 0.0)
+        d = logp - logq
+        grad_a = np.where(p != 0, p * (d - kl[..., None]), 0.0)
+        grad_b = q - p
+        # At the maximum k of a confident P (p_k >= 1/2), d_k - KL and q_k - p_k are far
+        # smaller than the terms they are formed from. They equal sums over the other
+        # entries, which keep their precision: d_k - KL = sum_j p_j (d_k - d_j) and, where
+        # k is Q's maximum too, q_k - p_k = sum_{j != k} (p_j - q_j).
+        k = np.argmax(p, axis=-1)[..., None]
+        p_k = np.take_along_axis(p, k, axis=-1)
+        d_k = np.take_along_axis(d, k, axis=-1)
+        others = np.arange(p.shape[-1]) != k
+        gap = np.sum(np.where(others & (p != 0), p * (d_k - d), 0.0), axis=-1, keepdims=True)
+        confident = (p_k >= 0.5) & np.isfinite(kl[..., None])
+        np.put_along_axis(
+            grad_a, k, np.where(confident, p_k * gap, p_k * (d_k - kl[..., None])), -1
+        )
+        q_top = np.argmax(q, axis=-1)[..., None] == k
+        q_gap = np.sum(np.where(others, p - q, 0.0), axis=-1, keepdims=True)
+        q_k = np.take_along_axis(q, k, axis=-1)
+        np.put_along_axis(grad_b, k, np.where(confident & q_top, q_gap, q_k - p_k), -1)
         # A NaN row must stay NaN even where p rounds to 0.
         grad_a = np.where(np.isnan(kl)[..., None], np.nan, grad_a)
-        grad_b = q - p
     return grad_a, grad_b
 
 
