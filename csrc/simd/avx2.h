@@ -63,6 +63,7 @@ struct VF32 {
   friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
     return {_mm256_min_ps(hi.v, _mm256_max_ps(lo.v, x.v))};
   }
+  friend VF32 bits_xor(VF32 a, VF32 b) { return {_mm256_xor_ps(a.v, b.v)}; }
   friend VF32 abs_(VF32 a) {
     return {_mm256_and_ps(a.v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))};
   }
@@ -127,6 +128,7 @@ struct VF64 {
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
     return {_mm256_min_pd(hi.v, _mm256_max_pd(lo.v, x.v))};
   }
+  friend VF64 bits_xor(VF64 a, VF64 b) { return {_mm256_xor_pd(a.v, b.v)}; }
   friend VF64 abs_(VF64 a) {
     return {_mm256_and_pd(a.v, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)))};
   }

@@ -114,6 +114,7 @@ struct VF32 {
   friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
     return {_mm512_min_ps(hi.v, _mm512_max_ps(lo.v, x.v))};
   }
+  friend VF32 bits_xor(VF32 a, VF32 b) { return {_mm512_xor_ps(a.v, b.v)}; }
   friend VF32 abs_(VF32 a) { return {_mm512_abs_ps(a.v)}; }
   friend Mask eq(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)}; }
   friend Mask ne(VF32 a, VF32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)}; }
@@ -183,6 +184,7 @@ struct VF64 {
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
     return {_mm512_min_pd(hi.v, _mm512_max_pd(lo.v, x.v))};
   }
+  friend VF64 bits_xor(VF64 a, VF64 b) { return {_mm512_xor_pd(a.v, b.v)}; }
   friend VF64 abs_(VF64 a) { return {_mm512_abs_pd(a.v)}; }
   friend Mask eq(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_EQ_OQ)}; }
   friend Mask ne(VF64 a, VF64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_NEQ_UQ)}; }

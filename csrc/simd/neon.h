@@ -60,6 +60,9 @@ struct VF32 {
   friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
     return {vminq_f32(hi.v, vmaxq_f32(lo.v, x.v))};
   }
+  friend VF32 bits_xor(VF32 a, VF32 b) {
+    return {vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(a.v), vreinterpretq_u32_f32(b.v)))};
+  }
   friend VF32 abs_(VF32 a) { return {vabsq_f32(a.v)}; }
   friend Mask eq(VF32 a, VF32 b) { return {vceqq_f32(a.v, b.v)}; }
   friend Mask ne(VF32 a, VF32 b) { return {vmvnq_u32(vceqq_f32(a.v, b.v))}; }
@@ -114,6 +117,9 @@ struct VF64 {
   friend VF64 min_(VF64 a, VF64 b) { return {vminq_f64(a.v, b.v)}; }
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
     return {vminq_f64(hi.v, vmaxq_f64(lo.v, x.v))};
+  }
+  friend VF64 bits_xor(VF64 a, VF64 b) {
+    return {vreinterpretq_f64_u64(veorq_u64(vreinterpretq_u64_f64(a.v), vreinterpretq_u64_f64(b.v)))};
   }
   friend VF64 abs_(VF64 a) { return {vabsq_f64(a.v)}; }
   friend Mask eq(VF64 a, VF64 b) { return {vceqq_f64(a.v, b.v)}; }

@@ -53,6 +53,9 @@ struct Vec1 {
   friend Vec1 clamp_keep_nan(Vec1 x, Vec1 lo, Vec1 hi) {
     return {x.v < lo.v ? lo.v : (x.v > hi.v ? hi.v : x.v)};
   }
+  friend Vec1 bits_xor(Vec1 a, Vec1 b) {
+    return {bit_cast<T>(bit_cast<UInt>(a.v) ^ bit_cast<UInt>(b.v))};
+  }
   friend Vec1 abs_(Vec1 a) {
     return {bit_cast<T>(bit_cast<UInt>(a.v) & ~(UInt(1) << (sizeof(T) * 8 - 1)))};
   }

@@ -56,6 +56,7 @@ struct VF32 {
   friend VF32 clamp_keep_nan(VF32 x, VF32 lo, VF32 hi) {
     return {_mm_min_ps(hi.v, _mm_max_ps(lo.v, x.v))};
   }
+  friend VF32 bits_xor(VF32 a, VF32 b) { return {_mm_xor_ps(a.v, b.v)}; }
   friend VF32 abs_(VF32 a) {
     return {_mm_and_ps(a.v, _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff)))};
   }
@@ -119,6 +120,7 @@ struct VF64 {
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
     return {_mm_min_pd(hi.v, _mm_max_pd(lo.v, x.v))};
   }
+  friend VF64 bits_xor(VF64 a, VF64 b) { return {_mm_xor_pd(a.v, b.v)}; }
   friend VF64 abs_(VF64 a) {
     return {_mm_and_pd(a.v, _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL)))};
   }
