@@ -106,18 +106,32 @@ LOGITKIT_ALWAYS_INLINE V exp_poly_tail(V r, double) {
 // Rounding x log2 e with the biased magic constant leaves k + bias in the low bits, which one
 // integer shift turns into 2^k, and 2^k (1 + expm1(r)) is a single fma: a third of the
 // floating-point work of the full-range form below.
+// 2^k and exp(r) - 1, whose fma(scale, expm1_r, scale) is exp(x).
 template <class V>
-LOGITKIT_ALWAYS_INLINE V exp_normal_range(V x) {
+LOGITKIT_ALWAYS_INLINE void exp_normal_range_parts(V x, V& scale, V& expm1_r) {
   using T = typename V::T;
   using C = MathConsts<T>;
   const V magic = V::set1(C::round_magic + C::exponent_bias);
   V n = fma(x, V::set1(C::log2e), magic);
-  const V scale = shift_into_exponent(n);
+  scale = shift_into_exponent(n);
   n = n - magic;
   V r = fma(n, V::set1(-C::ln2_hi), x);
   r = fma(n, V::set1(-C::ln2_lo), r);
-  const V expm1_r = fma(exp_poly_tail(r, T()), r * r, r);
+  expm1_r = fma(exp_poly_tail(r, T()), r * r, r);
+}
+
+template <class V>
+LOGITKIT_ALWAYS_INLINE V exp_normal_range(V x) {
+  V scale, expm1_r;
+  exp_normal_range_parts(x, scale, expm1_r);
   return fma(scale, expm1_r, scale);
+}
+
+// fma(a, b, c) where `flush` is clear and 0 where it is set. ISAs with zero-masking have
+// their own, which does not compute the flushed lanes (and is preferred as a non-template).
+template <class V, class Mask>
+LOGITKIT_ALWAYS_INLINE V fma_unless(Mask flush, V a, V b, V c) {
+  return select(flush, V::zero(), fma(a, b, c));
 }
 
 // exp(x) over the whole range, with correct overflow to +inf, gradual underflow through the
@@ -186,16 +200,17 @@ LOGITKIT_ALWAYS_INLINE V exp_neg_abs_(V x) {
 // cannot change a sum that holds exp(0) = 1), so every lane takes the fast path; what it
 // computes for the flushed lanes (-inf among them) is discarded. NaN stays NaN.
 //
-// Those from 87.34 to 87.68 below the max (float) still cost a microcode assist each on
-// Intel cores: the fast path's final fma rounds them to a subnormal before they are
-// discarded. Over entries in that band logsumexp took 10x longer, and on logits of spread 20
-// (512x32000) twice as long. Clamping x first removes it, but that one more instruction per
-// vector made logsumexp 4-9% slower on ordinary logits, where it is bound by arithmetic; a
-// zero-masked final fma on AVX-512 would cost nothing and is not done yet.
+// The final fma of those from 87.34 to 87.68 below the max (float) rounds to a subnormal,
+// which costs a microcode assist on Intel cores: over entries in that band logsumexp took
+// 10x longer (512x32000 float32, 2 threads). With zero-masking (AVX-512) the flushed lanes
+// are not computed at all, at no cost; elsewhere the band keeps its assists, as clamping x
+// first took one more instruction per vector, 4-9% of logsumexp on ordinary logits.
 template <class V>
 LOGITKIT_ALWAYS_INLINE V exp_sum_term_(V x) {
   using T = typename V::T;
-  return select(lt(x, V::set1(-MathConsts<T>::normal_range)), V::zero(), exp_normal_range(x));
+  V scale, expm1_r;
+  exp_normal_range_parts(x, scale, expm1_r);
+  return fma_unless(lt(x, V::set1(-MathConsts<T>::normal_range)), scale, expm1_r, scale);
 }
 
 // exp(x) - 1 without cancellation near 0: for |x| <= ln2/2 the reduced argument is x itself

@@ -108,6 +108,11 @@ struct VF32 {
   friend VF32 operator*(VF32 a, VF32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   friend VF32 operator/(VF32 a, VF32 b) { return {_mm512_div_ps(a.v, b.v)}; }
   friend VF32 fma(VF32 a, VF32 b, VF32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  // fma where `flush` is clear, 0 where it is set; the flushed lanes are not computed, so
+  // they cannot cost a subnormal's microcode assist (kernels/math.h: exp_sum_term_).
+  friend VF32 fma_unless(Mask flush, VF32 a, VF32 b, VF32 c) {
+    return {_mm512_maskz_fmadd_ps(static_cast<__mmask16>(~flush.m), a.v, b.v, c.v)};
+  }
   friend VF32 max_(VF32 a, VF32 b) { return {_mm512_max_ps(a.v, b.v)}; }
   friend VF32 min_(VF32 a, VF32 b) { return {_mm512_min_ps(a.v, b.v)}; }
   // vmaxps/vminps return their second operand when either is NaN: keeping x second keeps NaN.
@@ -179,6 +184,9 @@ struct VF64 {
   friend VF64 operator*(VF64 a, VF64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
   friend VF64 operator/(VF64 a, VF64 b) { return {_mm512_div_pd(a.v, b.v)}; }
   friend VF64 fma(VF64 a, VF64 b, VF64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  friend VF64 fma_unless(Mask flush, VF64 a, VF64 b, VF64 c) {
+    return {_mm512_maskz_fmadd_pd(static_cast<__mmask8>(~flush.m), a.v, b.v, c.v)};
+  }
   friend VF64 max_(VF64 a, VF64 b) { return {_mm512_max_pd(a.v, b.v)}; }
   friend VF64 min_(VF64 a, VF64 b) { return {_mm512_min_pd(a.v, b.v)}; }
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
