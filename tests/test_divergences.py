@@ -143,6 +143,32 @@ def test_confident_rows_keep_the_gradient_at_their_maximum(isa, dtype, margin, s
     assert_ulp_close(gq, want_q.astype(dtype), dtype, 2 * margin)
 
 
+@pytest.mark.parametrize("beta", [0.3, 0.5])
+@pytest.mark.parametrize("margin", [5.0, 12.0, 20.0, 30.0])
+@pytest.mark.parametrize("zq0", ["-3", "0", "margin-3", "margin+2"])
+def test_confident_rows_keep_the_jsd_gradient_at_their_maximum(isa, dtype, beta, margin, zq0):
+    # Two classes, P = sigmoid(a), Q = sigmoid(b), M = beta P + (1 - beta) Q: the JSD's
+    # terms through M cancel, so d/da = beta p (1 - p) (a - logit m), and likewise for b
+    # with 1 - beta. At a confident maximum the kernel's p (h_k - sum_j p_j h_j) cancelled
+    # (float32 gave 0 for 1.4e-12 at a = 30); logit m = log m - log(1 - m), with 1 - m
+    # formed from sigmoid(-a) and sigmoid(-b), has no such cancellation in float64.
+    b = {"-3": -3.0, "0": 0.0, "margin-3": margin - 3, "margin+2": margin + 2}[zq0]
+    zp = np.array([margin, 0.0] + [-1e4] * 6).astype(dtype)
+    zq = np.array([b, 0.0] + [-1e4] * 6).astype(dtype)
+    a, b = float(zp[0]), float(zq[0])
+    sig = lambda t: 1.0 / (1.0 + np.exp(-t))  # noqa: E731
+    logit_m = np.log(beta * sig(a) + (1 - beta) * sig(b)) - np.log(
+        beta * sig(-a) + (1 - beta) * sig(-b)
+    )
+    d_a = beta * sig(a) * sig(-a) * (a - logit_m)
+    d_b = (1 - beta) * sig(b) * sig(-b) * (b - logit_m)
+    _, gp, gq = lk.jensen_shannon_from_logits_with_grad(zp, zq, beta=beta)
+    # as in the KL test: p_1 comes from log p_1 rounded
+    tol = 2 * max(margin, abs(b)) + 8
+    assert_ulp_close(gp, np.array([d_a, -d_a] + [0.0] * 6).astype(dtype), dtype, tol)
+    assert_ulp_close(gq, np.array([d_b, -d_b] + [0.0] * 6).astype(dtype), dtype, tol)
+
+
 def test_log_ratio_beyond_float_range_keeps_finite_gradients(isa):
     # Finite logits whose log-ratio overflows float32 (log q = -3e38 - 3e38): KL is 5.7e38,
     # inf once rounded, while its gradient p (log p - log q - KL) is the difference of two

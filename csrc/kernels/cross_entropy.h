@@ -245,27 +245,37 @@ double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* gra
   // d KL/d zq = q - p;  d KL/d zp = p ((lp - lq) - KL).
   // JSD: d/dzp = p (h - sum p h) / p-weighted, with h = beta (lp - lm); likewise for q.
   //
-  // At the single maximum k of a confident P (p_k >= 1/2) both KL gradients cancel: with
-  // d = lp - lq, d_k - KL = sum_{j != k} p_j (d_k - d_j) is far below d_k and KL, and where
-  // Q's maximum is k too, q_k - p_k = (1 - p_k) - (1 - q_k) is far below both. For
-  // zp = [0, -20], zq = [0, 0] float32 gave 6e-8 and 0 instead of 4.1e-8 and 2.1e-9. Both
-  // entries are formed again: the first as that sum over the other entries, taken in the
-  // gradient sweep, the second in double from the statistics (1 - p_k = rest / sum).
+  // At the single maximum k of a confident P (p_k >= 1/2) the gradient through P cancels.
+  // With KL, d = lp - lq: d_k - KL = sum_{j != k} p_j (d_k - d_j) is far below d_k and KL.
+  // With the JSD, h = beta (lp - lm): h_k - sum_j p_j h_j = sum_j p_j (h_k - h_j) likewise;
+  // and the same holds for the gradient through Q at Q's confident maximum, with
+  // g = (1 - beta) (lq - lm). For KL, where Q's maximum is P's k too, q_k - p_k =
+  // (1 - p_k) - (1 - q_k) is far below both. For zp = [0, -20], zq = [0, 0] float32 gave
+  // 6e-8 and 0 for 4.1e-8 and 2.1e-9. Those entries are formed again: the sums over the other
+  // entries are taken in the gradient sweep, and 1 - p_k = rest / sum comes from the
+  // statistics, in double.
   const double p_sum = sp.at_max + sp.rest, q_sum = sq.at_max + sq.rest;
-  ptrdiff_t top = -1;
-  if (kl && sp.at_max == 1.0 && sp.rest <= 1.0 && std::isfinite(value)) {
-    for (ptrdiff_t j = 0; j < n && top < 0; ++j) top = widen(zp[j]) == sp.max ? j : -1;
-  }
-  const bool fix_top = top >= 0;
-  const bool fix_q_top = fix_top && sq.at_max == 1.0 && widen(zq[top]) == sq.max;
-  V d_top = zero;  // d_k as the sweep forms it, so that the sum's own term k is exactly 0
-  if (fix_top) {
-    const Terms t = terms(V::set1(widen(zp[top])), V::set1(widen(zq[top])));
+  auto confident_top = [&](const S* z, const RowStats<T>& st) {
+    ptrdiff_t top = -1;
+    if (st.at_max != 1.0 || st.rest > 1.0 || !std::isfinite(value)) return top;
+    for (ptrdiff_t j = 0; j < n && top < 0; ++j) top = widen(z[j]) == st.max ? j : -1;
+    return top;
+  };
+  const ptrdiff_t top_p = grad_p || (kl && grad_q) ? confident_top(zp, sp) : -1;
+  const ptrdiff_t top_q = !kl && grad_q ? confident_top(zq, sq) : -1;
+  const bool fix_kl_q = kl && top_p >= 0 && sq.at_max == 1.0 && widen(zq[top_p]) == sq.max;
+  // The per-entry quantity whose spread about entry k the sums take, as the sweep forms it
+  // (so that entry k's own term is exactly 0).
+  auto spread_p = [&](const Terms& t) { return kl ? t.lp - t.lq : vb * (t.lp - t.lm); };
+  auto spread_q = [&](const Terms& t) { return vb1 * (t.lq - t.lm); };
+  auto at_entry = [&](ptrdiff_t j, auto&& spread) {
     alignas(64) T lanes[V::N];
-    (t.lp - t.lq).store(lanes);
-    d_top = V::set1(lanes[0]);
-  }
-  WideSum<VD> top_gap;  // sum_j p_j (d_k - d_j)
+    spread(terms(V::set1(widen(zp[j])), V::set1(widen(zq[j])))).store(lanes);
+    return V::set1(lanes[0]);
+  };
+  const V top_p_spread = top_p >= 0 ? at_entry(top_p, spread_p) : zero;
+  const V top_q_spread = top_q >= 0 ? at_entry(top_q, spread_q) : zero;
+  WideSum<VD> gap_p, gap_q;  // sum_j p_j (s_k - s_j), and Q's
   const V s = V::set1(T(scale));
   const V kl_v = V::set1(T(value));
   const V shp = V::set1(T(sum_p.total())), shq = V::set1(T(sum_q.total()));
@@ -274,11 +284,12 @@ double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* gra
     if (kl) {
       gq = s * (t.q - t.p);
       gp = s * (weighted(t.p, t.lp, t.lq) - t.p * kl_v);
-      if (fix_top) top_gap.add(mask(weighted(t.p, d_top, t.lp - t.lq)));
     } else {
       gp = s * (vb * weighted(t.p, t.lp, t.lm) - t.p * shp);
       gq = s * (vb1 * weighted(t.q, t.lq, t.lm) - t.q * shq);
     }
+    if (top_p >= 0) gap_p.add(mask(weighted(t.p, top_p_spread, spread_p(t))));
+    if (top_q >= 0) gap_q.add(mask(weighted(t.q, top_q_spread, spread_q(t))));
   };
   V gp, gq;
   for (i = 0; i + V::N <= n; i += V::N) {
@@ -293,9 +304,10 @@ double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* gra
     if (grad_p) store_partial(grad_p + i, n - i, gp);
     if (grad_q) store_partial(grad_q + i, n - i, gq);
   }
-  if (fix_top && grad_p) grad_p[top] = narrow<S>(T(scale * (top_gap.total() / p_sum)));
-  if (fix_q_top && grad_q) {
-    grad_q[top] = narrow<S>(T(scale * (sp.rest / p_sum - sq.rest / q_sum)));
+  if (top_p >= 0 && grad_p) grad_p[top_p] = narrow<S>(T(scale * (gap_p.total() / p_sum)));
+  if (top_q >= 0 && grad_q) grad_q[top_q] = narrow<S>(T(scale * (gap_q.total() / q_sum)));
+  if (fix_kl_q && grad_q) {
+    grad_q[top_p] = narrow<S>(T(scale * (sp.rest / p_sum - sq.rest / q_sum)));
   }
   return value;
 }

@@ -326,7 +326,9 @@ def jensen_shannon_from_logits_with_grad(
     and symmetrically for ``p`` with ``beta`` (``M = beta P + (1 - beta) Q``; the terms
     through ``M`` cancel), ``s`` being the upstream gradient over the reduction's
     denominator. At ``beta = 0`` and ``1`` they are the gradients of
-    :func:`kl_divergence_from_logits_with_grad`.
+    :func:`kl_divergence_from_logits_with_grad`. As there, the entry at the maximum ``k``
+    of a confident ``Q`` (``Q_k >= 1/2``) is formed as ``Q_k sum_j Q_j (g_k - g_j)``,
+    ``g = (1 - beta) (log Q - log M)``, which does not cancel (and likewise for ``P``).
 
     Parameters
     ----------
