@@ -52,3 +52,25 @@ def test_log_float32_max_ulp(isa):
     got = native_unary(lk._core.OP_LOG, x)
     err = ulp_error(got, np.log(x.astype(np.float64)), np.dtype(np.float32))
     assert err.max() <= 2.0, float(err.max())
+
+
+def test_softmax_and_its_loss_gradient_below_the_normal_range(isa):
+    # Logits of spread 25: a fifth of the probabilities are subnormal floats, formed through
+    # units of the subnormal grid rather than by subnormal multiplies (same bits as those).
+    # Each is within two units of the grid (2^-149) plus a few ulp of float64's value: the
+    # exponential is rounded to the grid once, and once more when scaled by 1 / sum.
+    rng = np.random.default_rng(29)
+    x = (rng.standard_normal((16, 4000)) * 25).astype(np.float32)
+    x64 = x.astype(np.float64)
+    z = x64 - x64.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    subnormal = (p < np.finfo(np.float32).tiny) & (p > 0)
+    assert subnormal.mean() > 0.1
+    target = rng.integers(0, 4000, 16)
+    one_hot = np.eye(4000)[target]
+    _, grad = lk.cross_entropy_with_grad(x, target, reduction="sum")
+    for got, want in ((lk.softmax(x), p), (grad, p - one_hot)):
+        err = np.abs(got.astype(np.float64) - want)
+        bound = 2 * 2.0**-149 + 4 * np.finfo(np.float32).eps * np.abs(want)
+        worst = np.unravel_index(np.argmax(err - bound), err.shape)
+        assert (err <= bound).all(), (worst, got[worst], want[worst])

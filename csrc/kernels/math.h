@@ -134,6 +134,14 @@ LOGITKIT_ALWAYS_INLINE V fma_unless(Mask flush, V a, V b, V c) {
   return select(flush, V::zero(), fma(a, b, c));
 }
 
+// fma(a, b, c) in the lanes of `keep`, for a caller that discards the other lanes: ISAs with
+// zero-masking do not compute them (so a lane cannot cost a subnormal's assist there); the
+// others compute them all, at no extra instruction.
+template <class V, class Mask>
+LOGITKIT_ALWAYS_INLINE V fma_keeping(Mask, V a, V b, V c) {
+  return fma(a, b, c);
+}
+
 // exp(x) over the whole range, with correct overflow to +inf, gradual underflow through the
 // subnormals, and NaN propagation. x = k ln2 + r, exp(x) = 2^k exp(r); 2^k is applied in two
 // halves so that the results near the overflow threshold stay representable.

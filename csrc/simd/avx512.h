@@ -113,6 +113,10 @@ struct VF32 {
   friend VF32 fma_unless(Mask flush, VF32 a, VF32 b, VF32 c) {
     return {_mm512_maskz_fmadd_ps(static_cast<__mmask16>(~flush.m), a.v, b.v, c.v)};
   }
+  // fma in the lanes of `keep`; the others are 0 and not computed (kernels/math.h).
+  friend VF32 fma_keeping(Mask keep, VF32 a, VF32 b, VF32 c) {
+    return {_mm512_maskz_fmadd_ps(keep.m, a.v, b.v, c.v)};
+  }
   friend VF32 max_(VF32 a, VF32 b) { return {_mm512_max_ps(a.v, b.v)}; }
   friend VF32 min_(VF32 a, VF32 b) { return {_mm512_min_ps(a.v, b.v)}; }
   // vmaxps/vminps return their second operand when either is NaN: keeping x second keeps NaN.
@@ -187,6 +191,9 @@ struct VF64 {
   friend VF64 fma_unless(Mask flush, VF64 a, VF64 b, VF64 c) {
     return {_mm512_maskz_fmadd_pd(static_cast<__mmask8>(~flush.m), a.v, b.v, c.v)};
   }
+  friend VF64 fma_keeping(Mask keep, VF64 a, VF64 b, VF64 c) {
+    return {_mm512_maskz_fmadd_pd(keep.m, a.v, b.v, c.v)};
+  }
   friend VF64 max_(VF64 a, VF64 b) { return {_mm512_max_pd(a.v, b.v)}; }
   friend VF64 min_(VF64 a, VF64 b) { return {_mm512_min_pd(a.v, b.v)}; }
   friend VF64 clamp_keep_nan(VF64 x, VF64 lo, VF64 hi) {
@@ -218,6 +225,27 @@ struct VF64 {
   }
 };
 
+// x * f rounded as the float product x * float(f) is, for f a float held in a double: the
+// product of two floats is exact in double, and the conversions take and give subnormals
+// without the microcode assist that a multiply with a subnormal input or result costs on
+// Intel cores.
+inline VF32 scale_in_double(VF32 x, double f) {
+  const __m512d s = _mm512_set1_pd(f);
+  const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x.v)), s));
+  const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x.v), 1))), s));
+  return {_mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1)};
+}
+// The double vector type that goes with VF32 (declared for decltype only).
+VF64 double_of(VF32);
+// The float lanes of x as two double vectors, and back (rounded to float).
+inline void widen_halves(VF32 x, VF64& lo, VF64& hi) {
+  lo.v = _mm512_cvtps_pd(_mm512_castps512_ps256(x.v));
+  hi.v = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x.v), 1)));
+}
+inline VF32 narrow_halves(VF64 lo, VF64 hi) {
+  return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo.v)), _mm512_cvtpd_ps(hi.v), 1)};
+}
 inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
   acc0.v = _mm512_add_pd(acc0.v, _mm512_cvtps_pd(_mm512_castps512_ps256(x.v)));
   acc1.v = _mm512_add_pd(

@@ -149,6 +149,21 @@ struct VF64 {
   }
 };
 
+// x * f rounded as the float product x * float(f) is (see avx512.h), without a subnormal
+// multiply.
+inline VF32 scale_in_double(VF32 x, double f) {
+  const float64x2_t s = vdupq_n_f64(f);
+  const float32x2_t lo = vcvt_f32_f64(vmulq_f64(vcvt_f64_f32(vget_low_f32(x.v)), s));
+  return {vcvt_high_f32_f64(lo, vmulq_f64(vcvt_high_f64_f32(x.v), s))};
+}
+// The double vector type that goes with VF32 (declared for decltype only).
+VF64 double_of(VF32);
+// The float lanes of x as two double vectors, and back (rounded to float).
+inline void widen_halves(VF32 x, VF64& lo, VF64& hi) {
+  lo.v = vcvt_f64_f32(vget_low_f32(x.v));
+  hi.v = vcvt_high_f64_f32(x.v);
+}
+inline VF32 narrow_halves(VF64 lo, VF64 hi) { return {vcvt_high_f32_f64(vcvt_f32_f64(lo.v), hi.v)}; }
 inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
   acc0.v = vaddq_f64(acc0.v, vcvt_f64_f32(vget_low_f32(x.v)));
   acc1.v = vaddq_f64(acc1.v, vcvt_high_f64_f32(x.v));

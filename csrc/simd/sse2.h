@@ -161,6 +161,22 @@ struct VF64 {
   }
 };
 
+// x * f rounded as the float product x * float(f) is (see avx512.h), without a subnormal
+// multiply.
+inline VF32 scale_in_double(VF32 x, double f) {
+  const __m128d s = _mm_set1_pd(f);
+  const __m128 lo = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(x.v), s));
+  const __m128 hi = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(x.v, x.v)), s));
+  return {_mm_movelh_ps(lo, hi)};
+}
+// The double vector type that goes with VF32 (declared for decltype only).
+VF64 double_of(VF32);
+// The float lanes of x as two double vectors, and back (rounded to float).
+inline void widen_halves(VF32 x, VF64& lo, VF64& hi) {
+  lo.v = _mm_cvtps_pd(x.v);
+  hi.v = _mm_cvtps_pd(_mm_movehl_ps(x.v, x.v));
+}
+inline VF32 narrow_halves(VF64 lo, VF64 hi) { return {_mm_movelh_ps(_mm_cvtpd_ps(lo.v), _mm_cvtpd_ps(hi.v))}; }
 inline void accumulate_wide(VF64& acc0, VF64& acc1, VF32 x) {
   acc0.v = _mm_add_pd(acc0.v, _mm_cvtps_pd(x.v));
   acc1.v = _mm_add_pd(acc1.v, _mm_cvtps_pd(_mm_movehl_ps(x.v, x.v)));

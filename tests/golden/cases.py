@@ -199,6 +199,8 @@ def data(kind: str, shape: tuple[int, ...], dt: str, tag: str = "") -> np.ndarra
         (n,) = shape
         values = _special_rows(rng, n, dt)
         return _frozen((*key, dt), _to(values, dt))
+    elif kind == "wide":  # logits of spread 25: many exponentials below the normal range
+        values = rng.standard_normal(shape) * 25
     elif kind == "long-special":  # shape (rows, n) with rows >= 5
         values = rng.standard_normal(shape) * 3
         n = shape[1]
@@ -311,6 +313,10 @@ def _special_columns(dt: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data("special", (16,), dt).T), 0
 
 
+def _wide(dt: str) -> tuple[np.ndarray, int]:
+    return data("wide", (40, 1000), dt), -1
+
+
 def _long_special(dt: str) -> tuple[np.ndarray, int]:
     return data("long-special", (5, 50000), dt), -1
 
@@ -352,6 +358,7 @@ LAYOUTS: dict[str, Callable[[str], tuple[np.ndarray, int]]] = {
     "special-short-n16": _special(16, 20),
     "special-axis0-n16": _special_columns,
     "special-long-5x50000": _long_special,
+    "wide-40x1000": _wide,
 }
 
 # Where the options run: CORE_LAYOUTS takes every option of every function (one layout per
