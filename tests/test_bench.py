@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -10,12 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import logitkit as lk
 from logitkit import _bench
 from logitkit.__main__ import main as cli_main
-from logitkit._bench import peers
+from logitkit._bench import peers, plan
 
 SHAPES = ["64x100", "40x300:axis0"]
 THREADS = [1, 2]
@@ -184,7 +186,18 @@ def test_parse_shape(text, rows, cols, dtype, axis):
     assert _bench.parse_shape(spec.name) == spec
 
 
-@pytest.mark.parametrize("text", ["4096", "0x10", "4x4:f8", "axb"])
+def test_spread_scales_the_logits():
+    plain = _bench.parse_shape("64x100")
+    wide = _bench.parse_shape("64x100:spread20:f64")
+    assert (wide.spread, wide.dtype, wide.name) == (20.0, "float64", "64x100:spread20:f64")
+    assert _bench.parse_shape(wide.name) == wide
+    x3, t3 = plan.make_inputs(plain, seed=1)
+    x20, t20 = plan.make_inputs(dataclasses.replace(plain, spread=20.0), seed=1)
+    np.testing.assert_allclose(x20, x3 * (20 / 3), rtol=1e-6)
+    np.testing.assert_array_equal(t20, t3)
+
+
+@pytest.mark.parametrize("text", ["4096", "0x10", "4x4:f8", "axb", "4x4:spread0", "4x4:spreadx"])
 def test_parse_shape_rejects(text):
     with pytest.raises(ValueError, match="shape"):
         _bench.parse_shape(text)

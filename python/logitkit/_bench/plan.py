@@ -52,6 +52,7 @@ MIN_REPEAT = 3
 DEFAULT_REPEAT = 5
 QUICK_REPEAT = 3
 
+DEFAULT_SPREAD = 3.0
 DTYPE_SUFFIX = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16"}
 DTYPE_SHORT = {v: k for k, v in DTYPE_SUFFIX.items()}
 
@@ -65,12 +66,19 @@ class ShapeSpec:
     cols: int
     dtype: str = "float32"
     axis: int = -1
+    #: The logits' standard deviation. Past about 30 (float32) many probabilities fall below
+    #: the normal range, where a CPU without flush-to-zero may take a slow path.
+    spread: float = DEFAULT_SPREAD
 
     @property
     def label(self) -> str:
-        """The shape without the dtype: ``4096x1000`` or ``4096x1000:axis0``."""
+        """The shape without the dtype: ``4096x1000``, ``4096x1000:axis0``, ``64x100:spread20``."""
         base = f"{self.rows}x{self.cols}"
-        return base if self.axis == -1 else f"{base}:axis0"
+        if self.axis != -1:
+            base += ":axis0"
+        if self.spread != DEFAULT_SPREAD:
+            base += f":spread{self.spread:g}"
+        return base
 
     @property
     def short_dtype(self) -> str:
@@ -86,22 +94,32 @@ class ShapeSpec:
 
 
 def parse_shape(text: str) -> ShapeSpec:
-    """``ROWSxCOLS`` followed by optional ``:axis0`` / ``:axis1`` and a dtype suffix
-    (``:f32``, ``:f64``, ``:f16``, ``:bf16``), e.g. ``512x32000:f16`` or ``4096x1000:axis0``."""
+    """``ROWSxCOLS`` followed by optional ``:axis0`` / ``:axis1``, ``:spreadS`` (logits of
+    standard deviation S instead of 3) and a dtype suffix (``:f32``, ``:f64``, ``:f16``,
+    ``:bf16``), e.g. ``512x32000:f16``, ``4096x1000:axis0`` or ``512x32000:spread20``."""
     parts = text.strip().lower().split(":")
     dims = parts[0].split("x")
     if len(dims) != 2 or not all(d.isdigit() and int(d) > 0 for d in dims):
         raise ValueError(f"shape {text!r}: expected ROWSxCOLS with positive sizes, e.g. 512x32000")
-    dtype, axis = "float32", -1
+    dtype, axis, spread = "float32", -1, DEFAULT_SPREAD
     for suffix in parts[1:]:
         if suffix in DTYPE_SUFFIX:
             dtype = DTYPE_SUFFIX[suffix]
         elif suffix in ("axis0", "axis1", "axis-1"):
             axis = 0 if suffix == "axis0" else -1
+        elif suffix.startswith("spread"):
+            try:
+                spread = float(suffix[len("spread") :])
+            except ValueError:
+                spread = -1.0
+            if not spread > 0 or spread == float("inf"):
+                raise ValueError(
+                    f"shape {text!r}: {suffix!r} needs a positive finite spread, e.g. spread20"
+                )
         else:
-            known = ", ".join(["axis0", "axis1", *DTYPE_SUFFIX])
+            known = ", ".join(["axis0", "axis1", "spreadS", *DTYPE_SUFFIX])
             raise ValueError(f"shape {text!r}: unknown suffix {suffix!r} (known: {known})")
-    spec = ShapeSpec("", int(dims[0]), int(dims[1]), dtype, axis)
+    spec = ShapeSpec("", int(dims[0]), int(dims[1]), dtype, axis, spread)
     name = spec.label if dtype == "float32" else f"{spec.label}:{DTYPE_SHORT[dtype]}"
     return dataclasses.replace(spec, name=name)
 
@@ -123,11 +141,12 @@ def np_dtype(name: str) -> np.dtype:
 
 
 def make_inputs(spec: ShapeSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``3 * standard normal`` in the spec's dtype, and uniform class-index targets."""
+    """Logits ``spread * standard normal`` (3 unless the shape says) in the spec's dtype, and
+    uniform class-index targets."""
     rng = np.random.default_rng(seed)
     base = np.float64 if spec.dtype == "float64" else np.float32
     x = rng.standard_normal((spec.rows, spec.cols), dtype=base)
-    x *= 3.0
+    x *= spec.spread
     x = x.astype(np_dtype(spec.dtype), copy=False)
     target = rng.integers(0, spec.n_classes, spec.n_rows, dtype=np.int64)
     return x, target
