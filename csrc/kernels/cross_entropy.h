@@ -125,6 +125,17 @@ double entropy_row(const S* x, const S* mask, ptrdiff_t n) {
   return log_abs_sum(at_max, rest_sum).value + weighted_gap.total() / (at_max + rest_sum);
 }
 
+// The index of z's single maximum where softmax(z) puts at least 1/2 there (st being z's
+// statistics), else -1: where divergence_row's gradients cancel.
+template <class S, class T>
+ptrdiff_t confident_max(const S* z, ptrdiff_t n, const RowStats<T>& st) {
+  if (st.at_max != 1.0 || st.rest > 1.0) return -1;
+  for (ptrdiff_t j = 0; j < n; ++j) {
+    if (widen(z[j]) == st.max) return j;
+  }
+  return -1;
+}
+
 // divergence_row's KL and gradients for one row of finite logits, formed in double.
 template <class S, class T>
 double kl_row_in_double(const S* zp, const S* zq, ptrdiff_t n, const RowStats<T>& sp,
@@ -140,10 +151,9 @@ double kl_row_in_double(const S* zp, const S* zq, ptrdiff_t n, const RowStats<T>
   // At the single maximum k of a confident P, d_k - KL as sum_j p_j (d_k - d_j), d = lp - lq
   // (see divergence_row): in double too, d_k and KL agree to far more digits than their
   // difference has.
-  ptrdiff_t top = -1;
+  const ptrdiff_t top = std::isfinite(value) ? confident_max(zp, n, sp) : -1;
   double top_gap = 0;
-  if (sp.at_max == 1.0 && sp.rest <= 1.0 && std::isfinite(value)) {
-    for (ptrdiff_t j = 0; j < n && top < 0; ++j) top = widen(zp[j]) == sp.max ? j : -1;
+  if (top >= 0) {
     const double d_top = lp(top) - lq(top);
     for (ptrdiff_t j = 0; j < n; ++j) {
       const double p = std::exp(lp(j));
@@ -255,14 +265,10 @@ double divergence_row(const S* zp, const S* zq, ptrdiff_t n, double beta, S* gra
   // entries are taken in the gradient sweep, and 1 - p_k = rest / sum comes from the
   // statistics, in double.
   const double p_sum = sp.at_max + sp.rest, q_sum = sq.at_max + sq.rest;
-  auto confident_top = [&](const S* z, const RowStats<T>& st) {
-    ptrdiff_t top = -1;
-    if (st.at_max != 1.0 || st.rest > 1.0 || !std::isfinite(value)) return top;
-    for (ptrdiff_t j = 0; j < n && top < 0; ++j) top = widen(z[j]) == st.max ? j : -1;
-    return top;
-  };
-  const ptrdiff_t top_p = grad_p || (kl && grad_q) ? confident_top(zp, sp) : -1;
-  const ptrdiff_t top_q = !kl && grad_q ? confident_top(zq, sq) : -1;
+  const bool value_finite = std::isfinite(value);
+  const bool grads_through_p = grad_p || (kl && grad_q);
+  const ptrdiff_t top_p = value_finite && grads_through_p ? confident_max(zp, n, sp) : -1;
+  const ptrdiff_t top_q = value_finite && !kl && grad_q ? confident_max(zq, n, sq) : -1;
   const bool fix_kl_q = kl && top_p >= 0 && sq.at_max == 1.0 && widen(zq[top_p]) == sq.max;
   // The per-entry quantity whose spread about entry k the sums take, as the sweep forms it
   // (so that entry k's own term is exactly 0).

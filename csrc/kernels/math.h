@@ -105,8 +105,8 @@ LOGITKIT_ALWAYS_INLINE V exp_poly_tail(V r, double) {
 // exp(x) for |x| < normal_range, where x = k ln2 + r has a normal 2^k and a normal result.
 // Rounding x log2 e with the biased magic constant leaves k + bias in the low bits, which one
 // integer shift turns into 2^k, and 2^k (1 + expm1(r)) is a single fma: a third of the
-// floating-point work of the full-range form below.
-// 2^k and exp(r) - 1, whose fma(scale, expm1_r, scale) is exp(x).
+// floating-point work of the full-range form below. The parts are 2^k and exp(r) - 1, for
+// callers that take the final fma themselves.
 template <class V>
 LOGITKIT_ALWAYS_INLINE void exp_normal_range_parts(V x, V& scale, V& expm1_r) {
   using T = typename V::T;

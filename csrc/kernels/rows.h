@@ -177,14 +177,29 @@ struct WideSum {
   double total() const { return reduce_add(a0 + a1); }
 };
 
+// x * f rounded as the float product x * float(f) is, for float lanes and f a float held in
+// a double: the product of two floats is exact in double, and the conversions take and give
+// subnormals without the microcode assist that a multiply with a subnormal input or result
+// costs on Intel cores.
+template <class V>
+V scale_in_double(V x, double f) {
+  using VD = decltype(double_of(x));
+  constexpr bool kTwoHalves = 2 * VD::N == V::N;
+  VD lo, hi = VD::zero();
+  widen_halves(x, lo, hi);
+  const VD s = VD::set1(f);
+  return narrow_halves(lo * s, kTwoHalves ? hi * s : lo * s);
+}
+
 // fma(e, err, e) for float lanes, rounded as the float fma would round it, without a
 // multiply whose input or result is subnormal (each costs a microcode assist on Intel cores;
 // the conversions between float and double do not). In units of 2^-149 a subnormal e is an
 // integer u below 2^23 and the result is u + t, t = u err (exact in double), rounded to an
 // integer: the float grid there. t is rounded to nearest, a tie going to the even one of
 // u + t's two neighbours, as the fma rounds. (Adding 1.5 2^52 rounds a t of either sign.)
-template <class V, class VD>
+template <class V>
 LOGITKIT_COLD V compensate_in_units(V e, V err) {
+  using VD = decltype(double_of(e));
   constexpr double units = 0x1p149, magic = 0x1.8p52;
   constexpr bool kTwoHalves = 2 * VD::N == V::N;
   VD e_lo, e_hi = VD::zero(), err_lo, err_hi = VD::zero();
@@ -224,7 +239,7 @@ LOGITKIT_COLD V exp_diff_beyond_normal(V d, V err) {
     const V plain = select(normal, fma(e_normal, err, e_normal), e);
     const auto plain_will_do = eq(select(normal, zero, err), zero);
     if (all_(plain_will_do)) return plain;
-    return select(plain_will_do, plain, compensate_in_units<V, decltype(double_of(e))>(e, err));
+    return select(plain_will_do, plain, compensate_in_units(e, err));
   }
   return fma(e, err, e);
 }

@@ -167,14 +167,6 @@ struct VF64 {
   }
 };
 
-// x * f rounded as the float product x * float(f) is (see avx512.h), without a subnormal
-// multiply.
-inline VF32 scale_in_double(VF32 x, double f) {
-  const __m256d s = _mm256_set1_pd(f);
-  const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x.v)), s));
-  const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x.v, 1)), s));
-  return {_mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1)};
-}
 // The double vector type that goes with VF32 (declared for decltype only).
 VF64 double_of(VF32);
 // The float lanes of x as two double vectors, and back (rounded to float).

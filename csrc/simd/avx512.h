@@ -225,17 +225,6 @@ struct VF64 {
   }
 };
 
-// x * f rounded as the float product x * float(f) is, for f a float held in a double: the
-// product of two floats is exact in double, and the conversions take and give subnormals
-// without the microcode assist that a multiply with a subnormal input or result costs on
-// Intel cores.
-inline VF32 scale_in_double(VF32 x, double f) {
-  const __m512d s = _mm512_set1_pd(f);
-  const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x.v)), s));
-  const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
-      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x.v), 1))), s));
-  return {_mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1)};
-}
 // The double vector type that goes with VF32 (declared for decltype only).
 VF64 double_of(VF32);
 // The float lanes of x as two double vectors, and back (rounded to float).

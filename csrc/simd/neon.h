@@ -149,13 +149,6 @@ struct VF64 {
   }
 };
 
-// x * f rounded as the float product x * float(f) is (see avx512.h), without a subnormal
-// multiply.
-inline VF32 scale_in_double(VF32 x, double f) {
-  const float64x2_t s = vdupq_n_f64(f);
-  const float32x2_t lo = vcvt_f32_f64(vmulq_f64(vcvt_f64_f32(vget_low_f32(x.v)), s));
-  return {vcvt_high_f32_f64(lo, vmulq_f64(vcvt_high_f64_f32(x.v), s))};
-}
 // The double vector type that goes with VF32 (declared for decltype only).
 VF64 double_of(VF32);
 // The float lanes of x as two double vectors, and back (rounded to float).

@@ -90,14 +90,12 @@ struct Vec1 {
 using VF32 = Vec1<float, uint32_t, 23, 127>;
 using VF64 = Vec1<double, uint64_t, 52, 1023>;
 
-// Sums of float lanes are carried in double so that long rows lose no precision.
-// x * f rounded as the float product x * float(f) is (see avx512.h).
-inline VF32 scale_in_double(VF32 x, double f) { return {static_cast<float>(double(x.v) * f)}; }
 // The double vector type that goes with VF32 (declared for decltype only).
 VF64 double_of(VF32);
 // The float lane of x as a double (hi is not used: one lane), and back (rounded to float).
 inline void widen_halves(VF32 x, VF64& lo, VF64& /*hi*/) { lo.v = double(x.v); }
 inline VF32 narrow_halves(VF64 lo, VF64 /*hi*/) { return {static_cast<float>(lo.v)}; }
+// Sums of float lanes are carried in double so that long rows lose no precision.
 inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF32 x) { acc0.v += double(x.v); }
 inline void accumulate_wide(VF64& acc0, VF64& /*acc1*/, VF64 x) { acc0.v += x.v; }
 

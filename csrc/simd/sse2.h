@@ -161,14 +161,6 @@ struct VF64 {
   }
 };
 
-// x * f rounded as the float product x * float(f) is (see avx512.h), without a subnormal
-// multiply.
-inline VF32 scale_in_double(VF32 x, double f) {
-  const __m128d s = _mm_set1_pd(f);
-  const __m128 lo = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(x.v), s));
-  const __m128 hi = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(x.v, x.v)), s));
-  return {_mm_movelh_ps(lo, hi)};
-}
 // The double vector type that goes with VF32 (declared for decltype only).
 VF64 double_of(VF32);
 // The float lanes of x as two double vectors, and back (rounded to float).
