@@ -66,8 +66,9 @@ class ShapeSpec:
     cols: int
     dtype: str = "float32"
     axis: int = -1
-    #: The logits' standard deviation. Past about 30 (float32) many probabilities fall below
-    #: the normal range, where a CPU without flush-to-zero may take a slow path.
+    #: The logits' standard deviation. From about 20 on a large share of float32
+    #: probabilities falls below the normal range, where a CPU without flush-to-zero may
+    #: take a slow path.
     spread: float = DEFAULT_SPREAD
 
     @property

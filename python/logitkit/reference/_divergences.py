@@ -240,13 +240,12 @@ def _kl_grads(
         others = np.arange(p.shape[-1]) != k
         gap = np.sum(np.where(others & (p != 0), p * (d_k - d), 0.0), axis=-1, keepdims=True)
         confident = (p_k >= 0.5) & np.isfinite(kl[..., None])
-        np.put_along_axis(
-            grad_a, k, np.where(confident, p_k * gap, p_k * (d_k - kl[..., None])), -1
-        )
+        at_k = np.take_along_axis(grad_a, k, axis=-1)
+        np.put_along_axis(grad_a, k, np.where(confident, p_k * gap, at_k), -1)
         q_top = np.argmax(q, axis=-1)[..., None] == k
         q_gap = np.sum(np.where(others, p - q, 0.0), axis=-1, keepdims=True)
-        q_k = np.take_along_axis(q, k, axis=-1)
-        np.put_along_axis(grad_b, k, np.where(confident & q_top, q_gap, q_k - p_k), -1)
+        at_k = np.take_along_axis(grad_b, k, axis=-1)
+        np.put_along_axis(grad_b, k, np.where(confident & q_top, q_gap, at_k), -1)
         # A NaN row must stay NaN even where p rounds to 0.
         grad_a = np.where(np.isnan(kl)[..., None], np.nan, grad_a)
     return grad_a, grad_b
