@@ -120,6 +120,21 @@ def test_total_beyond_float64_range_is_inf_without_a_warning(reduction):
     assert lk.kl_div(np.full(4, -1.7e308), np.ones(4), reduction="sum") == np.inf
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean", "batchmean"])
+def test_pointwise_terms_beyond_float32_range_still_reduce_to_the_true_total(reduction):
+    # Each float32 term t (log t - x) is about +-2.7e40, so they round to inf and -inf,
+    # whose sum is NaN; the true total (float64 terms, as the reference forms them) is
+    # -1.9e36, and a sum dominated by one term of -9e76 is -inf in float32.
+    t = np.array([3e38, 3e38], np.float32)
+    for x in (np.array([-1.0, 178.2], np.float32), np.array([1.0, 3e38], np.float32)):
+        got = lk.kl_div(x, t, reduction)
+        want = ref.kl_div(x, t, reduction)
+        assert got.dtype == np.float32
+        assert not np.isnan(want)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.isfinite(lk.kl_div(np.array([-1.0, 178.2], np.float32), t, reduction))
+
+
 @pytest.mark.parametrize("margin", [5.0, 12.0, 20.0, 30.0])
 @pytest.mark.parametrize("shift", [0.0, 1.0, 3.0])
 def test_confident_rows_keep_the_gradient_at_their_maximum(isa, dtype, margin, shift):

@@ -415,6 +415,14 @@ def kl_div(
     values = np.asarray(pointwise)
     with np.errstate(invalid="ignore", over="ignore"):  # an overflowing total is inf
         total = float(np.sum(values, dtype=np.float64))
+        if not np.isfinite(total) and values.dtype != np.float64:
+            # A term beyond a narrower dtype's range rounds to +-inf, and two of opposite
+            # signs sum to NaN where the true total is finite or one infinity: the terms
+            # in float64, which holds the product of any two float32 values, decide it.
+            wide_input = np.asarray(input, dtype=np.float64)
+            wide_target = np.asarray(target, dtype=np.float64)
+            wide = binary_op(func, op, wide_input, wide_target, None, threads)
+            total = float(np.sum(wide, dtype=np.float64))
     if reduction == "mean":
         total = total / values.size if values.size else float("nan")
     elif reduction == "batchmean":
