@@ -26,6 +26,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ml_dtypes
@@ -127,6 +128,44 @@ def inputs_digest() -> str:
         h.update(key.encode())
         _feed(h, _REGISTRY[key])
     return h.hexdigest()
+
+
+def numpy_fingerprint() -> str:
+    """SHA-256 of NumPy's float64 transcendentals and its BLAS on fixed inputs.
+
+    These make some inputs (the probabilities) and finish some results (the partial
+    merges, the fused linear layer's products), and their last bits depend on the CPU:
+    NumPy has AVX-512 loops for float64 exp and log where other CPUs call libm, and
+    OpenBLAS picks its kernels per CPU. Machines that agree here agree on every digest;
+    each such kind of machine has its own digests file.
+    """
+    rng = np.random.default_rng([SEED, 1])
+    x = rng.uniform(-40.0, 40.0, 4096)
+    u = rng.uniform(0.0, 1.0, 4096)
+    a = rng.standard_normal((64, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 48)).astype(np.float32)
+    h = hashlib.sha256()
+    for value in (np.exp(x), np.log(u), np.log1p(u), np.expm1(x / 40), 10.0 ** (x / 2)):
+        _feed(h, value)
+    _feed(h, a @ b)
+    _feed(h, a.astype(np.float64) @ b.astype(np.float64))
+    return h.hexdigest()
+
+
+def golden_files() -> list[Path]:
+    """The recorded digests, one file per kind of machine (see numpy_fingerprint)."""
+    return sorted(Path(__file__).resolve().parent.glob("digests*.json"))
+
+
+def matching_golden(files: dict[str, dict[str, Any]]) -> str | None:
+    """The name of the file recorded on a machine like this one, once every input has been
+    generated: by the NumPy fingerprint, or by the inputs alone for a file recorded
+    before fingerprints were (the AVX-512 machine's digests.json)."""
+    fingerprint, inputs = numpy_fingerprint(), inputs_digest()
+    for name, golden in files.items():
+        if golden.get("fingerprint", fingerprint) == fingerprint and golden["inputs"] == inputs:
+            return name
+    return None
 
 
 def _rng(*key: Any) -> np.random.Generator:

@@ -1,14 +1,19 @@
-"""Record the golden digests of logitkit's results in tests/golden/digests.json.
+"""Record the golden digests of logitkit's results in tests/golden/digests*.json.
 
 Regenerate only when a change of the numbers is intended and has been reviewed: a kernel
 that now rounds differently on purpose, a fixed bug, new cases added to cases.py. The diff
-of digests.json then names every case whose result changed, and that list is what the
+of the digests file then names every case whose result changed, and that list is what the
 review checks. A refactor of the native code must reproduce every digest, so regenerating
 to make tests/test_golden.py pass after one defeats the test. The file holds the digests of
 this build on this machine, one table per ISA it runs; run from the repository root, with
 the extension built:
 
     PYTHONPATH=python python tests/golden/make_golden.py
+
+Machines whose NumPy gives other last bits (cases.numpy_fingerprint: an AVX-512 CPU and an
+AVX2 one do) each have a file: this writes the one recorded on a machine like this one,
+else a new digests-<fingerprint>.json. An intended change of the numbers is recorded in
+every file, each on its kind of machine.
 
 It also checks that every case gives the same bits with 1 and 2 threads, and stops if not.
 """
@@ -31,7 +36,7 @@ import logitkit as lk
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cases  # noqa: E402
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "digests.json"
+GOLDEN_DIR = Path(__file__).resolve().parent
 
 
 def _compiler() -> str | None:
@@ -112,15 +117,23 @@ def check_threads(tables: dict[str, dict[str, str]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--output", type=Path, help="default: the file recorded on a machine like this one"
+    )
     args = parser.parse_args()
     tables = record(lk.available_isas())
     check_threads(tables)
+    fingerprint = cases.numpy_fingerprint()
     golden = {
         "platform": platform_info(),
         "inputs": cases.inputs_digest(),
+        "fingerprint": fingerprint,
         "isas": tables,
     }
+    if args.output is None:
+        recorded = {path.name: json.loads(path.read_text()) for path in cases.golden_files()}
+        name = cases.matching_golden(recorded) or f"digests-{fingerprint[:12]}.json"
+        args.output = GOLDEN_DIR / name
     text = json.dumps(golden, indent=1, sort_keys=False)
     args.output.write_text(text + "\n")
     print(f"wrote {args.output} ({len(text) // 1024} KiB)")
