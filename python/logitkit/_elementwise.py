@@ -16,6 +16,7 @@ from ._validation import (
     check_out,
     check_threads,
     compute_dtypes,
+    same_start,
 )
 
 __all__ = [
@@ -55,10 +56,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
             out.ndim < 2 or out.flags.c_contiguous == src.flags.c_contiguous
         )
         if same_order and flat_out is not None:
-            same_buffer = (
-                flat_out.__array_interface__["data"][0] == flat_in.__array_interface__["data"][0]
-            )
-            if same_buffer or not np.may_share_memory(flat_out, flat_in):
+            if not np.may_share_memory(flat_out, flat_in) or same_start(flat_out, flat_in):
                 _core.unary(op, flat_in, flat_out, isa, nthreads)
                 return out
 

@@ -36,7 +36,10 @@ _ISA_ENV = "LOGITKIT_ISA"
 _isa_override: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "logitkit_isa", default=None
 )
-_env_cache: tuple[str | None, int] = ("", -1)
+# LOGITKIT_ISA is read at the first call that needs it and kept, as ATEN_CPU_CAPABILITY
+# and OMP_NUM_THREADS are: reading os.environ on every call cost 2 us, a sixth of a call
+# on a small array. A value it rejects is read (and rejected) again at each call.
+_env_isa: int | None = None
 
 
 def available_isas() -> list[str]:
@@ -84,12 +87,11 @@ def _isa_index(name: str, where: str) -> int:
 
 
 def _default_isa() -> int:
-    global _env_cache
-    env = os.environ.get(_ISA_ENV)
-    if env != _env_cache[0]:
-        index = _core.best_isa() if not env else _isa_index(env, f"{_ISA_ENV}={env}")
-        _env_cache = (env, index)
-    return _env_cache[1]
+    global _env_isa
+    if _env_isa is None:
+        env = os.environ.get(_ISA_ENV)
+        _env_isa = _core.best_isa() if not env else _isa_index(env, f"{_ISA_ENV}={env}")
+    return _env_isa
 
 
 def current_isa_index() -> int:

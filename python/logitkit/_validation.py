@@ -277,12 +277,16 @@ def check_out(
 def partially_overlaps(a: np.ndarray, b: np.ndarray) -> bool:
     """a and b share memory without being the same view: writing one would change entries
     of the other before they are read."""
-    same_view = (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-    )
-    return not same_view and bool(np.may_share_memory(a, b))
+    # may_share_memory first: it is a bounds check, where reading a data pointer through
+    # __array_interface__ builds a dict (2 us, a tenth of a small call)
+    if not np.may_share_memory(a, b):
+        return False
+    return not (same_start(a, b) and a.strides == b.strides and a.shape == b.shape)
+
+
+def same_start(a: np.ndarray, b: np.ndarray) -> bool:
+    """a and b start at the same address."""
+    return bool(a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def check_threads(func: str, threads: Any) -> int:
