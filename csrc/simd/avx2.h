@@ -43,9 +43,9 @@ struct VF32 {
     const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
     const __m256i bits = _mm256_blendv_epi8(rounded, quiet, nan);
-    // packus works within 128-bit halves: the two halves' words end up in quadwords 0 and 2
-    const __m256i packed = _mm256_packus_epi32(bits, bits);
-    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+    // the two 128-bit halves packed into one: a lane-crossing permute of a 256-bit pack
+    // costs more on Zen 3
+    return _mm_packus_epi32(_mm256_castsi256_si128(bits), _mm256_extracti128_si256(bits, 1));
   }
   void store(half_t* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), half_bits()); }
   void store(bf16_t* p) const { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16_bits()); }
