@@ -59,8 +59,9 @@ def _context(golden: dict[str, Any]) -> str:
     notes = []
     if cases.inputs_digest() != golden["inputs"]:
         notes.append(
-            "the generated inputs differ from the recorded ones (NumPy's random streams or "
-            "casts changed): the digests cannot match, whatever the kernels do"
+            "the generated inputs differ from the recorded ones (cases added or changed, or "
+            "NumPy's random streams or casts changed): their digests cannot match, whatever "
+            "the kernels do"
         )
     recorded = golden["platform"]
     here = {"numpy": _version("numpy"), "scipy": _version("scipy"), "logitkit": lk.__version__}
@@ -99,8 +100,8 @@ def test_golden_digests(isa: str) -> None:
         pytest.fail(
             f"no digests file was recorded on a machine whose NumPy gives these numbers "
             f"(fingerprint {cases.numpy_fingerprint()[:12]}; files: "
-            f"{', '.join(GOLDEN_FILES)}). Record one with the kernels of a commit that "
-            f"passes on another kind of machine: {REGENERATE}",
+            f"{', '.join(GOLDEN_FILES) or 'none'}). Record one with the kernels of a commit "
+            f"that passes on another kind of machine: {REGENERATE}",
             pytrace=False,
         )
     golden = GOLDEN_FILES[name]
@@ -143,3 +144,18 @@ def test_golden_digests(isa: str) -> None:
             + _context(golden),
             pytrace=False,
         )
+
+
+def test_the_recording_of_a_like_machine_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cases, "numpy_fingerprint", lambda: "fp-here")
+    monkeypatch.setattr(cases, "inputs_digest", lambda: "inputs-here")
+    legacy = {"inputs": "inputs-there", "isas": {}}
+    legacy_like = {"inputs": "inputs-here", "isas": {}}
+    mine = {"fingerprint": "fp-here", "inputs": "inputs-old", "isas": {}}
+    other = {"fingerprint": "fp-there", "inputs": "inputs-here", "isas": {}}
+    # the fingerprint decides, even where cases were added since (other inputs)
+    assert cases.matching_golden({"a": legacy_like, "b": other, "c": mine}) == "c"
+    # without one, a file from before fingerprints: the one with these inputs first
+    assert cases.matching_golden({"a": legacy, "b": legacy_like, "c": other}) == "b"
+    assert cases.matching_golden({"a": legacy, "c": other}) == "a"
+    assert cases.matching_golden({"c": other}) is None
