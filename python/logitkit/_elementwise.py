@@ -16,7 +16,7 @@ from ._validation import (
     check_out,
     check_threads,
     compute_dtypes,
-    same_start,
+    partially_overlaps,
 )
 
 __all__ = [
@@ -56,7 +56,7 @@ def _unary(func: str, op: int, x: Any, out: Any, threads: Any, arg: str = "x") -
             out.ndim < 2 or out.flags.c_contiguous == src.flags.c_contiguous
         )
         if same_order and flat_out is not None:
-            if not np.may_share_memory(flat_out, flat_in) or same_start(flat_out, flat_in):
+            if not partially_overlaps(flat_out, flat_in):
                 _core.unary(op, flat_in, flat_out, isa, nthreads)
                 return out
 

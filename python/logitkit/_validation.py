@@ -281,12 +281,8 @@ def partially_overlaps(a: np.ndarray, b: np.ndarray) -> bool:
     # __array_interface__ builds a dict (2 us, a tenth of a small call)
     if not np.may_share_memory(a, b):
         return False
-    return not (same_start(a, b) and a.strides == b.strides and a.shape == b.shape)
-
-
-def same_start(a: np.ndarray, b: np.ndarray) -> bool:
-    """a and b start at the same address."""
-    return bool(a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+    same_start = a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    return not (same_start and a.strides == b.strides and a.shape == b.shape)
 
 
 def check_threads(func: str, threads: Any) -> int:
