@@ -188,6 +188,54 @@ def test_eager_calls_and_operator_calls_give_the_same_tensors():
     assert torch.equal(xg.grad, via_op)
 
 
+_CE_ARGS = (None, -100, "mean", 0.1, "pytorch", 0.0, None, None)
+_RECORDED_CALLS = {
+    # name: (the public function, the operator with the same arguments, needs a soft target)
+    "softmax": (lambda z, t: lkt.softmax(z, 1), lambda z, t: torch.ops.logitkit.softmax(z, 1)),
+    "log_softmax": (
+        lambda z, t: lkt.log_softmax(z, 0),
+        lambda z, t: torch.ops.logitkit.log_softmax(z, 0),
+    ),
+    "logsumexp": (
+        lambda z, t: lkt.logsumexp(z, 1, keepdim=True),
+        lambda z, t: torch.ops.logitkit.logsumexp(z, [1], True),
+    ),
+    "cross_entropy": (
+        lambda z, t: lkt.cross_entropy(z, t, label_smoothing=0.1),
+        lambda z, t: torch.ops.logitkit.cross_entropy(z, t, *_CE_ARGS),
+    ),
+    "bce": (
+        lambda z, t: lkt.binary_cross_entropy_with_logits(z, t, reduction="sum"),
+        lambda z, t: torch.ops.logitkit.binary_cross_entropy_with_logits(
+            z, t, None, None, "sum", 0.0
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_RECORDED_CALLS))
+def test_recorded_eager_calls_give_the_operators_values_and_gradients(name):
+    # in eager mode a call that autograd records runs the operator's formula as an
+    # autograd.Function (lkt._EAGER_AUTOGRAD): its graph node, values and gradients (the soft
+    # target's too) must be the operator's, bit for bit
+    ours, op = _RECORDED_CALLS[name]
+    x = randn(5, 7, seed=38)
+    t = probs(5, 7, seed=39) if name in ("cross_entropy", "bce") else None
+    results = []
+    for call in (ours, op):
+        xg = x.clone().requires_grad_()
+        tg = None if t is None else t.clone().requires_grad_()
+        y = call(xg, tg)
+        upstream = torch.randn(y.shape, generator=_gen(40), dtype=F64)
+        grads = torch.autograd.grad(y, [xg] if tg is None else [xg, tg], upstream)
+        results.append((y.detach(), grads, type(y.grad_fn).__name__))
+    (y_ours, g_ours, node_ours), (y_op, g_op, node_op) = results
+    assert node_ours.endswith("_eagerBackward") and not node_op.endswith("_eagerBackward")
+    assert torch.equal(y_ours, y_op)
+    for a, b in zip(g_ours, g_op, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_vmap_and_modes_see_the_operator():
     x = randn(4, 5, seed=37)
     torch.testing.assert_close(torch.vmap(lambda z: lkt.softmax(z, 0))(x), torch.softmax(x, 1))

@@ -131,20 +131,53 @@ def _transformed() -> bool:
 
 def _run(op: Any, impl: Any, *args: Any) -> Any:
     """``op(*args)`` for the operator ``op`` whose CPU kernel is ``impl``; in eager mode on
-    plain tensors with nothing for autograd to record, ``impl(*args)`` itself, which gives the
-    same tensors. The operator's Python layers (its autograd wrapper, argument defaults, the
-    dynamo guard) cost about 30 us a call forward and 100 us backward, several times the work
-    on a small batch (`python benchmarks/bench_torch.py --threads 1`). Under torch.compile,
-    under vmap and the torch.func transforms, under dispatch and torch-function modes, on
-    tensor subclasses (fake, functional) and where autograd records the call, the operator
-    runs, so tracing, batching, opcheck and double backward see it."""
+    plain tensors, ``impl(*args)`` itself when autograd has nothing to record, and the
+    operator's autograd formula as a torch.autograd.Function when it has (_EAGER_AUTOGRAD).
+    Both give the same tensors as the operator. The operator's Python layers (its autograd
+    wrapper, argument defaults, the dynamo guard) cost about 30 us a call forward and 100 us
+    backward, several times the work on a small batch (`python benchmarks/bench_torch.py
+    --threads 1`). Under torch.compile, under vmap and the torch.func transforms, under
+    dispatch and torch-function modes and on tensor subclasses (fake, functional) the operator
+    runs, so tracing, batching and opcheck see it."""
     if torch.compiler.is_compiling() or _transformed():
         return op(*args)
     record = torch.is_grad_enabled()
+    needs_grad = False
     for a in args:
-        if isinstance(a, Tensor) and (type(a) is not Tensor or (record and a.requires_grad)):
-            return op(*args)
+        if isinstance(a, Tensor):
+            if type(a) is not Tensor:
+                return op(*args)
+            needs_grad = needs_grad or (record and a.requires_grad)
+    if needs_grad:
+        eager = _EAGER_AUTOGRAD.get(impl)
+        return op(*args) if eager is None else eager.apply(*args)  # type: ignore[no-untyped-call]
     return impl(*args)
+
+
+# The operators' autograd formulas again, as torch.autograd.Function classes keyed by the CPU
+# kernel: in eager mode a call that autograd records goes through one of these, which costs a
+# fraction of the operator's dispatch (`python benchmarks/bench_torch.py --threads 1`, forward
+# + backward on 8 x 100 logits). The formulas are the same functions, so both paths give the
+# same gradients; the backward functions call _run in turn, so double backward records the
+# backward operators.
+_EAGER_AUTOGRAD: dict[Any, type[torch.autograd.Function]] = {}
+
+
+def _register_autograd(op: Any, impl: Any, grad: Any, setup_context: Any) -> None:
+    op.register_autograd(grad, setup_context=setup_context)
+
+    def forward(ctx: Any, *args: Any) -> Any:
+        # forward(ctx, ...) rather than a setup_context method: Function.apply binds the
+        # arguments of the latter with inspect.signature, which took longer than the kernel
+        output = impl(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    # made with type() so that its graph nodes are named for the op: "<op>_eagerBackward"
+    name = impl.__name__.strip("_").removesuffix("_impl") + "_eager"
+    methods = {"forward": staticmethod(forward), "backward": staticmethod(grad)}
+    Eager = type(name, (torch.autograd.Function,), methods)
+    _EAGER_AUTOGRAD[impl] = Eager
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,8 +316,8 @@ def _log_softmax_grad(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
     ), None
 
 
-_softmax_op.register_autograd(_softmax_grad, setup_context=_save_output)
-_log_softmax_op.register_autograd(_log_softmax_grad, setup_context=_save_output)
+_register_autograd(_softmax_op, _softmax_impl, _softmax_grad, _save_output)
+_register_autograd(_log_softmax_op, _log_softmax_impl, _log_softmax_grad, _save_output)
 
 
 def _softmax_like(
@@ -397,7 +430,7 @@ def _logsumexp_grad(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
     return grad_input, None, None
 
 
-_logsumexp_op.register_autograd(_logsumexp_grad, setup_context=_logsumexp_setup)
+_register_autograd(_logsumexp_op, _logsumexp_impl, _logsumexp_grad, _logsumexp_setup)
 
 
 def logsumexp(input: Tensor, dim: int | Sequence[int], keepdim: bool = False) -> Tensor:
@@ -636,7 +669,9 @@ def _cross_entropy_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     return (grad_input, grad_target if target_grad else None) + (None,) * 8
 
 
-_cross_entropy_op.register_autograd(_cross_entropy_grad, setup_context=_cross_entropy_setup)
+_register_autograd(
+    _cross_entropy_op, _cross_entropy_impl, _cross_entropy_grad, _cross_entropy_setup
+)
 
 
 class CrossEntropyStats(NamedTuple):
@@ -984,7 +1019,7 @@ def _bce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     return grad_input, (grad_target if target_grad else None), None, None, None, None
 
 
-_bce_op.register_autograd(_bce_grad, setup_context=_bce_setup)
+_register_autograd(_bce_op, _bce_impl, _bce_grad, _bce_setup)
 
 
 def binary_cross_entropy_with_logits(
