@@ -18,6 +18,11 @@ endif()
 
 set(LOGITKIT_ISAS "")
 
+# A build that only this machine runs (the sanitizer builds) can leave out the tables its CPU
+# cannot execute, which are most of its compile time. Release builds compile them all.
+set(LOGITKIT_ONLY_ISAS "" CACHE STRING
+  "Compile only these kernel tables (a ;-list of names from csrc/isa/isas.cmake; scalar is always compiled). Empty: every table of the architecture")
+
 function(logitkit_isa name)
   cmake_parse_arguments(PARSE_ARGV 1 ISA "" "ARCH;HEADER;NAMESPACE;REQUIRES" "FLAGS;MSVC_FLAGS")
   set(where "csrc/isa/isas.cmake, logitkit_isa(${name})")
@@ -66,6 +71,9 @@ foreach(ISA_NAME IN LISTS LOGITKIT_ISAS)
   if(NOT (arch STREQUAL "any" OR arch STREQUAL LOGITKIT_ARCH))
     continue()
   endif()
+  if(LOGITKIT_ONLY_ISAS AND NOT ISA_NAME STREQUAL "scalar" AND NOT ISA_NAME IN_LIST LOGITKIT_ONLY_ISAS)
+    continue()
+  endif()
   set(flags "${LOGITKIT_ISA_${ISA_NAME}_FLAGS}")
   if(CMAKE_CXX_COMPILER_ID STREQUAL "MSVC")
     if(flags AND NOT LOGITKIT_ISA_${ISA_NAME}_MSVC_FLAGS)
@@ -85,6 +93,12 @@ foreach(ISA_NAME IN LISTS LOGITKIT_ISAS)
 endforeach()
 configure_file("${CMAKE_CURRENT_LIST_DIR}/isa_list.h.in" "${LOGITKIT_ISA_GENERATED_DIR}/isa_list.h"
   @ONLY)
+
+foreach(only IN LISTS LOGITKIT_ONLY_ISAS)
+  if(NOT only IN_LIST LOGITKIT_ISAS)
+    message(FATAL_ERROR "LOGITKIT_ONLY_ISAS: no target '${only}' in csrc/isa/isas.cmake")
+  endif()
+endforeach()
 
 list(TRANSFORM LOGITKIT_ISA_SOURCES REPLACE ".*/isa_(.*)\\.cpp$" "\\1"
   OUTPUT_VARIABLE _logitkit_compiled)
