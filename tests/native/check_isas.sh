@@ -4,8 +4,10 @@
 # (-DLOGITKIT_BUILD_ISA_HARNESS=ON -DLOGITKIT_BUILD_MODULE=OFF), from the translation units
 # and with the flags that csrc/isa/isas.cmake gives the architecture.
 #
-#   1. native build (on x86-64: scalar, sse2, avx2, avx512, avx512bf16) and run; every table
-#      of the architecture is compiled, and run only where the CPU has its instructions.
+#   1. native build (on x86-64: scalar, sse2, avx2, avx512, avx512bf16) and run; the tables
+#      this CPU runs, as an installed logitkit names them, or (without one, or with
+#      LOGITKIT_ISA_HARNESS_ALL=1) every table of the architecture, run only where the CPU
+#      has its instructions.
 #   2. aarch64 cross build (scalar, neon) with tests/native/aarch64-linux-gnu.cmake, static so
 #      that user-mode qemu needs no sysroot, run under qemu-aarch64 when it is installed.
 #
@@ -78,9 +80,17 @@ elapsed() { echo "$((SECONDS - $1))s"; }
 
 arch=$(uname -m)
 
+# A table this CPU cannot run is only compiled here, as it is for the module: where an
+# installed logitkit names the tables this CPU runs, the harness builds those alone
+# (LOGITKIT_ISA_HARNESS_ALL=1 builds every table of the architecture anyway).
+only_isas=""
+if [[ ${LOGITKIT_ISA_HARNESS_ALL:-0} != 1 ]]; then
+  only_isas=$(cd / && ${PYTHON:-python3} -c \
+    'import logitkit; print(";".join(logitkit.available_isas()))' 2> /dev/null || true)
+fi
 echo "== native build ($arch)"
 t0=$SECONDS
-build_harness "$build/native"
+build_harness "$build/native" -DLOGITKIT_ONLY_ISAS="$only_isas"
 echo "built in $(elapsed "$t0")"
 t0=$SECONDS
 run_harness native "$build/native/isa_equivalence" "$@"
