@@ -85,8 +85,9 @@ arch=$(uname -m)
 # (LOGITKIT_ISA_HARNESS_ALL=1 builds every table of the architecture anyway).
 only_isas=""
 if [[ ${LOGITKIT_ISA_HARNESS_ALL:-0} != 1 ]]; then
-  only_isas=$(cd / && ${PYTHON:-python3} -c \
-    'import logitkit; print(";".join(logitkit.available_isas()))' 2> /dev/null || true)
+  # shellcheck source=tests/native/host_isas.sh
+  source "$repo/tests/native/host_isas.sh"
+  only_isas=$(host_isas "${PYTHON:-python3}")
 fi
 echo "== native build ($arch)"
 t0=$SECONDS

@@ -91,10 +91,12 @@ esac
 # Only the tables this CPU runs are worth instrumenting: the installed logitkit says which
 # (without one, every table of the architecture is built). -O1 -g1 rather than -O2 -g: line
 # tables are all a report's stack needs. On an AMD EPYC (2 cores) the build took 3.5 min
-# instead of 11, and the tests ran as fast (10.4 min against 10.7 for .ci/run's files). The
-# binding files, with no math in them, are compiled at -O0, which halves their build time.
-only_isas=$(cd / && "$python" -c 'import logitkit; print(";".join(logitkit.available_isas()))' \
-  2> /dev/null || true)
+# instead of 11, and .ci/run's files ran as fast (10.4 min at -O1 -g, 10.6 at -O1 -g1, 10.7
+# at -O2 -g). The binding files, with no math in them, are compiled at -O0, which halves
+# their build time.
+# shellcheck source=tests/native/host_isas.sh
+source "$repo/tests/native/host_isas.sh"
+only_isas=$(host_isas "$python")
 echo "== building logitkit._core with -fsanitize ($kind) in $build," \
   "tables: ${only_isas:-all of this architecture}"
 cmake -S . -B "$build/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
