@@ -9,6 +9,8 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 import logitkit as lk
 from logitkit import _bench
 from logitkit.__main__ import main as cli_main
-from logitkit._bench import peers, plan
+from logitkit._bench import peers, plan, timing
 
 SHAPES = ["64x100", "40x300:axis0"]
 THREADS = [1, 2]
@@ -326,12 +328,25 @@ def test_interleave_takes_the_timed_calls_in_turns(monkeypatch, tmp_path, interl
     calls = []
     recording(monkeypatch, lk, "softmax", calls, lambda: "logitkit")
     recording(monkeypatch, peers, "np_softmax", calls, lambda: "numpy")
+    real_sleep, caller = time.sleep, threading.current_thread()
+
+    def sleep(seconds: float) -> None:  # other threads (pytest-xdist's) sleep as they did
+        if threading.current_thread() is caller:
+            calls.append(f"pause {seconds}")
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(timing.time, "sleep", sleep)
     options = ["--ops", "softmax", "--modes", "fresh", "--shapes", "16x50", "--peers", "numpy"]
     result, md = run_bench(tmp_path, *options, *(["--interleave"] if interleave else []))
     n = _bench.QUICK_REPEAT
     if interleave:
-        # the warm-up calls first, then one call of each per round
-        assert calls == ["logitkit", "numpy"] * (1 + n)
+        # the warm-up calls first, then one call of each per round, every timed call (the
+        # yardstick's read and non-temporal copy too) after a pause
+        pause = f"pause {plan.SETTLE_S}"
+        assert (
+            calls == ["logitkit", "numpy"] + [pause, "logitkit", pause, pause, pause, "numpy"] * n
+        )
     else:
         assert calls == ["logitkit"] * (1 + n) + ["numpy"] * (1 + n)
     assert result["config"]["interleave"] is interleave

@@ -28,6 +28,7 @@ from .plan import (
     PEERS,
     QUICK_REPEAT,
     QUICK_SHAPES,
+    SETTLE_S,
     SLOW_CALL_S,
     Case,
     ShapeSpec,
@@ -121,8 +122,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--interleave",
         action="store_true",
         help="time the implementations of each measurement in turns, one call of each per "
-        "round, instead of back to back: a change in clock speed or load then falls on all "
-        "of them alike, but a multi-threaded call may wait for its sleeping thread pool",
+        f"round after a {1e3 * SETTLE_S:.0f} ms pause, instead of back to back: a change in "
+        "clock speed or load then falls on all of them alike, but a multi-threaded call may "
+        "wait for its sleeping thread pool",
     )
     p.add_argument(
         "--logsumexp-out",
@@ -308,7 +310,8 @@ def _run(args: argparse.Namespace, wall_start: float, started: str) -> int:
             "logsumexp_out": args.logsumexp_out,
             "timing": (
                 "time.perf_counter; per implementation one warm-up call, then the timed calls "
-                "in turns, one call of each implementation per round; median"
+                "in turns, one call of each implementation per round, each after a pause "
+                f"of {1e3 * SETTLE_S:.0f} ms; median"
                 if args.interleave
                 else "time.perf_counter; per implementation one warm-up call, then the "
                 "timed calls back to back; median"

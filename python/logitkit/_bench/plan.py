@@ -49,6 +49,12 @@ QUICK_SHAPES: tuple[str, ...] = ("256x1000", "32x8000", "256x1000:axis0", "32x80
 #: A peer whose first timed call takes longer than this gets only MIN_REPEAT timed calls.
 SLOW_CALL_S = 1.0
 MIN_REPEAT = 3
+#: With --interleave, the pause before each timed call. A library's thread pool spins for a
+#: few milliseconds after a call before it sleeps, and on 2 cores those spinning threads take
+#: the cores from whatever runs next: logitkit's float16 log_softmax on 512x32000 (2 threads,
+#: out=) took 16.9 ms right after JAX's and 12.8 ms after no call, and 10.6 / 10.2 ms with
+#: 20 ms between them (medians of 9).
+SETTLE_S = 0.02
 DEFAULT_REPEAT = 5
 QUICK_REPEAT = 3
 

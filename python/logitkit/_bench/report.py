@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .plan import DTYPE_SHORT, OPS, PEERS, READ_MODE, SLOW_CALL_S
+from .plan import DTYPE_SHORT, OPS, PEERS, READ_MODE, SETTLE_S, SLOW_CALL_S
 from .probe import short_machine
 
 
@@ -253,7 +253,8 @@ def collect_notes(result: dict[str, Any]) -> list[str]:
         )
     if result["config"].get("interleave"):
         notes.append(
-            "--interleave: each timed call follows another implementation's, so a "
+            "--interleave: each timed call follows another implementation's, after a "
+            f"{1e3 * SETTLE_S:.0f} ms pause that lets that one's threads stop spinning, so a "
             "multi-threaded one may include waking its library's sleeping thread pool"
         )
     notes.append(

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _core
 from .._runtime import current_isa_index
 from .peers import OUT_OPS, PeerSet, logitkit_variant, max_abs_diff, to_numpy, tolerance
-from .plan import MIN_REPEAT, READ_MODE, READ_OPS, SLOW_CALL_S, Case
+from .plan import MIN_REPEAT, READ_MODE, READ_OPS, SETTLE_S, SLOW_CALL_S, Case
 from .probe import CpuMeter
 from .report import Progress, record_line
 
@@ -112,22 +112,25 @@ def _timed_call(timing: Timing, fn: Callable[[], Any]) -> None:
 
 def time_round_robin(
     entries: Sequence[tuple[Timing, Callable[[], Any], Callable[[str], None] | None]],
+    settle_s: float = SETTLE_S,
 ) -> None:
     """The timed calls of callables that had their warm_up, in turns: one call of each per
-    round (``--interleave``).
+    round (``--interleave``), each after a pause of settle_s.
 
     A change in clock speed, or a burst of other work, during the case then falls on every
     implementation alike instead of on whichever was running at that moment. The price is
     the one time_block avoids: each call follows another library's, and may pay for waking
-    its own thread pool. A callable leaves the rotation when it has its calls (MIN_REPEAT
-    after a slow first one, as in time_block) or when a call raises (the Timing keeps the
-    error).
+    its own thread pool. The pause lets the previous library's threads stop spinning first,
+    so that they do not take the cores from the call being timed (SETTLE_S). A callable
+    leaves the rotation when it has its calls (MIN_REPEAT after a slow first one, as in
+    time_block) or when a call raises (the Timing keeps the error).
     """
     active = list(entries)
     while active:
         for timing, fn, on_call in active:
             if on_call is not None:
                 on_call(timing.label)
+            time.sleep(settle_s)
             _timed_call(timing, fn)
         active = [e for e in active if e[0].error is None and len(e[0].times) < e[0].target_repeat]
 
