@@ -5,7 +5,8 @@
 Times the loss alone and the loss with its gradient (into a preallocated buffer, freshly
 allocated, and in place over the logits) against PyTorch's forward and forward + backward on
 the same float32 buffers and thread count, and measures the peak memory logitkit allocates
-beyond its inputs (NumPy reports its allocations to tracemalloc).
+beyond its inputs (NumPy reports its allocations to tracemalloc, and logitkit the blocks of
+its buffer cache that results hold).
 """
 
 from __future__ import annotations

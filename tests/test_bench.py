@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import json
 import math
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pytest
 import logitkit as lk
 from logitkit import _bench
 from logitkit.__main__ import main as cli_main
-from logitkit._bench import peers, plan, timing
+from logitkit._bench import peers, plan
 
 SHAPES = ["64x100", "40x300:axis0"]
 THREADS = [1, 2]
@@ -326,29 +326,22 @@ def test_torch_cpu_capability_follows_aten_cpu_capability(tmp_path):
 @pytest.mark.parametrize("interleave", [False, True])
 def test_interleave_takes_the_timed_calls_in_turns(monkeypatch, tmp_path, interleave):
     calls = []
-    recording(monkeypatch, lk, "softmax", calls, lambda: "logitkit")
-    recording(monkeypatch, peers, "np_softmax", calls, lambda: "numpy")
-    real_sleep, caller = time.sleep, threading.current_thread()
-
-    def sleep(seconds: float) -> None:  # other threads (pytest-xdist's) sleep as they did
-        if threading.current_thread() is caller:
-            calls.append(f"pause {seconds}")
-        else:
-            real_sleep(seconds)
-
-    monkeypatch.setattr(timing.time, "sleep", sleep)
+    recording(monkeypatch, lk, "softmax", calls, lambda: ("logitkit", time.perf_counter()))
+    recording(monkeypatch, peers, "np_softmax", calls, lambda: ("numpy", time.perf_counter()))
     options = ["--ops", "softmax", "--modes", "fresh", "--shapes", "16x50", "--peers", "numpy"]
     result, md = run_bench(tmp_path, *options, *(["--interleave"] if interleave else []))
     n = _bench.QUICK_REPEAT
+    who = [name for name, _ in calls]
     if interleave:
-        # the warm-up calls first, then one call of each per round, every timed call (the
-        # yardstick's read and non-temporal copy too) after a pause
-        pause = f"pause {plan.SETTLE_S}"
-        assert (
-            calls == ["logitkit", "numpy"] + [pause, "logitkit", pause, pause, pause, "numpy"] * n
-        )
+        # the warm-up calls first, then one call of each per round
+        assert who == ["logitkit", "numpy"] * (1 + n)
+        # every timed call waits plan.SETTLE_S after the one before it: numpy's comes after
+        # logitkit's and the yardstick's plain and non-temporal copies, logitkit's after numpy's
+        gaps = [b - a for (_, a), (_, b) in itertools.pairwise(calls[2:])]
+        assert all(g >= 3 * plan.SETTLE_S for g in gaps[::2]), gaps
+        assert all(g >= plan.SETTLE_S for g in gaps[1::2]), gaps
     else:
-        assert calls == ["logitkit"] * (1 + n) + ["numpy"] * (1 + n)
+        assert who == ["logitkit"] * (1 + n) + ["numpy"] * (1 + n)
     assert result["config"]["interleave"] is interleave
     assert ("in turns" in result["config"]["timing"]) is interleave
     assert ("in turns over the implementations" in md) is interleave

@@ -4,6 +4,7 @@ bounded by its limit, and the same values and memory order as NumPy-allocated re
 from __future__ import annotations
 
 import gc
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -39,6 +40,31 @@ def test_freed_results_are_reused(cache_limit):
     second = lk.log_softmax(x)
     assert address(second) == where
     np.testing.assert_array_equal(second, lk.log_softmax(x, out=np.empty_like(x)))
+
+
+def test_tracemalloc_counts_the_blocks_results_hold(cache_limit):
+    x = logits(4)
+    lk.softmax(x)  # a freed block waits in the cache
+    domain = lk.runtime_info()["tracemalloc_domain"]
+    ours = tracemalloc.DomainFilter(inclusive=True, domain=domain)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        y = lk.softmax(x)
+        held, _ = tracemalloc.get_traced_memory()
+        traced = tracemalloc.take_snapshot().filter_traces([ours])
+        assert sum(stat.size for stat in traced.statistics("filename")) >= x.nbytes
+        view = y[::2]  # the block stays counted while any array holds it
+        del y
+        gc.collect()
+        assert tracemalloc.get_traced_memory()[0] >= before + x.nbytes
+        del view
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held - before >= x.nbytes
+    assert held - after >= x.nbytes  # back in the cache, it is not counted
 
 
 def test_a_block_is_not_reused_while_a_view_holds_it(cache_limit):

@@ -170,7 +170,8 @@ def runtime_info() -> dict[str, Any]:
         ``LOGITKIT_ISA`` and ``use_isa``), ``openmp``, ``threads`` (the default thread
         count: ``LOGITKIT_NUM_THREADS``, else OpenMP's), ``hardware_threads``,
         ``buffer_cache_limit`` and ``buffer_cache_bytes`` (see
-        :func:`set_buffer_cache_limit`).
+        :func:`set_buffer_cache_limit`), and ``tracemalloc_domain``, the :mod:`tracemalloc`
+        domain in which the cache's blocks that results hold are reported.
 
     Examples
     --------
@@ -178,7 +179,8 @@ def runtime_info() -> dict[str, Any]:
     >>> info = lk.runtime_info()
     >>> list(info)  # doctest: +NORMALIZE_WHITESPACE
     ['version', 'compiled_isas', 'supported_isas', 'best_isa', 'active_isa', 'openmp',
-     'threads', 'hardware_threads', 'buffer_cache_limit', 'buffer_cache_bytes']
+     'threads', 'hardware_threads', 'buffer_cache_limit', 'buffer_cache_bytes',
+     'tracemalloc_domain']
     >>> info["active_isa"] in info["supported_isas"], type(info["threads"])
     (True, <class 'int'>)
     """
@@ -193,6 +195,7 @@ def runtime_info() -> dict[str, Any]:
         "hardware_threads": int(_core.hardware_threads()),
         "buffer_cache_limit": int(_core.buffer_cache_limit()),
         "buffer_cache_bytes": int(_core.buffer_cache_bytes()),
+        "tracemalloc_domain": int(_core.TRACEMALLOC_DOMAIN),
     }
 
 
@@ -205,7 +208,9 @@ def set_buffer_cache_limit(nbytes: int) -> int:
     as the softmax. The cache holds at most this many bytes (256 MiB by default), freeing the
     oldest blocks first; 0 turns it off and frees what it holds. Such results do not own
     their memory in NumPy's sense (``flags.owndata`` is False, so ``ndarray.resize`` refuses
-    them); otherwise they are ordinary arrays.
+    them); otherwise they are ordinary arrays. While a result holds a block, :mod:`tracemalloc`
+    counts it, as it counts NumPy's own allocations, in the domain
+    ``runtime_info()["tracemalloc_domain"]``; the blocks waiting in the cache are not counted.
 
     ``buffer_cache_bytes <= buffer_cache_limit = nbytes`` from then on (the two keys of
     :func:`runtime_info`).
