@@ -51,9 +51,10 @@ SLOW_CALL_S = 1.0
 MIN_REPEAT = 3
 #: With --interleave, the pause before each timed call. A library's thread pool spins for a
 #: few milliseconds after a call before it sleeps, and on 2 cores those spinning threads take
-#: the cores from whatever runs next: logitkit's float16 log_softmax on 512x32000 (2 threads,
-#: out=) took 16.9 ms right after JAX's and 12.8 ms after no call, and 10.6 / 10.2 ms with
-#: 20 ms between them (medians of 9).
+#: the cores from whatever runs next. On an AMD EPYC (2 threads), logitkit's float16 softmax
+#: and log_softmax on 512x32000 with out=, which follow JAX's calls, took 20.8 and 18.1 ms
+#: without a pause and 10.7 and 10.3 ms with this one (`python -m logitkit bench --interleave
+#: --repeat 7 --threads 2 --ops softmax,log_softmax --shapes 512x32000:f16 --peers torch,jax`).
 SETTLE_S = 0.02
 DEFAULT_REPEAT = 5
 QUICK_REPEAT = 3
